@@ -1,0 +1,1 @@
+"""Pure domain core: values in, values out; no files, sockets or clocks."""
