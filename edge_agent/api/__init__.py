@@ -1,0 +1,1 @@
+"""The POS API: the local HTTP interface tills call."""

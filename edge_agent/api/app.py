@@ -1,0 +1,293 @@
+"""The POS API: FastAPI routes over the redemption service.
+
+Every route except ``/v1/health`` needs ``Authorization: Bearer <till token>``; the till id comes
+from the token, never from the body, so one till cannot act as another. Bodies are validated
+before anything is touched (422 naming the field); requests that cannot apply map to 404/409;
+refusals of a code are 200 answers with ``ok: false`` and a stable ``reason``. The OpenAPI
+document is served at ``/openapi.json`` and browsable at ``/docs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from edge_agent.api.auth import TillAuthenticator
+from edge_agent.api.db_thread import DbThread
+from edge_agent.api.schemas import (
+    CodeStatusOut,
+    CommitOut,
+    CommitResultOut,
+    DecisionOut,
+    ErrorOut,
+    HealthOut,
+    LinkIn,
+    LinkOut,
+    RedemptionOut,
+    ReserveOut,
+    ReserveResultOut,
+    ReverseIn,
+    ReverseOut,
+    TransactionIn,
+    ValidateIn,
+    ValidateOut,
+    VoidIn,
+    VoidOut,
+    VoidResultOut,
+)
+from edge_agent.domain.decision import Accepted, Audience, ValidationRequest
+from edge_agent.store import errors
+
+log = logging.getLogger(__name__)
+
+_STATUS_BY_ERROR: tuple[tuple[type[errors.StoreError], int, str], ...] = (
+    (errors.MissingTransactionError, 422, "missing_transaction"),
+    (errors.UnknownCodeError, 404, "unknown_code"),
+    (errors.RedemptionNotFoundError, 404, "redemption_not_found"),
+    (errors.ReversalTooLargeError, 409, "reversal_too_large"),
+    (errors.LinkConflictError, 409, "link_conflict"),
+    (errors.RequestError, 400, "bad_request"),
+)
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "No or unknown till token."},
+    422: {"model": ErrorOut, "description": "The body is malformed; `detail` names the field."},
+}
+
+
+def _error(status: int, error: str, detail: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": error, "detail": detail})
+
+
+class _UnauthorizedError(Exception):
+    pass
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ApiContext:
+    db: DbThread
+    auth: TillAuthenticator
+    store_id: str
+    clock: Callable[[], datetime]
+
+
+def _ctx(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+def _till(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+    till_id = _ctx(request).auth.till_for(authorization)
+    if till_id is None:
+        raise _UnauthorizedError
+    return till_id
+
+
+Ctx = Annotated[ApiContext, Depends(_ctx)]
+Till = Annotated[str, Depends(_till)]
+router = APIRouter()
+
+
+def _request_of(ctx: ApiContext, body: ValidateIn, till_id: str) -> ValidationRequest:
+    basket, applied = body.basket.to_domain()
+    return ValidationRequest(
+        codes=tuple(body.codes),
+        store_id=ctx.store_id,
+        till_id=till_id,
+        cashier_id=body.cashier_id,
+        basket=basket,
+        now=ctx.clock(),
+        member_id=body.member_id,
+        transaction_id=body.transaction_id,
+        applied=applied,
+        audience=Audience(body.audience),
+    )
+
+
+@router.get("/v1/health", response_model=HealthOut, tags=["ops"])
+async def health(ctx: Ctx) -> HealthOut:
+    synced = await ctx.db.run(lambda s: s.cache.synced_at())
+    return HealthOut(status="ok", store_id=ctx.store_id, cache_synced_at=synced)
+
+
+@router.post("/v1/validate", response_model=ValidateOut, responses=_ERRORS, tags=["codes"])
+async def validate(body: ValidateIn, till_id: Till, ctx: Ctx) -> ValidateOut:
+    """Check codes against the basket without changing anything."""
+    request = _request_of(ctx, body, till_id)
+    decisions = await ctx.db.run(lambda s: s.validate(request))
+    return ValidateOut(
+        decisions=[DecisionOut.of(d) for d in decisions],
+        total_discount=sum(d.discount for d in decisions if isinstance(d, Accepted)),
+    )
+
+
+@router.post("/v1/reserve", response_model=ReserveOut, responses=_ERRORS, tags=["codes"])
+async def reserve(body: TransactionIn, till_id: Till, ctx: Ctx) -> ReserveOut:
+    """At scan: validate and hold each accepted code for this transaction."""
+    request = _request_of(ctx, body, till_id)
+    outcomes = await ctx.db.run(lambda s: s.reserve(request))
+    return ReserveOut(
+        results=[
+            ReserveResultOut(decision=DecisionOut.of(o.decision), hold_until=o.hold_until)
+            for o in outcomes
+        ]
+    )
+
+
+@router.post("/v1/commit", response_model=CommitOut, responses=_ERRORS, tags=["codes"])
+async def commit(body: TransactionIn, till_id: Till, ctx: Ctx) -> CommitOut:
+    """At payment: redeem each accepted code, durably, exactly once."""
+    request = _request_of(ctx, body, till_id)
+    outcomes = await ctx.db.run(lambda s: s.commit(request))
+    results = [
+        CommitResultOut(
+            decision=DecisionOut.of(o.decision),
+            redemption=None
+            if o.redemption is None
+            else RedemptionOut.model_validate(dataclasses.asdict(o.redemption)),
+        )
+        for o in outcomes
+    ]
+    total = sum(o.redemption.amount for o in outcomes if o.redemption is not None)
+    return CommitOut(results=results, total_discount=total)
+
+
+@router.post("/v1/void", response_model=VoidOut, responses=_ERRORS, tags=["codes"])
+async def void(body: VoidIn, till_id: Till, ctx: Ctx) -> VoidOut:
+    """Cancel: release this transaction's hold on one code, or on all of them."""
+    now = ctx.clock()
+    outcomes = await ctx.db.run(
+        lambda s: s.void(
+            transaction_id=body.transaction_id,
+            code=body.code,
+            store_id=ctx.store_id,
+            till_id=till_id,
+            cashier_id=body.cashier_id,
+            now=now,
+        )
+    )
+    return VoidOut(results=[VoidResultOut.model_validate(dataclasses.asdict(o)) for o in outcomes])
+
+
+@router.post("/v1/reverse", response_model=ReverseOut, responses=_ERRORS, tags=["codes"])
+async def reverse(body: ReverseIn, till_id: Till, ctx: Ctx) -> ReverseOut:
+    """A return: give back all or part of a redeemed discount. Idempotent per return id."""
+    now = ctx.clock()
+    outcome = await ctx.db.run(
+        lambda s: s.reverse(
+            code=body.code,
+            transaction_id=body.transaction_id,
+            return_id=body.return_id,
+            amount=body.amount,
+            store_id=ctx.store_id,
+            till_id=till_id,
+            cashier_id=body.cashier_id,
+            now=now,
+        )
+    )
+    return ReverseOut.model_validate(dataclasses.asdict(outcome))
+
+
+@router.post("/v1/links", response_model=LinkOut, responses=_ERRORS, tags=["codes"])
+async def link(body: LinkIn, till_id: Till, ctx: Ctx) -> LinkOut:
+    """Link a physical code to a member so it applies at their next checkout."""
+    now = ctx.clock()
+    outcome = await ctx.db.run(
+        lambda s: s.link(
+            code=body.code,
+            member_id=body.member_id,
+            store_id=ctx.store_id,
+            till_id=till_id,
+            cashier_id=body.cashier_id,
+            now=now,
+        )
+    )
+    return LinkOut.model_validate(dataclasses.asdict(outcome))
+
+
+@router.get("/v1/codes/{code}", response_model=CodeStatusOut, responses=_ERRORS, tags=["codes"])
+async def code_status(code: str, _till: Till, ctx: Ctx) -> CodeStatusOut:
+    """A code's record, live holds, redemptions and ledger history."""
+    now = ctx.clock()
+    view = await ctx.db.run(lambda s: s.status(code, now))
+    record = dataclasses.asdict(view.record)
+    return CodeStatusOut.model_validate(
+        {
+            **record,
+            "uses": view.uses,
+            "holds": [dataclasses.asdict(h) for h in view.holds],
+            "redemptions": [dataclasses.asdict(r) for r in view.redemptions],
+            "history": [dataclasses.asdict(h) for h in view.history],
+        }
+    )
+
+
+def create_app(
+    *,
+    db: DbThread,
+    auth: TillAuthenticator,
+    store_id: str,
+    clock: Callable[[], datetime],
+    checkpoint_every_s: float = 30.0,
+) -> FastAPI:
+    """Build the app. ``clock`` is the seam tests and the demo use to move time."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # WAL checkpoints run here, off the till's request path (PERFORMANCE.md: an automatic
+        # checkpoint landing on a request is what makes the p99.9 latency spike).
+        async def checkpoints() -> None:
+            while True:
+                await asyncio.sleep(checkpoint_every_s)
+                await db.run(lambda s: s.cache.checkpoint())
+
+        task = asyncio.create_task(checkpoints())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = FastAPI(
+        title="Storeside POS API",
+        version="1",
+        summary="Validate, reserve, commit, void and reverse coupon codes at the till.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ApiContext(db=db, auth=auth, store_id=store_id, clock=clock)
+    app.include_router(router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in err['loc'] if p != 'body') or 'body'}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        return _error(422, "invalid_request", "; ".join(problems))
+
+    @app.exception_handler(_UnauthorizedError)
+    async def _unauthorized(_: Request, __: _UnauthorizedError) -> JSONResponse:
+        return JSONResponse(
+            status_code=401,
+            content={"error": "unauthorized", "detail": "a valid till bearer token is required"},
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    @app.exception_handler(errors.StoreError)
+    async def _store_error(_: Request, exc: errors.StoreError) -> JSONResponse:
+        for kind, status, name in _STATUS_BY_ERROR:
+            if isinstance(exc, kind):
+                return _error(status, name, str(exc))
+        log.exception("store failure", exc_info=exc)
+        return _error(503, "store_unavailable", str(exc))
+
+    return app

@@ -1,0 +1,291 @@
+"""Request and response bodies of the POS API, and their mapping to the domain.
+
+Bodies are closed (unknown fields are a 422 naming the field) and bounded, so a buggy or hostile
+till cannot make the agent allocate without limit. Money is integer minor units.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge_agent.domain.basket import AppliedPromotion, Basket, BasketLine
+from edge_agent.domain.decision import Accepted, Decision, Refused
+
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@/-]+$")]
+RawCode = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LineIn(_Body):
+    sku: Id
+    category: Annotated[str, Field(min_length=1, max_length=64)]
+    quantity: Annotated[int, Field(ge=1, le=10_000)]
+    unit_price: Annotated[int, Field(ge=0, le=100_000_000, description="Minor units.")]
+    margin_band: Literal["A", "B", "C"] = "B"
+
+
+class AppliedIn(_Body):
+    name: Annotated[str, Field(min_length=1, max_length=80)]
+    stacking_class: Annotated[str, Field(min_length=1, max_length=40)]
+    discount: Annotated[int, Field(ge=0, le=100_000_000)] = 0
+
+
+class BasketIn(_Body):
+    lines: Annotated[list[LineIn], Field(max_length=500)] = []
+    applied: Annotated[
+        list[AppliedIn],
+        Field(max_length=20, description="Promotions the POS already applied (store sale...)."),
+    ] = []
+
+    def to_domain(self) -> tuple[Basket, tuple[AppliedPromotion, ...]]:
+        basket = Basket(
+            lines=tuple(
+                BasketLine(
+                    sku=line.sku,
+                    category=line.category,
+                    quantity=line.quantity,
+                    unit_price=line.unit_price,
+                    margin_band=line.margin_band,
+                )
+                for line in self.lines
+            )
+        )
+        applied = tuple(
+            AppliedPromotion(name=a.name, stacking_class=a.stacking_class, discount=a.discount)
+            for a in self.applied
+        )
+        return basket, applied
+
+
+class ValidateIn(_Body):
+    codes: Annotated[
+        list[RawCode],
+        Field(min_length=1, max_length=20, description="Every code on the basket, scan order."),
+    ]
+    cashier_id: Id
+    member_id: Id | None = None
+    transaction_id: Id | None = None
+    basket: BasketIn = BasketIn()
+    audience: Literal["cashier", "customer"] = "cashier"
+
+
+class TransactionIn(ValidateIn):
+    """Reserve (at scan) or commit (at payment) every code on the basket for one transaction.
+
+    A commit without an earlier reserve validates and commits in one step. Retrying the same
+    transaction and code returns the stored answer and never redeems twice.
+    """
+
+    transaction_id: Id
+
+
+class VoidIn(_Body):
+    transaction_id: Id
+    cashier_id: Id
+    code: Annotated[
+        RawCode | None, Field(description="The code to release; omit to release them all.")
+    ] = None
+
+
+class ReverseIn(_Body):
+    transaction_id: Annotated[Id, Field(description="The sale the code was redeemed on.")]
+    code: RawCode
+    cashier_id: Id
+    return_id: Annotated[Id, Field(description="The return transaction; makes retries safe.")]
+    amount: Annotated[
+        int | None,
+        Field(ge=1, description="Discount to give back (minor units); omit for a full reversal."),
+    ] = None
+
+
+class LinkIn(_Body):
+    code: RawCode
+    member_id: Id
+    cashier_id: Id
+
+
+class LineDiscountOut(BaseModel):
+    sku: str
+    amount: int
+
+
+class DecisionOut(BaseModel):
+    ok: bool
+    code: str
+    reason: Annotated[str | None, Field(description="Stable reason code when refused.")] = None
+    cashier_message: str
+    customer_message: str
+    discount: int = 0
+    lines: list[LineDiscountOut] = []
+    campaign_id: str | None = None
+    stacks_with: list[str] = []
+    does_not_stack_with: list[str] = []
+    retry_after: datetime | None = None
+    details: dict[str, object] = {}
+
+    @classmethod
+    def of(cls, decision: Decision) -> DecisionOut:
+        if isinstance(decision, Accepted):
+            return cls(
+                ok=True,
+                code=decision.code,
+                cashier_message=decision.cashier_message,
+                customer_message=decision.customer_message,
+                discount=decision.discount,
+                lines=[LineDiscountOut(sku=x.sku, amount=x.amount) for x in decision.lines],
+                campaign_id=decision.campaign_id,
+                stacks_with=list(decision.stacks_with),
+                does_not_stack_with=list(decision.does_not_stack_with),
+                details=dict(decision.details),
+            )
+        assert isinstance(decision, Refused)
+        return cls(
+            ok=False,
+            code=decision.code,
+            reason=decision.reason.value,
+            cashier_message=decision.cashier_message,
+            customer_message=decision.customer_message,
+            retry_after=decision.retry_after,
+            details=dict(decision.details),
+        )
+
+
+class ValidateOut(BaseModel):
+    decisions: list[DecisionOut]
+    total_discount: int
+
+
+class ErrorOut(BaseModel):
+    error: str
+    detail: str
+
+
+class ReserveResultOut(BaseModel):
+    decision: DecisionOut
+    hold_until: Annotated[datetime | None, Field(description="Set when now held.")] = None
+
+
+class RedemptionOut(BaseModel):
+    code: str
+    transaction_id: str
+    campaign_id: str
+    member_id: str | None
+    amount: int
+    redeemed_at: datetime
+    store_id: str
+    till_id: str
+    cashier_id: str
+    event_id: str
+    seq: int
+
+
+class CommitResultOut(BaseModel):
+    decision: DecisionOut
+    redemption: Annotated[
+        RedemptionOut | None, Field(description="Set when the code was redeemed.")
+    ] = None
+
+
+class ReserveOut(BaseModel):
+    results: list[ReserveResultOut]
+
+
+class CommitOut(BaseModel):
+    results: list[CommitResultOut]
+    total_discount: int
+
+
+class VoidResultOut(BaseModel):
+    code: str
+    transaction_id: str
+    released: bool
+    voided_at: datetime | None = None
+    event_id: str | None = None
+
+
+class VoidOut(BaseModel):
+    results: list[VoidResultOut]
+
+
+class ReverseOut(BaseModel):
+    code: str
+    transaction_id: str
+    return_id: str
+    amount: int
+    remaining: int
+    fully_reversed: bool
+    reversed_at: datetime
+    event_id: str
+
+
+class LinkOut(BaseModel):
+    code: str
+    member_id: str
+    mode: str
+    linked_at: datetime
+    created: bool
+
+
+class HoldOut(BaseModel):
+    till_id: str
+    store_id: str
+    transaction_id: str
+    until: datetime
+
+
+class ReversalOut(BaseModel):
+    return_id: str
+    amount: int
+    reversed_at: datetime
+    till_id: str
+
+
+class RedemptionViewOut(BaseModel):
+    transaction_id: str
+    member_id: str | None
+    amount: int
+    reversed_amount: int
+    fully_reversed: bool
+    redeemed_at: datetime
+    store_id: str
+    till_id: str
+    cashier_id: str
+    reversals: list[ReversalOut]
+
+
+class HistoryOut(BaseModel):
+    seq: int
+    event_id: str
+    type: str
+    occurred_at: datetime
+    transaction_id: str | None
+    till_id: str
+    amount: int
+
+
+class CodeStatusOut(BaseModel):
+    code: str
+    campaign_id: str
+    member_id: str | None
+    linked_member_id: str | None
+    status: str
+    channel: str
+    variant: str
+    issued_at: datetime | None
+    expires_at: datetime | None
+    uses: int
+    holds: list[HoldOut]
+    redemptions: list[RedemptionViewOut]
+    history: list[HistoryOut]
+
+
+class HealthOut(BaseModel):
+    status: str
+    store_id: str
+    cache_synced_at: datetime | None

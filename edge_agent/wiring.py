@@ -1,0 +1,71 @@
+"""The composition root: config in, a running agent out. The only place that wires parts.
+
+Later issues add the hardware drivers and the MQTT link here; nothing else imports them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from config.model import AgentConfig
+from edge_agent.api.app import create_app
+from edge_agent.api.auth import TillAuthenticator
+from edge_agent.api.db_thread import DbThread
+from edge_agent.store.cache import CodeCache
+from edge_agent.store.redemptions import RedemptionService
+from edge_agent.store.throttle import ThrottleConfig
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def open_service(cfg: AgentConfig) -> RedemptionService:
+    """Open the cache named by ``cfg`` and the redemption service over it."""
+    path = Path(cfg.cache.path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cache = CodeCache.open(path, store_id=cfg.store.store_id)
+    r = cfg.redemption
+    return RedemptionService(
+        cache,
+        fmt=cfg.code_format.to_format(),
+        hold=timedelta(seconds=r.hold_seconds),
+        throttle=ThrottleConfig(
+            max_failures=r.till_failure_limit,
+            window=timedelta(seconds=r.till_failure_window_s),
+            cooldown=timedelta(seconds=r.till_cooldown_s),
+        ),
+    )
+
+
+def build_app(
+    cfg: AgentConfig, *, clock: Callable[[], datetime] = utc_now
+) -> tuple[FastAPI, DbThread]:
+    db = DbThread(lambda: open_service(cfg))
+    app = create_app(
+        db=db,
+        auth=TillAuthenticator(cfg.api.tills),
+        store_id=cfg.store.store_id,
+        clock=clock,
+        checkpoint_every_s=cfg.cache.checkpoint_interval_s,
+    )
+    return app, db
+
+
+def serve(cfg: AgentConfig) -> None:
+    """Run the POS API until interrupted (systemd stops it with SIGTERM)."""
+    if not cfg.api.tills:
+        log.warning("no tills configured: every POS API call will be refused (401)")
+    app, db = build_app(cfg)
+    try:
+        uvicorn.run(app, host=cfg.api.host, port=cfg.api.port, log_level="info")
+    finally:
+        db.close()

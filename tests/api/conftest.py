@@ -1,0 +1,84 @@
+"""A real POS API server (uvicorn on a loopback socket) over a real SQLite cache file."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from config.model import AgentConfig, TillCredential
+from edge_agent.api.auth import new_token, token_digest
+from edge_agent.wiring import build_app
+from tests.store import factories
+
+
+@dataclass
+class Clock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@dataclass
+class Server:
+    base_url: str
+    tokens: dict[str, str]
+    clock: Clock
+    cache_path: Path
+
+    def client(self, till: str | None = "till-1") -> httpx.Client:
+        headers = {} if till is None else {"Authorization": f"Bearer {self.tokens[till]}"}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=10)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    cache_path = tmp_path / "cache.db"
+    factories.open_cache(cache_path).close()  # seed campaigns, members and codes
+    tokens = {t: new_token() for t in ("till-1", "till-2")}
+    cfg = AgentConfig.model_validate(
+        {
+            "code_format": {"prefix": "SS"},
+            "store": {"store_id": factories.STORE, "namespace": "K7"},
+            "cache": {"path": str(cache_path)},
+            "redemption": {"hold_seconds": 60, "till_failure_limit": 5},
+            "api": {
+                "tills": [
+                    TillCredential(till_id=t, token_sha256=token_digest(tok)).model_dump()
+                    for t, tok in tokens.items()
+                ]
+            },
+        }
+    )
+    clock = Clock(factories.NOW)
+    app, db = build_app(cfg, clock=clock)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not uv.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("POS API did not start")
+        time.sleep(0.01)
+    try:
+        yield Server(f"http://127.0.0.1:{port}", tokens, clock, cache_path)
+    finally:
+        uv.should_exit = True
+        thread.join(10)
+        sock.close()
+        db.close()
