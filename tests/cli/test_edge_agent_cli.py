@@ -1,0 +1,129 @@
+"""`edge-agent` as staff and scripts use it: a real process over a real cache file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from edge_agent.cli import UsageError, build_parser, parse_line
+from edge_agent.domain.code_record import CodeRecord
+from edge_agent.domain.promotion import Member
+from edge_agent.store.cache import CodeCache
+from tests.store import factories
+from tests.store.factories import A, B
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def seed(cache_path: Path, *, synced: bool) -> None:
+    """A cache valid around the real clock: the CLI acts at the wall-clock time."""
+    now = datetime.now(UTC)
+    cache = CodeCache.open(cache_path, store_id=factories.STORE)
+    cache.put_campaign(
+        factories.promotion(starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=14))
+    )
+    cache.put_member(Member(member_id="M1"))
+    cache.put_member(Member(member_id="M2"))
+    cache.put_codes(
+        [
+            CodeRecord(code=A, campaign_id="C1", member_id="M1"),
+            CodeRecord(code=B, campaign_id="C1", member_id="M2"),
+        ]
+    )
+    if synced:
+        cache.set_synced_at(now)
+    cache.close()
+
+
+def write_config(tmp_path: Path, *, synced: bool) -> Path:
+    cache = tmp_path / "cache.db"
+    seed(cache, synced=synced)
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        f'[store]\nstore_id = "{factories.STORE}"\nnamespace = "K7"\n[cache]\npath = "{cache}"\n'
+    )
+    return path
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return write_config(tmp_path, synced=False)
+
+
+def run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge_agent.cli", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_stale_cache_is_refused_with_its_reason(config: Path) -> None:
+    line = "--line=SKU1:food:2:1500"
+    # The cache was never synced, so the offline policy refuses: the CLI says why, exit 1.
+    stale = run(config, "validate", A, "--member", "M1", line)
+    assert stale.returncode == 1
+    assert "CACHE_STALE" in stale.stdout
+
+
+def test_validate_and_redeem_on_a_synced_cache(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, synced=True)
+    line = "--line=SKU1:food:2:1500"
+    ok = run(cfg, "validate", A, "--member", "M1", line)
+    assert ok.returncode == 0, ok.stderr
+    assert "ACCEPTED" in ok.stdout and "-5.00" in ok.stdout
+    wrong = run(cfg, "validate", B, "--member", "M1", line, "--json")
+    assert wrong.returncode == 1
+    assert json.loads(wrong.stdout)[0]["reason"] == "WRONG_MEMBER"
+    redeemed = run(cfg, "redeem", A, "--member", "M1", line, "--txn", "T-9")
+    assert redeemed.returncode == 0, redeemed.stderr
+    assert "redeemed" in redeemed.stdout
+    again = run(cfg, "redeem", A, "--member", "M1", line, "--txn", "T-10")
+    assert again.returncode == 1 and "ALREADY_REDEEMED" in again.stdout
+    status = run(cfg, "status", A, "--json")
+    assert json.loads(status.stdout)["uses"] == 1
+    back = run(cfg, "reverse", A, "--txn", "T-9", "--return-id", "R-1", "--amount", "100")
+    assert back.returncode == 0 and "4.00 still credited" in back.stdout
+
+
+def test_user_mistakes_are_one_line_and_exit_2(config: Path, tmp_path: Path) -> None:
+    bad_line = run(config, "validate", A, "--line", "SKU1:food:two:1500")
+    assert bad_line.returncode == 2
+    assert bad_line.stderr.startswith("edge-agent: --line")
+    unknown = run(config, "status", "SSK7AAAAAAA")
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[store]\nstor_id = 1\n")
+    cfg_err = run(broken, "config", "check")
+    assert cfg_err.returncode == 2 and "store.stor_id" in cfg_err.stderr
+
+
+def test_till_token_prints_a_usable_config_line(config: Path) -> None:
+    out = run(config, "till-token", "till-9").stdout
+    token = out.splitlines()[1].strip()
+    digest = re.search(r'token_sha256 = "([0-9a-f]{64})"', out)
+    assert digest is not None
+    assert hashlib.sha256(token.encode()).hexdigest() == digest.group(1)
+
+
+def test_parse_line() -> None:
+    assert parse_line("milk:dairy:2:149:A").margin_band == "A"
+    with pytest.raises(UsageError):
+        parse_line("milk:dairy:0:149")
+
+
+def test_every_command_is_documented_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name in sub.choices:  # type: ignore[union-attr]
+        assert f"edge-agent {name}" in readme, f"README does not show `edge-agent {name}`"
