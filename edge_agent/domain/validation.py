@@ -60,7 +60,7 @@ the extra one. On a customer-facing channel, refusals of unproven codes then go 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -91,6 +91,20 @@ class _Basket:
     bill: int  # basket total after the POS's own discounts (>= 0)
     synced_at: datetime | None  # None: never synced
     cache_age: timedelta | None
+
+
+def canonical(raw: str, fmt: CodeFormat, known: Container[str]) -> str | Malformed:
+    """The code ``raw`` stands for, or why it cannot be one.
+
+    Codes we mint carry a check character and are refused as MALFORMED on a typo. Brand-supplied
+    codes (bulk imports) and generic literal codes (``HOLIMAN100``) have no such structure: they
+    are stored verbatim, normalised, so a string that fails our format but is ``known`` is that
+    literal code.
+    """
+    parsed = parse(raw, fmt)
+    if isinstance(parsed, Malformed) and parsed.normalised in known:
+        return parsed.normalised
+    return parsed
 
 
 def evaluate(
@@ -129,7 +143,7 @@ def evaluate(
     shares: dict[int, Share] = {}
     occurrences: dict[str, int] = {}
     for pos, raw in enumerate(request.codes):
-        parsed = parse(raw, fmt)
+        parsed = canonical(raw, fmt, facts)
         if isinstance(parsed, Malformed):
             codes.append(parsed.normalised)
             found.append(None)
