@@ -66,6 +66,8 @@ def serve(cfg: AgentConfig) -> None:
         log.warning("no tills configured: every POS API call will be refused (401)")
     app, db = build_app(cfg)
     try:
-        uvicorn.run(app, host=cfg.api.host, port=cfg.api.port, log_level="info")
+        # No access log: every till request would cost a log line on the hot path; the
+        # service logs what matters (refusal floods, throttled tills).
+        uvicorn.run(app, host=cfg.api.host, port=cfg.api.port, log_level="info", access_log=False)
     finally:
         db.close()

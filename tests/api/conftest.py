@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,10 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from config.model import AgentConfig, TillCredential
 from edge_agent.api.auth import new_token, token_digest
+from edge_agent.api.background import serving
 from edge_agent.wiring import build_app
 from tests.store import factories
 
@@ -64,21 +61,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
     )
     clock = Clock(factories.NOW)
     app, db = build_app(cfg, clock=clock)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("POS API did not start")
-        time.sleep(0.01)
     try:
-        yield Server(f"http://127.0.0.1:{port}", tokens, clock, cache_path)
+        with serving(app) as base_url:
+            yield Server(base_url, tokens, clock, cache_path)
     finally:
-        uv.should_exit = True
-        thread.join(10)
-        sock.close()
         db.close()

@@ -1,0 +1,140 @@
+"""Validation through the real POS API, as a till calls it, with 10 million codes cached.
+
+The agent runs as its own process (`edge-agent serve`), over the 10M-code cache that
+bench_lookup builds (and builds here if missing); the till is an httpx client on loopback making
+sequential requests. Also prints the agent process's RSS with that cache open: the figure the
+issue bounds (<= 150 MB).
+"""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from bench import bench_lookup
+from bench.report import figure, latency
+from edge_agent.api.auth import new_token, token_digest
+from edge_agent.domain.promotion import Benefit, BenefitKind, Promotion, StackingRule
+from edge_agent.store.cache import CodeCache
+
+REQUESTS = 5_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _refresh(now: datetime) -> list[tuple[str, str]]:
+    """Keep the reused bench cache valid today; return (code, member) pairs to validate."""
+    cache = CodeCache.open(bench_lookup.CACHE, store_id=bench_lookup.STORE)
+    cache.put_campaign(
+        Promotion(
+            campaign_id="B1",
+            name="Bench",
+            benefit=Benefit(kind=BenefitKind.PERCENT_OFF, value=1000),
+            stacking=StackingRule(stacking_class="coupon"),
+            starts_at=now - timedelta(days=1),
+            ends_at=now + timedelta(days=365),
+        )
+    )
+    cache.set_synced_at(now)
+    cache.close()
+    sample = bench_lookup.SAMPLE.read_text().split()[:REQUESTS]
+    with sqlite3.connect(bench_lookup.CACHE) as conn:
+        return [
+            (
+                code,
+                str(
+                    conn.execute("SELECT member_id FROM codes WHERE code = ?", (code,)).fetchone()[
+                        0
+                    ]
+                ),
+            )
+            for code in sample
+        ]
+
+
+def _rss_mb(pid: int) -> tuple[float, float]:
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def main() -> None:
+    if not bench_lookup.CACHE.exists() or not bench_lookup.SAMPLE.exists():
+        bench_lookup.build()
+    now = datetime.now(UTC)
+    pairs = _refresh(now)
+    token, port = new_token(), _free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "agent.toml"
+        config.write_text(
+            f'[store]\nstore_id = "{bench_lookup.STORE}"\nnamespace = "B7"\n'
+            f'[cache]\npath = "{bench_lookup.CACHE}"\n'
+            f"[api]\nport = {port}\n"
+            f'[[api.tills]]\ntill_id = "till-1"\ntoken_sha256 = "{token_digest(token)}"\n'
+        )
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "edge_agent.cli", "--config", str(config), "serve"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _drive(agent.pid, port, token, pairs)
+        finally:
+            agent.terminate()
+            agent.wait(10)
+
+
+def _drive(pid: int, port: int, token: str, pairs: list[tuple[str, str]]) -> None:
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {token}"}
+    lines = [
+        {"sku": f"sku-{i}", "category": "grocery", "quantity": 1, "unit_price": 250 + i}
+        for i in range(10)
+    ]
+    with httpx.Client(base_url=base, headers=headers, timeout=10) as till:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                till.get("/v1/health").raise_for_status()
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        timings: list[float] = []
+        accepted = 0
+        for code, member in pairs:
+            body = {
+                "codes": [code],
+                "cashier_id": "c-1",
+                "member_id": member,
+                "basket": {"lines": lines},
+            }
+            t = time.perf_counter()
+            r = till.post("/v1/validate", json=body)
+            timings.append(time.perf_counter() - t)
+            accepted += r.json()["decisions"][0]["ok"]
+    if accepted != len(pairs):
+        print(f"warning: only {accepted} of {len(pairs)} validations were accepted")
+    latency("POS API validate over HTTP (10M codes cached)", timings, target_p99_us=5_000)
+    figure("requests per second (one till, sequential)", len(timings) / sum(timings), "req/s")
+    rss, peak = _rss_mb(pid)
+    figure("agent process RSS serving with 10M-code cache", rss, "MB", target="<= 150")
+    figure("agent process peak RSS", peak, "MB", target="<= 150")
+
+
+if __name__ == "__main__":
+    main()

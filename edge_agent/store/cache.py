@@ -1,0 +1,310 @@
+"""The store's code cache: one SQLite file, opened with the pragmas durability needs.
+
+``lookup`` is the hot path: it builds a ``CodeFacts`` from one joined read of the code (with its
+link overlay, use count, last redemption and campaign counters), the parsed ``Promotion`` from
+memory, and, when a member is involved, their profile, their uses of this code and their recent
+redemptions. Writes that change redemption state live in ``redemptions.py``; snapshot loading
+in ``snapshot_load.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from edge_agent.domain.code_record import (
+    CodeFacts,
+    CodeRecord,
+    CodeStatus,
+    RedemptionInfo,
+    Reservation,
+    UsageFacts,
+)
+from edge_agent.domain.promotion import Member, Promotion
+from edge_agent.domain.promotion_codec import promotion_from_dict, promotion_to_dict
+from edge_agent.store import ledger, schema, snapshot_load
+from edge_agent.store.errors import CacheError, StoreMismatchError
+from edge_agent.store.ledger import from_us, to_us
+
+_CODE_SQL = """
+SELECT c.campaign_id, c.member_id, c.status, c.channel, c.variant, c.issued_at, c.expires_at,
+       coalesce(l.member_id, c.linked_member_id),
+       u.uses, r.redeemed_us, r.store_id, r.till_id, r.transaction_id,
+       cu.uses, cu.money, cu.store_uses
+FROM codes AS c
+LEFT JOIN code_links AS l ON l.code = c.code
+LEFT JOIN code_usage AS u ON u.code = c.code
+LEFT JOIN redemptions AS r ON r.id = u.last_redemption_id
+LEFT JOIN campaign_usage AS cu ON cu.campaign_id = c.campaign_id
+WHERE c.code = ?
+"""
+_PUT_CODE_SQL = "INSERT OR REPLACE INTO codes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_MEMBER_SQL = "SELECT segment, tier, proximity_consent FROM members WHERE member_id = ?"
+_MEMBER_USES_SQL = "SELECT uses FROM member_code_usage WHERE code = ? AND member_id = ?"
+_VELOCITY_SQL = (
+    "SELECT redeemed_us FROM redemptions WHERE member_id = ? AND redeemed_us > ? "
+    "AND fully_reversed = 0 ORDER BY redeemed_us DESC LIMIT ?"
+)
+_HOLDS_SQL = (
+    "SELECT till_id, store_id, transaction_id, until_us FROM reservations "
+    "WHERE code = ? AND until_us > ?"
+)
+
+
+def _epoch_s(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _to_epoch_s(value: datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp())
+
+
+class CodeCache:
+    """One open cache file. Not thread-safe: use it from one thread at a time."""
+
+    def __init__(self, *, db: sqlite_utils.Database, path: Path, store_id: str, box_id: str):
+        self.db = db
+        self.conn: sqlite3.Connection = db.conn
+        self.path = path
+        self.store_id = store_id
+        self.box_id = box_id
+        self._promotions: dict[str, Promotion] = {}
+
+    @classmethod
+    def open(
+        cls,
+        path: Path | str,
+        *,
+        store_id: str,
+        cache_kib: int = 16_384,
+        busy_timeout_ms: int = 5_000,
+    ) -> CodeCache:
+        """Open (creating or upgrading) the cache of ``store_id`` at ``path``.
+
+        Raises ``SchemaTooNewError`` for a file from a newer agent, ``StoreMismatchError`` for
+        another store's file, ``CacheError`` for anything else unusable.
+        """
+        path = Path(path)
+        db = schema.connect(path, cache_kib=cache_kib, busy_timeout_ms=busy_timeout_ms)
+        try:
+            schema.migrate(db)
+            conn = db.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+                if row is None:
+                    conn.execute(
+                        "INSERT INTO meta (key, value) VALUES ('store_id', ?)", (store_id,)
+                    )
+                box = conn.execute("SELECT value FROM meta WHERE key = 'box_id'").fetchone()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            if row is not None and row[0] != store_id:
+                raise StoreMismatchError(file_store=str(row[0]), wanted=store_id)
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise CacheError(f"{path}: {exc}") from exc
+        except BaseException:
+            db.close()
+            raise
+        return cls(db=db, path=path, store_id=store_id, box_id=str(box[0]))
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT: the write lock is taken before anything is read, so a
+        check-then-write inside cannot race another connection."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def checkpoint(self, *, truncate: bool = False) -> tuple[int, int, int]:
+        """Copy the WAL into the database file; call it off the hot path (e.g. every few
+        seconds when idle). Returns SQLite's (busy, wal frames, frames checkpointed)."""
+        mode = "TRUNCATE" if truncate else "PASSIVE"
+        busy, log, done = self.conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        return int(busy), int(log), int(done)
+
+    # -- meta ---------------------------------------------------------------------------------
+
+    def synced_at(self) -> datetime | None:
+        """When this cache last heard from HQ (the loaded snapshot's creation time)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'synced_at'").fetchone()
+        return None if row is None else datetime.fromisoformat(str(row[0]))
+
+    def set_synced_at(self, at: datetime) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('synced_at', ?)",
+                (at.astimezone(UTC).isoformat(),),
+            )
+
+    # -- incremental upserts (tests, demo, HQ fan-out) ----------------------------------------
+
+    def put_campaign(self, promotion: Promotion) -> None:
+        body = json.dumps(promotion_to_dict(promotion), sort_keys=True)
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO campaigns (campaign_id, body) VALUES (?, ?)",
+                (promotion.campaign_id, body),
+            )
+        self._promotions.pop(promotion.campaign_id, None)
+
+    def put_member(self, member: Member) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?)",
+                (member.member_id, member.segment, member.tier, int(member.proximity_consent)),
+            )
+
+    def put_codes(self, records: Iterable[CodeRecord]) -> int:
+        rows = [
+            (
+                r.code,
+                r.campaign_id,
+                r.member_id,
+                r.status.value,
+                r.channel,
+                r.variant,
+                _to_epoch_s(r.issued_at),
+                _to_epoch_s(r.expires_at),
+                r.linked_member_id,
+            )
+            for r in records
+        ]
+        rows.sort()  # sorted inserts into a WITHOUT ROWID table are several times faster
+        with self.transaction() as conn:
+            conn.executemany(
+                _PUT_CODE_SQL,
+                rows,
+            )
+        return len(rows)
+
+    def revoke(self, code: str) -> bool:
+        """Mark a code revoked; False if the cache does not hold it."""
+        with self.transaction() as conn:
+            changed = conn.execute(
+                "UPDATE codes SET status = 'revoked' WHERE code = ?", (code,)
+            ).rowcount
+        return changed > 0
+
+    def load_snapshot(self, path: Path | str) -> snapshot_load.SnapshotInfo:
+        """Replace codes, campaigns and members with a snapshot's; keep all mutable state.
+        Raises ``SnapshotError`` (cache untouched) for a malformed or foreign snapshot."""
+        try:
+            return snapshot_load.load_snapshot(self.conn, Path(path), store_id=self.store_id)
+        finally:
+            self._promotions.clear()
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def promotion(self, campaign_id: str) -> Promotion | None:
+        """The parsed promotion, cached in memory until its campaign changes."""
+        cached = self._promotions.get(campaign_id)
+        if cached is not None:
+            return cached
+        row = self.conn.execute(
+            "SELECT body FROM campaigns WHERE campaign_id = ?", (campaign_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        promotion = promotion_from_dict(json.loads(row[0]))
+        self._promotions[campaign_id] = promotion
+        return promotion
+
+    def member(self, member_id: str) -> Member | None:
+        row = self.conn.execute(_MEMBER_SQL, (member_id,)).fetchone()
+        if row is None:
+            return None
+        return Member(
+            member_id=member_id, segment=row[0], tier=row[1], proximity_consent=bool(row[2])
+        )
+
+    def lookup(self, code: str, member_id: str | None, now: datetime) -> CodeFacts | None:
+        """Everything validation needs about canonical ``code``; None if the cache lacks it.
+
+        Usage is attributed to the requesting member, else the member the code is linked or
+        bound to: the same member a redemption would be recorded against.
+        """
+        conn = self.conn
+        row = conn.execute(_CODE_SQL, (code,)).fetchone()
+        if row is None:
+            return None
+        (campaign_id, bound, status, channel, variant, issued, expires, linked,
+         uses, last_us, last_store, last_till, last_txn,
+         c_uses, c_money, c_store) = row  # fmt: skip
+        promotion = self.promotion(campaign_id)
+        if promotion is None:
+            return None  # a code whose campaign HQ has not shipped cannot be honoured
+        record = CodeRecord(
+            code=code,
+            campaign_id=campaign_id,
+            member_id=bound,
+            status=CodeStatus(status),
+            channel=channel,
+            variant=variant,
+            issued_at=_epoch_s(issued),
+            expires_at=_epoch_s(expires),
+            linked_member_id=linked,
+        )
+        member = self.member(member_id) if member_id is not None else None
+        subject = member_id or linked or bound
+        member_uses = 0
+        recent: tuple[datetime, ...] = ()
+        if subject is not None:
+            got = conn.execute(_MEMBER_USES_SQL, (code, subject)).fetchone()
+            member_uses = 0 if got is None else int(got[0])
+            limit = promotion.limits.member_velocity_count
+            if limit is not None:
+                since = to_us(now - promotion.limits.member_velocity_window)
+                # Only the newest ``limit`` decide (and date) a refusal; a margin keeps the
+                # reported count honest for any plausible member.
+                rows = conn.execute(_VELOCITY_SQL, (subject, since, max(100, limit + 1)))
+                recent = tuple(from_us(us) for (us,) in rows)
+        holds = tuple(
+            Reservation(till_id=t, store_id=s, transaction_id=x, until=from_us(u))
+            for t, s, x, u in conn.execute(_HOLDS_SQL, (code, to_us(now)))
+        )
+        last = (
+            None
+            if last_us is None
+            else RedemptionInfo(
+                at=from_us(last_us), store_id=last_store, till_id=last_till, transaction_id=last_txn
+            )
+        )
+        usage = UsageFacts(
+            code_uses=uses or 0,
+            member_code_uses=member_uses,
+            member_recent_redemptions=recent,
+            campaign_uses=c_uses or 0,
+            campaign_money=c_money or 0,
+            store_campaign_uses=c_store or 0,
+            reservations=holds,
+            last_redemption=last,
+        )
+        return CodeFacts(record=record, promotion=promotion, member=member, usage=usage)
+
+    # -- outbox -------------------------------------------------------------------------------
+
+    def pending_outbox(self, limit: int = 100) -> tuple[ledger.OutboxItem, ...]:
+        """Events not yet acknowledged by HQ, oldest first."""
+        return ledger.pending(self.conn, limit)
+
+    def ack_outbox(self, up_to_seq: int) -> int:
+        """HQ has every event up to ``up_to_seq``: drop them from the outbox."""
+        return ledger.ack(self.conn, up_to_seq)

@@ -1,0 +1,97 @@
+"""Releasing reservations: a void on cancel, and housekeeping of holds past their time.
+
+A hold past its ``until`` already stops counting (lookups ignore it); deleting it is only
+housekeeping, so ``expire_holds`` writes no event. A void of a live hold is a state change HQ
+hears about (``code.voided``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from edge_agent.store import ledger, outcomes
+from edge_agent.store.cache import CodeCache
+from edge_agent.store.ledger import Attribution, EventType, to_us
+from edge_agent.store.outcomes import VoidOutcome
+
+
+def void(
+    cache: CodeCache,
+    *,
+    transaction_id: str,
+    codes: list[str] | None,
+    attribution: Attribution,
+    now: datetime,
+) -> tuple[VoidOutcome, ...]:
+    """Release the transaction's holds on ``codes`` (None: every code it holds)."""
+    conn = cache.conn
+    now_us = to_us(now)
+    result: list[VoidOutcome] = []
+    with cache.transaction():
+        if codes is None:
+            codes = [
+                str(c)
+                for (c,) in conn.execute(
+                    "SELECT code FROM reservations WHERE transaction_id = ? AND until_us > ? "
+                    "ORDER BY code",
+                    (transaction_id, now_us),
+                )
+            ]
+        for code in codes:
+            old = conn.execute(
+                "SELECT response FROM requests "
+                "WHERE transaction_id = ? AND code = ? AND operation = 'void'",
+                (transaction_id, code),
+            ).fetchone()
+            if old is not None:
+                result.append(outcomes.void_from_json(str(old[0])))
+                continue
+            hold = conn.execute(
+                "DELETE FROM reservations WHERE code = ? AND transaction_id = ? "
+                "RETURNING until_us, member_id",
+                (code, transaction_id),
+            ).fetchone()
+            if hold is None or hold[0] <= now_us:
+                # Nothing live to release (never held, expired, or consumed by a commit).
+                result.append(VoidOutcome(code=code, transaction_id=transaction_id, released=False))
+                continue
+            facts = cache.lookup(code, hold[1], now)
+            record = None if facts is None else facts.record
+            event = ledger.append(
+                conn,
+                box_id=cache.box_id,
+                type=EventType.VOIDED,
+                occurred_at=now,
+                code=code,
+                attribution=Attribution(
+                    store_id=attribution.store_id,
+                    till_id=attribution.till_id,
+                    cashier_id=attribution.cashier_id,
+                    transaction_id=transaction_id,
+                    member_id=hold[1],
+                    campaign_id=None if record is None else record.campaign_id,
+                    variant=None if record is None else record.variant,
+                    channel=None if record is None else record.channel,
+                ),
+            )
+            outcome = VoidOutcome(
+                code=code,
+                transaction_id=transaction_id,
+                released=True,
+                voided_at=now,
+                event_id=event.event_id,
+            )
+            conn.execute(
+                "INSERT INTO requests VALUES (?, ?, 'void', ?, ?)",
+                (transaction_id, code, outcomes.void_to_json(outcome), now_us),
+            )
+            result.append(outcome)
+    return tuple(result)
+
+
+def expire_holds(cache: CodeCache, now: datetime) -> int:
+    """Delete holds whose time is up; returns how many. Call it off the hot path."""
+    with cache.transaction() as conn:
+        return int(
+            conn.execute("DELETE FROM reservations WHERE until_us <= ?", (to_us(now),)).rowcount
+        )
