@@ -1,0 +1,162 @@
+"""Store snapshots: the SQLite file a store loads to replace its cache's HQ data.
+
+The agreed format (version 1; read by ``edge_agent/store/snapshot_load.py``)::
+
+    snapshot_meta(key TEXT PRIMARY KEY, value TEXT)
+        format_version = '1', created_at = ISO 8601 UTC, store_id = the store or '*'
+    campaigns(campaign_id TEXT PRIMARY KEY, body TEXT NOT NULL)      promotion_codec JSON
+    members(member_id TEXT PRIMARY KEY, segment TEXT NOT NULL, tier TEXT NOT NULL,
+            proximity_consent INTEGER NOT NULL)
+    codes(code TEXT PRIMARY KEY, campaign_id TEXT NOT NULL, member_id TEXT,
+          status TEXT NOT NULL, channel TEXT NOT NULL, variant TEXT NOT NULL,
+          issued_at INTEGER, expires_at INTEGER, linked_member_id TEXT) WITHOUT ROWID
+
+Times are UTC epoch seconds; status is 'active' or 'revoked'; codes are written in code order.
+
+Which campaigns: those not ended at ``now`` whose ``allowed_stores`` is empty or names the
+store (for store '*': every campaign not ended). A per-store allocation recorded at HQ replaces
+``store_allocation`` in that store's copy of the body. Withdrawn campaigns (``active`` false)
+are shipped, so the store can tell its cashier why their codes stopped working.
+
+The file is built under a temporary name next to ``path`` with journaling off (nothing of
+value is in it until it is finished), synced, and renamed into place: a reader never sees a
+half-written snapshot. Rows are copied by SQLite itself (ATTACH + INSERT ... SELECT), so 10M
+codes never become Python objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cloud_sync.central_store import CentralStore, to_epoch
+from cloud_sync.errors import InputError
+from edge_agent.domain.promotion_codec import promotion_to_dict
+
+FORMAT_VERSION = "1"
+ALL_STORES = "*"
+_DDL = (
+    "CREATE TABLE snap.snapshot_meta (key TEXT PRIMARY KEY, value TEXT)",
+    "CREATE TABLE snap.campaigns (campaign_id TEXT PRIMARY KEY, body TEXT NOT NULL)",
+    "CREATE TABLE snap.members (member_id TEXT PRIMARY KEY, segment TEXT NOT NULL, "
+    "tier TEXT NOT NULL, proximity_consent INTEGER NOT NULL)",
+    "CREATE TABLE snap.codes (code TEXT PRIMARY KEY, campaign_id TEXT NOT NULL, "
+    "member_id TEXT, status TEXT NOT NULL, channel TEXT NOT NULL, variant TEXT NOT NULL, "
+    "issued_at INTEGER, expires_at INTEGER, linked_member_id TEXT) WITHOUT ROWID",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SnapshotSummary:
+    path: Path
+    store_id: str
+    created_at: datetime
+    campaigns: int
+    members: int
+    codes: int
+
+
+def write_snapshot(
+    central: CentralStore, path: Path, store_id: str, *, now: datetime | None = None
+) -> SnapshotSummary:
+    """Write the snapshot for ``store_id`` (or '*') to ``path``, replacing any file there."""
+    store_id = store_id.strip()
+    if not store_id:
+        raise InputError("store id must not be empty")
+    if path.resolve() == central.path.resolve():
+        raise InputError(f"{path} is the HQ database itself")
+    created_at = (now or datetime.now(UTC)).astimezone(UTC)
+    bodies = _campaign_bodies(central, store_id, created_at)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    conn = central.conn
+    try:
+        conn.execute("ATTACH DATABASE ? AS snap", (str(tmp),))
+    except sqlite3.OperationalError as exc:
+        raise InputError(f"{path}: cannot write there ({exc})") from exc
+    try:
+        conn.execute("PRAGMA snap.journal_mode = OFF")
+        conn.execute("PRAGMA snap.synchronous = OFF")
+        conn.execute("BEGIN")
+        for ddl in _DDL:
+            conn.execute(ddl)
+        conn.executemany(
+            "INSERT INTO snap.snapshot_meta (key, value) VALUES (?, ?)",
+            [
+                ("format_version", FORMAT_VERSION),
+                ("created_at", created_at.isoformat()),
+                ("store_id", store_id),
+            ],
+        )
+        conn.executemany(
+            "INSERT INTO snap.campaigns (campaign_id, body) VALUES (?, ?)", sorted(bodies.items())
+        )
+        conn.execute(
+            "INSERT INTO snap.members SELECT member_id, segment, tier, proximity_consent "
+            "FROM main.members ORDER BY member_id"
+        )
+        # The unary + keeps the planner off codes_by_campaign: scanning main.codes in key
+        # order yields sorted rows (appends, no temp B-tree). On 11M codes: 5.4 s, against
+        # 14 s through the index and a sorter. (NOT INDEXED does not stop it here.)
+        conn.execute(
+            "INSERT INTO snap.codes SELECT code, campaign_id, member_id, status, channel, "
+            "variant, issued_at, expires_at, linked_member_id FROM main.codes "
+            "WHERE +campaign_id IN (SELECT campaign_id FROM snap.campaigns) ORDER BY code"
+        )
+        counts = [
+            int(conn.execute(f"SELECT count(*) FROM snap.{table}").fetchone()[0])  # noqa: S608
+            for table in ("campaigns", "members", "codes")
+        ]
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        conn.execute("DETACH DATABASE snap")
+        tmp.unlink(missing_ok=True)
+        raise
+    conn.execute("DETACH DATABASE snap")
+    _publish(tmp, path)
+    return SnapshotSummary(
+        path=path,
+        store_id=store_id,
+        created_at=created_at,
+        campaigns=counts[0],
+        members=counts[1],
+        codes=counts[2],
+    )
+
+
+def _campaign_bodies(central: CentralStore, store_id: str, now: datetime) -> dict[str, str]:
+    bodies: dict[str, str] = {}
+    for promotion in central.campaigns():
+        if to_epoch(promotion.ends_at) <= to_epoch(now):
+            continue
+        restricted = store_id != ALL_STORES and promotion.allowed_stores
+        if restricted and store_id not in promotion.allowed_stores:
+            continue
+        body = promotion_to_dict(promotion)
+        if store_id != ALL_STORES:
+            allocation = central.store_allocation(promotion.campaign_id, store_id)
+            if allocation is not None:
+                body["store_allocation"] = allocation
+        bodies[promotion.campaign_id] = json.dumps(body, sort_keys=True)
+    return bodies
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """fsync the finished file, rename it over ``path``, fsync the directory."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,37 @@
+"""`make demo` keeps telling its story: run it as a user would and check the answers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_runs_end_to_end() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "edge_agent.demo"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for expected in (
+        "ACCEPTED",
+        "MALFORMED",
+        "WRONG_MEMBER",
+        "MIN_SPEND_NOT_MET",
+        "NOT_COMBINABLE",
+        "RESERVED_ELSEWHERE",
+        "nothing redeemed twice: True",
+        "ALREADY_REDEEMED",
+        "MEMBER_LIMIT_REACHED",
+        "TILL_THROTTLED",
+        "HTTP 401",
+        "pending sync",
+    ):
+        assert expected in out, f"demo no longer shows {expected}"
