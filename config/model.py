@@ -11,18 +11,18 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from config.base import Section
+from config.printer import PrinterConfig
+from config.receipt_offers import ReceiptOffersConfig
+from config.signing import SigningConfig
 from edge_agent.domain.code_format import ALPHABET, BASE, MAX_BODY, CodeFormat
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CodeFormatConfig(_Section):
+class CodeFormatConfig(Section):
     prefix: Annotated[
         str,
         Field(
@@ -58,7 +58,7 @@ class CodeFormatConfig(_Section):
         )
 
 
-class StoreConfig(_Section):
+class StoreConfig(Section):
     store_id: Annotated[
         str, Field(min_length=1, max_length=64, description="This store's id as HQ knows it.")
     ] = "store-001"
@@ -86,7 +86,7 @@ class StoreConfig(_Section):
         return value
 
 
-class CacheConfig(_Section):
+class CacheConfig(Section):
     path: Annotated[
         str, Field(min_length=1, description="SQLite file of the store's code cache.")
     ] = "var/cache.db"
@@ -100,7 +100,7 @@ class CacheConfig(_Section):
     ] = 30.0
 
 
-class RedemptionConfig(_Section):
+class RedemptionConfig(Section):
     hold_seconds: Annotated[
         int,
         Field(
@@ -125,7 +125,7 @@ class RedemptionConfig(_Section):
     ] = 120
 
 
-class TillCredential(_Section):
+class TillCredential(Section):
     till_id: Annotated[str, Field(min_length=1, max_length=64, description="The till's id.")]
     token_sha256: Annotated[
         str,
@@ -143,7 +143,7 @@ class TillCredential(_Section):
         return value
 
 
-class ApiConfig(_Section):
+class ApiConfig(Section):
     host: Annotated[
         str, Field(description="Address of the POS API (loopback unless the POS is remote).")
     ] = "127.0.0.1"
@@ -164,12 +164,15 @@ class ApiConfig(_Section):
         return self
 
 
-class AgentConfig(_Section):
+class AgentConfig(Section):
     code_format: CodeFormatConfig = CodeFormatConfig()
     store: StoreConfig = StoreConfig()
     cache: CacheConfig = CacheConfig()
     redemption: RedemptionConfig = RedemptionConfig()
     api: ApiConfig = ApiConfig()
+    receipt_offers: ReceiptOffersConfig = ReceiptOffersConfig()
+    printer: PrinterConfig = PrinterConfig()
+    signing: SigningConfig = SigningConfig()
 
     @model_validator(mode="after")
     def _namespace_width(self) -> AgentConfig:

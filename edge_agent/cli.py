@@ -18,6 +18,7 @@ from typing import Any
 
 from config.load import ConfigError, json_schema, load_config
 from config.model import AgentConfig
+from edge_agent import cli_keys, cli_receipt
 from edge_agent.api.auth import new_token, token_digest
 from edge_agent.api.schemas import DecisionOut
 from edge_agent.domain.basket import Basket, BasketLine
@@ -291,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
     _add_ops_commands(sub)
+    cli_keys.register(sub)
+    cli_receipt.register(sub)
     return parser
 
 

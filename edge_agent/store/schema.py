@@ -24,6 +24,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from edge_agent.store import issue_schema, key_schema, print_schema
 from edge_agent.store.errors import CacheError, SchemaTooNewError
 
 # The snapshot's codes table, shared by the cache and snapshot loading (same columns, same order).
@@ -110,7 +111,14 @@ def _v2_redemption_state(db: sqlite_utils.Database) -> None:
 
 
 Migration = Callable[[sqlite_utils.Database], None]
-MIGRATIONS: tuple[Migration, ...] = (_v1_cache, _v2_redemption_state)
+# Later migrations live beside the feature that owns their tables; the order here is final.
+MIGRATIONS: tuple[Migration, ...] = (
+    _v1_cache,
+    _v2_redemption_state,
+    issue_schema.migrate,  # v3: receipt coupons issued at checkout
+    print_schema.migrate,  # v4: the durable print queue
+    key_schema.migrate,  # v5: trusted store signing keys
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,0 +1,14 @@
+"""`edge-agent` subcommands for receipt. (Initial: no commands yet; the receipt work adds them.)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    """Add this module's subcommands to the `edge-agent` parser's subparsers.
+
+    Each command is ``func(args: argparse.Namespace, cfg: AgentConfig) -> int`` (0 done,
+    1 refused, 2 usage error); raise ``edge_agent.cli.UsageError`` for a user mistake.
+    """
+    del sub
