@@ -21,15 +21,12 @@ from config.model import AgentConfig
 from edge_agent import cli_keys, cli_receipt
 from edge_agent.api.auth import new_token, token_digest
 from edge_agent.api.schemas import DecisionOut
+from edge_agent.cli_support import UsageError
 from edge_agent.domain.basket import Basket, BasketLine
 from edge_agent.domain.decision import Accepted, Decision, ValidationRequest
 from edge_agent.store.errors import StoreError
 from edge_agent.store.redemptions import RedemptionService
 from edge_agent.wiring import open_service, serve, utc_now
-
-
-class UsageError(Exception):
-    """A mistake in the command line: printed as one line, exit status 2."""
 
 
 def parse_line(spec: str) -> BasketLine:

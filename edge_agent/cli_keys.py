@@ -9,6 +9,6 @@ def register(sub: Any) -> None:
     """Add this module's subcommands to the `edge-agent` parser's subparsers.
 
     Each command is ``func(args: argparse.Namespace, cfg: AgentConfig) -> int`` (0 done,
-    1 refused, 2 usage error); raise ``edge_agent.cli.UsageError`` for a user mistake.
+    1 refused, 2 usage error); raise ``edge_agent.cli_support.UsageError`` for a user mistake.
     """
     del sub

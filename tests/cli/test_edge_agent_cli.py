@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.cli import UsageError, build_parser, parse_line
+from edge_agent.cli import build_parser, parse_line
+from edge_agent.cli_support import UsageError
 from edge_agent.domain.code_record import CodeRecord
 from edge_agent.domain.promotion import Member
 from edge_agent.store.cache import CodeCache
