@@ -98,6 +98,18 @@ class CacheConfig(Section):
             description="How often the WAL is checkpointed off the till's hot path.",
         ),
     ] = 30.0
+    retention_days: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=3650,
+            description="Days of acknowledged ledger history and idempotency records kept.",
+        ),
+    ] = 30
+    housekeeping_interval_s: Annotated[
+        float,
+        Field(gt=0, le=86_400, description="How often old rows are pruned, off the hot path."),
+    ] = 300.0
 
 
 class RedemptionConfig(Section):

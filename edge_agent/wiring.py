@@ -56,6 +56,8 @@ def build_app(
         store_id=cfg.store.store_id,
         clock=clock,
         checkpoint_every_s=cfg.cache.checkpoint_interval_s,
+        housekeeping_every_s=cfg.cache.housekeeping_interval_s,
+        retention=timedelta(days=cfg.cache.retention_days),
     )
     return app, db
 

@@ -13,8 +13,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
@@ -44,8 +44,16 @@ from edge_agent.api.schemas import (
     VoidOut,
     VoidResultOut,
 )
-from edge_agent.domain.decision import Accepted, Audience, ValidationRequest
+from edge_agent.domain.decision import (
+    Accepted,
+    Audience,
+    Decision,
+    Refused,
+    ValidationRequest,
+)
 from edge_agent.store import errors
+from edge_agent.store.housekeeping import prune
+from edge_agent.store.redemptions import RedemptionService
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +99,14 @@ def _till(request: Request, authorization: Annotated[str | None, Header()] = Non
     return till_id
 
 
+def _log_refusals(route: str, till_id: str, decisions: Sequence[Decision]) -> None:
+    # Codes are bearer credentials for a discount: log only enough of one to find it again.
+    for d in decisions:
+        if isinstance(d, Refused):
+            log.info("%s till=%s code=%s...%s refused %s", route, till_id, d.code[:4], d.code[-2:],
+                     d.reason.value)  # fmt: skip
+
+
 Ctx = Annotated[ApiContext, Depends(_ctx)]
 Till = Annotated[str, Depends(_till)]
 router = APIRouter()
@@ -123,6 +139,7 @@ async def validate(body: ValidateIn, till_id: Till, ctx: Ctx) -> ValidateOut:
     """Check codes against the basket without changing anything."""
     request = _request_of(ctx, body, till_id)
     decisions = await ctx.db.run(lambda s: s.validate(request))
+    _log_refusals("validate", till_id, decisions)
     return ValidateOut(
         decisions=[DecisionOut.of(d) for d in decisions],
         total_discount=sum(d.discount for d in decisions if isinstance(d, Accepted)),
@@ -134,6 +151,7 @@ async def reserve(body: TransactionIn, till_id: Till, ctx: Ctx) -> ReserveOut:
     """At scan: validate and hold each accepted code for this transaction."""
     request = _request_of(ctx, body, till_id)
     outcomes = await ctx.db.run(lambda s: s.reserve(request))
+    _log_refusals("reserve", till_id, [o.decision for o in outcomes])
     return ReserveOut(
         results=[
             ReserveResultOut(decision=DecisionOut.of(o.decision), hold_until=o.hold_until)
@@ -147,6 +165,7 @@ async def commit(body: TransactionIn, till_id: Till, ctx: Ctx) -> CommitOut:
     """At payment: redeem each accepted code, durably, exactly once."""
     request = _request_of(ctx, body, till_id)
     outcomes = await ctx.db.run(lambda s: s.commit(request))
+    _log_refusals("commit", till_id, [o.decision for o in outcomes])
     results = [
         CommitResultOut(
             decision=DecisionOut.of(o.decision),
@@ -237,6 +256,8 @@ def create_app(
     store_id: str,
     clock: Callable[[], datetime],
     checkpoint_every_s: float = 30.0,
+    housekeeping_every_s: float = 300.0,
+    retention: timedelta = timedelta(days=30),
 ) -> FastAPI:
     """Build the app. ``clock`` is the seam tests and the demo use to move time."""
 
@@ -244,18 +265,28 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # WAL checkpoints run here, off the till's request path (PERFORMANCE.md: an automatic
         # checkpoint landing on a request is what makes the p99.9 latency spike).
-        async def checkpoints() -> None:
+        async def every(seconds: float, job: Callable[[RedemptionService], object]) -> None:
             while True:
-                await asyncio.sleep(checkpoint_every_s)
-                await db.run(lambda s: s.cache.checkpoint())
+                await asyncio.sleep(seconds)
+                await db.run(job)
 
-        task = asyncio.create_task(checkpoints())
+        def housekeeping(service: RedemptionService) -> None:
+            report = prune(service.cache, now=clock(), keep=retention)
+            if report.requests or report.events or report.holds:
+                log.info("housekeeping: %s", report)
+
+        tasks = [
+            asyncio.create_task(every(checkpoint_every_s, lambda s: s.cache.checkpoint())),
+            asyncio.create_task(every(housekeeping_every_s, housekeeping)),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     app = FastAPI(
         title="Storeside POS API",
