@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge_agent.api.auth import TillAuthenticator
 from edge_agent.api.db_thread import DbThread
@@ -304,6 +305,13 @@ def create_app(
             for err in exc.errors()
         ]
         return _error(422, "invalid_request", "; ".join(problems))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Framework-level refusals (undecodable body, unknown route, wrong method) get the
+        # same {error, detail} shape as ours, so a POS has one error format to handle.
+        names = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        return _error(exc.status_code, names.get(exc.status_code, "http_error"), str(exc.detail))
 
     @app.exception_handler(_UnauthorizedError)
     async def _unauthorized(_: Request, __: _UnauthorizedError) -> JSONResponse:

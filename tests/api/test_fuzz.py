@@ -12,7 +12,11 @@ from tests.api.conftest import Server
 from tests.store.factories import A, G
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner),
     max_leaves=12,
 )
@@ -54,3 +58,17 @@ def test_any_body_gets_a_typed_answer(server: Server, route: str, body: Any) -> 
         if r.status_code >= 400:
             assert set(r.json()) == {"error", "detail"}
         assert till.get("/v1/health").status_code == 200
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(raw=st.binary(max_size=200))
+def test_raw_bytes_are_a_422_not_a_crash(server: Server, raw: bytes) -> None:
+    with server.client() as till:
+        r = till.post("/v1/commit", content=raw, headers={"Content-Type": "application/json"})
+        assert r.status_code in (200, 400, 422), r.text
+        if r.status_code != 200:
+            assert set(r.json()) == {"error", "detail"}
