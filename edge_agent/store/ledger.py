@@ -26,6 +26,8 @@ class EventType(StrEnum):
     REVERSED = "code.reversed"
     LINKED = "code.linked"
     TILL_THROTTLED = "till.throttled"  # fraud flag: brute force from one till
+    COUPON_ISSUED = "coupon.issued"  # a receipt coupon minted at checkout
+    COUPON_WITHHELD = "coupon.withheld"  # holdout: what the member would have got
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
