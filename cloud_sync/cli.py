@@ -25,6 +25,10 @@ from cloud_sync.code_io import export_codes, import_codes, parse_time, read_memb
 from cloud_sync.errors import HqError, InputError
 from cloud_sync.minting import Issue, mint_anonymous, mint_for_members
 from cloud_sync.snapshot import write_snapshot
+from cloud_sync.store_keys import StoreKey
+from cloud_sync.store_keys import keys as store_keys
+from cloud_sync.store_keys import register as register_key
+from cloud_sync.store_keys import revoke as revoke_key
 from edge_agent.domain.code_format import CodeFormat
 from edge_agent.domain.promotion_codec import PromotionFormatError, promotion_from_dict
 
@@ -262,6 +266,33 @@ def _namespace_list(args: argparse.Namespace, now: datetime) -> int:
     return 0
 
 
+def _key_line(key: StoreKey) -> str:
+    state = "active" if key.revoked_at is None else f"revoked {key.revoked_at.isoformat()}"
+    return f"{key.key_id}\t{key.store_id}\t{key.public_key}\t{state}"
+
+
+def _keys_register(args: argparse.Namespace, now: datetime) -> int:
+    with _open(args) as central:
+        key = register_key(central, args.store, args.public_key, now=now)
+    print(f"key {key.key_id} registered for store {key.store_id}; it ships in the next snapshots")
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace, now: datetime) -> int:
+    with _open(args) as central:
+        key = revoke_key(central, args.key_id, now=now)
+    print(f"key {key.key_id} of store {key.store_id} revoked; stores refuse its coupons from "
+          "their next snapshot")  # fmt: skip
+    return 0
+
+
+def _keys_list(args: argparse.Namespace, now: datetime) -> int:
+    with _open(args) as central:
+        for key in store_keys(central):
+            print(_key_line(key))
+    return 0
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -383,6 +414,19 @@ def _add_stores(sub: _Sub[_Parser]) -> None:
     p.set_defaults(handler=_namespace_assign)
     p = ns.add_parser("list", help="every namespace and its minter")
     p.set_defaults(handler=_namespace_list)
+
+    keys = sub.add_parser("keys", help="stores' coupon signing keys").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    p = keys.add_parser("register", help="trust a store's public key (from `edge-agent keys show`)")
+    p.add_argument("store")
+    p.add_argument("public_key", metavar="PUBKEY")
+    p.set_defaults(handler=_keys_register)
+    p = keys.add_parser("revoke", help="stop every store honouring a key's coupons")
+    p.add_argument("key_id", metavar="KEY_ID")
+    p.set_defaults(handler=_keys_revoke)
+    p = keys.add_parser("list", help="key id, store, public key, state")
+    p.set_defaults(handler=_keys_list)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

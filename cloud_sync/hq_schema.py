@@ -44,6 +44,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Export, "does this member already hold a code" and snapshots filter by campaign.
         "CREATE INDEX codes_by_campaign ON codes (campaign_id)",
     ),
+    (
+        # Every store's coupon signing public key (store_keys.py); shipped whole in snapshots.
+        # Revoked keys stay (revoked_at set) so stores refuse them, their own included.
+        "CREATE TABLE store_keys (key_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, "
+        "public_key BLOB NOT NULL, registered_at INTEGER NOT NULL, revoked_at INTEGER) "
+        "WITHOUT ROWID",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -11,6 +11,12 @@ The agreed format (version 1; read by ``edge_agent/store/snapshot_load.py``)::
           status TEXT NOT NULL, channel TEXT NOT NULL, variant TEXT NOT NULL,
           issued_at INTEGER, expires_at INTEGER, linked_member_id TEXT) WITHOUT ROWID
 
+    store_keys(key_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, public_key BLOB NOT NULL,
+               registered_at INTEGER NOT NULL, revoked_at INTEGER) WITHOUT ROWID
+        optional (added within format 1: an agent that predates it ignores it, and a snapshot
+        without it leaves the store's keys as they were); every store's coupon signing key,
+        revoked ones included, whatever the snapshot's store
+
 Times are UTC epoch seconds; status is 'active' or 'revoked'; codes are written in code order.
 
 Which campaigns: those not ended at ``now`` whose ``allowed_stores`` is empty or names the
@@ -47,6 +53,8 @@ _DDL = (
     "CREATE TABLE snap.codes (code TEXT PRIMARY KEY, campaign_id TEXT NOT NULL, "
     "member_id TEXT, status TEXT NOT NULL, channel TEXT NOT NULL, variant TEXT NOT NULL, "
     "issued_at INTEGER, expires_at INTEGER, linked_member_id TEXT) WITHOUT ROWID",
+    "CREATE TABLE snap.store_keys (key_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, "
+    "public_key BLOB NOT NULL, registered_at INTEGER NOT NULL, revoked_at INTEGER) WITHOUT ROWID",
 )
 
 
@@ -106,6 +114,10 @@ def write_snapshot(
             "INSERT INTO snap.codes SELECT code, campaign_id, member_id, status, channel, "
             "variant, issued_at, expires_at, linked_member_id FROM main.codes "
             "WHERE +campaign_id IN (SELECT campaign_id FROM snap.campaigns) ORDER BY code"
+        )
+        conn.execute(
+            "INSERT INTO snap.store_keys SELECT key_id, store_id, public_key, registered_at, "
+            "revoked_at FROM main.store_keys ORDER BY key_id"
         )
         counts = [
             int(conn.execute(f"SELECT count(*) FROM snap.{table}").fetchone()[0])  # noqa: S608

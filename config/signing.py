@@ -1,4 +1,4 @@
-"""Signing of QR coupon tokens. (Initial shape; the signing work extends it.)"""
+"""Signing of receipt QR coupon tokens with the store's Ed25519 key (edge_agent/signing_key.py)."""
 
 from __future__ import annotations
 
@@ -11,5 +11,22 @@ from config.base import Section
 
 class SigningConfig(Section):
     key_path: Annotated[
-        str, Field(min_length=1, description="This store's Ed25519 private key file.")
+        str,
+        Field(
+            min_length=1,
+            max_length=4096,
+            description=(
+                "This store's Ed25519 private key file (PEM, mode 0600), created by "
+                "`edge-agent keys init`."
+            ),
+        ),
     ] = "var/store-signing.key"
+    trust_own_key: Annotated[
+        bool,
+        Field(
+            description=(
+                "Honour coupons signed with this store's own key before HQ has registered it "
+                "(a key HQ has revoked is refused all the same)."
+            )
+        ),
+    ] = True

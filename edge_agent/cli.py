@@ -26,7 +26,7 @@ from edge_agent.domain.basket import Basket, BasketLine
 from edge_agent.domain.decision import Accepted, Decision, ValidationRequest
 from edge_agent.store.errors import StoreError
 from edge_agent.store.redemptions import RedemptionService
-from edge_agent.wiring import open_service, serve, utc_now
+from edge_agent.wiring import open_services, serve, utc_now
 
 
 def parse_line(spec: str) -> BasketLine:
@@ -78,11 +78,11 @@ def _print_decisions(decisions: Sequence[Decision], as_json: bool, extra: list[s
 
 
 def _with_service(cfg: AgentConfig, fn: Callable[[RedemptionService], int]) -> int:
-    service = open_service(cfg)
+    services = open_services(cfg, receipts=False)
     try:
-        return fn(service)
+        return fn(services.redemption)
     finally:
-        service.cache.close()
+        services.close()
 
 
 def cmd_validate(args: argparse.Namespace, cfg: AgentConfig) -> int:

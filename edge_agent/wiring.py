@@ -14,12 +14,17 @@ import uvicorn
 from fastapi import FastAPI
 
 from config.model import AgentConfig
+from edge_agent import signing_key
 from edge_agent.api.app import create_app
 from edge_agent.api.auth import TillAuthenticator
 from edge_agent.api.db_thread import DbThread
+from edge_agent.domain.coupon_token import CouponSigner
+from edge_agent.services import StoreServices
 from edge_agent.store.cache import CodeCache
+from edge_agent.store.issuing import IssueService
 from edge_agent.store.redemptions import RedemptionService
 from edge_agent.store.throttle import ThrottleConfig
+from edge_agent.store.trusted_keys import TrustedKeys
 
 log = logging.getLogger(__name__)
 
@@ -28,28 +33,52 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def open_service(cfg: AgentConfig) -> RedemptionService:
-    """Open the cache named by ``cfg`` and the redemption service over it."""
+def _signer(cfg: AgentConfig, *, warn: bool) -> CouponSigner | None:
+    path = Path(cfg.signing.key_path)
+    if not path.exists():
+        if warn:
+            log.warning("no coupon signing key at %s: receipt coupons are off", path)
+        return None
+    return signing_key.load_signer(path, store_id=cfg.store.store_id)
+
+
+def open_services(cfg: AgentConfig, *, receipts: bool = True) -> StoreServices:
+    """Open the cache named by ``cfg`` and every service over it (without receipt issuing
+    when ``receipts`` is False: staff commands that only check or redeem codes)."""
     path = Path(cfg.cache.path)
     path.parent.mkdir(parents=True, exist_ok=True)
     cache = CodeCache.open(path, store_id=cfg.store.store_id)
+    fmt = cfg.code_format.to_format()
+    signer = _signer(cfg, warn=receipts)
+    own = signer.trusted_key() if signer is not None and cfg.signing.trust_own_key else None
     r = cfg.redemption
-    return RedemptionService(
+    redemption = RedemptionService(
         cache,
-        fmt=cfg.code_format.to_format(),
+        fmt=fmt,
         hold=timedelta(seconds=r.hold_seconds),
         throttle=ThrottleConfig(
             max_failures=r.till_failure_limit,
             window=timedelta(seconds=r.till_failure_window_s),
             cooldown=timedelta(seconds=r.till_cooldown_s),
         ),
+        trusted_keys=TrustedKeys(cache.conn, own=own),
     )
+    issuing = None
+    if signer is not None and receipts:
+        issuing = IssueService(
+            cache,
+            fmt=fmt,
+            namespace=cfg.store.namespace,
+            policy=cfg.receipt_offers.to_policy(),
+            sign=signer.sign,
+        )
+    return StoreServices(cache=cache, redemption=redemption, issuing_service=issuing)
 
 
 def build_app(
     cfg: AgentConfig, *, clock: Callable[[], datetime] = utc_now
 ) -> tuple[FastAPI, DbThread]:
-    db = DbThread(lambda: open_service(cfg))
+    db = DbThread(lambda: open_services(cfg))
     app = create_app(
         db=db,
         auth=TillAuthenticator(cfg.api.tills),

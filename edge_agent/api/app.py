@@ -52,9 +52,9 @@ from edge_agent.domain.decision import (
     Refused,
     ValidationRequest,
 )
+from edge_agent.services import StoreServices
 from edge_agent.store import errors
 from edge_agent.store.housekeeping import prune
-from edge_agent.store.redemptions import RedemptionService
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ async def health(ctx: Ctx) -> HealthOut:
 async def validate(body: ValidateIn, till_id: Till, ctx: Ctx) -> ValidateOut:
     """Check codes against the basket without changing anything."""
     request = _request_of(ctx, body, till_id)
-    decisions = await ctx.db.run(lambda s: s.validate(request))
+    decisions = await ctx.db.run(lambda s: s.redemption.validate(request))
     _log_refusals("validate", till_id, decisions)
     return ValidateOut(
         decisions=[DecisionOut.of(d) for d in decisions],
@@ -151,7 +151,7 @@ async def validate(body: ValidateIn, till_id: Till, ctx: Ctx) -> ValidateOut:
 async def reserve(body: TransactionIn, till_id: Till, ctx: Ctx) -> ReserveOut:
     """At scan: validate and hold each accepted code for this transaction."""
     request = _request_of(ctx, body, till_id)
-    outcomes = await ctx.db.run(lambda s: s.reserve(request))
+    outcomes = await ctx.db.run(lambda s: s.redemption.reserve(request))
     _log_refusals("reserve", till_id, [o.decision for o in outcomes])
     return ReserveOut(
         results=[
@@ -165,7 +165,7 @@ async def reserve(body: TransactionIn, till_id: Till, ctx: Ctx) -> ReserveOut:
 async def commit(body: TransactionIn, till_id: Till, ctx: Ctx) -> CommitOut:
     """At payment: redeem each accepted code, durably, exactly once."""
     request = _request_of(ctx, body, till_id)
-    outcomes = await ctx.db.run(lambda s: s.commit(request))
+    outcomes = await ctx.db.run(lambda s: s.redemption.commit(request))
     _log_refusals("commit", till_id, [o.decision for o in outcomes])
     results = [
         CommitResultOut(
@@ -185,7 +185,7 @@ async def void(body: VoidIn, till_id: Till, ctx: Ctx) -> VoidOut:
     """Cancel: release this transaction's hold on one code, or on all of them."""
     now = ctx.clock()
     outcomes = await ctx.db.run(
-        lambda s: s.void(
+        lambda s: s.redemption.void(
             transaction_id=body.transaction_id,
             code=body.code,
             store_id=ctx.store_id,
@@ -202,7 +202,7 @@ async def reverse(body: ReverseIn, till_id: Till, ctx: Ctx) -> ReverseOut:
     """A return: give back all or part of a redeemed discount. Idempotent per return id."""
     now = ctx.clock()
     outcome = await ctx.db.run(
-        lambda s: s.reverse(
+        lambda s: s.redemption.reverse(
             code=body.code,
             transaction_id=body.transaction_id,
             return_id=body.return_id,
@@ -221,7 +221,7 @@ async def link(body: LinkIn, till_id: Till, ctx: Ctx) -> LinkOut:
     """Link a physical code to a member so it applies at their next checkout."""
     now = ctx.clock()
     outcome = await ctx.db.run(
-        lambda s: s.link(
+        lambda s: s.redemption.link(
             code=body.code,
             member_id=body.member_id,
             store_id=ctx.store_id,
@@ -237,7 +237,7 @@ async def link(body: LinkIn, till_id: Till, ctx: Ctx) -> LinkOut:
 async def code_status(code: str, _till: Till, ctx: Ctx) -> CodeStatusOut:
     """A code's record, live holds, redemptions and ledger history."""
     now = ctx.clock()
-    view = await ctx.db.run(lambda s: s.status(code, now))
+    view = await ctx.db.run(lambda s: s.redemption.status(code, now))
     record = dataclasses.asdict(view.record)
     return CodeStatusOut.model_validate(
         {
@@ -266,13 +266,13 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # WAL checkpoints run here, off the till's request path (PERFORMANCE.md: an automatic
         # checkpoint landing on a request is what makes the p99.9 latency spike).
-        async def every(seconds: float, job: Callable[[RedemptionService], object]) -> None:
+        async def every(seconds: float, job: Callable[[StoreServices], object]) -> None:
             while True:
                 await asyncio.sleep(seconds)
                 await db.run(job)
 
-        def housekeeping(service: RedemptionService) -> None:
-            report = prune(service.cache, now=clock(), keep=retention)
+        def housekeeping(services: StoreServices) -> None:
+            report = prune(services.cache, now=clock(), keep=retention)
             if report.requests or report.events or report.holds:
                 log.info("housekeeping: %s", report)
 

@@ -13,30 +13,30 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from edge_agent.store.redemptions import RedemptionService
+from edge_agent.services import StoreServices
 
 T = TypeVar("T")
 
 
 class DbThread:
-    def __init__(self, open_service: Callable[[], RedemptionService]) -> None:
+    def __init__(self, open_services: Callable[[], StoreServices]) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         try:
-            self._service = self._executor.submit(open_service).result()
+            self._service = self._executor.submit(open_services).result()
         except BaseException:
             self._executor.shutdown(wait=True)
             raise
 
-    async def run(self, fn: Callable[[RedemptionService], T]) -> T:
+    async def run(self, fn: Callable[[StoreServices], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, self._service)
 
-    def call(self, fn: Callable[[RedemptionService], T]) -> T:
+    def call(self, fn: Callable[[StoreServices], T]) -> T:
         """Blocking variant for code outside the loop (CLI, tests, shutdown)."""
         return self._executor.submit(fn, self._service).result()
 
     def close(self) -> None:
         try:
-            self.call(lambda s: s.cache.close())
+            self.call(lambda s: s.close())
         finally:
             self._executor.shutdown(wait=True)

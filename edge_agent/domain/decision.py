@@ -38,6 +38,11 @@ class Reason(StrEnum):
     CACHE_STALE = "CACHE_STALE"
     ONLINE_CHECK_REQUIRED = "ONLINE_CHECK_REQUIRED"
     TILL_THROTTLED = "TILL_THROTTLED"
+    # Signed QR tokens (coupon_token), refused before any code lookup: unreadable (damaged or
+    # foreign), forged or altered, signed by a key this store does not trust (or revoked).
+    INVALID_TOKEN = "INVALID_TOKEN"  # noqa: S105 - a reason code, not a secret
+    INVALID_SIGNATURE = "INVALID_SIGNATURE"
+    UNKNOWN_ISSUER = "UNKNOWN_ISSUER"
 
 
 class Audience(StrEnum):

@@ -45,6 +45,9 @@ PUBLIC_REASON: dict[Reason, Reason] = {
     Reason.CACHE_STALE: Reason.NOT_FOUND,
     Reason.ONLINE_CHECK_REQUIRED: Reason.NOT_FOUND,
     Reason.TILL_THROTTLED: Reason.NOT_FOUND,
+    Reason.INVALID_TOKEN: Reason.NOT_FOUND,
+    Reason.INVALID_SIGNATURE: Reason.NOT_FOUND,
+    Reason.UNKNOWN_ISSUER: Reason.NOT_FOUND,
 }
 
 DISCLOSED_REASONS = frozenset({Reason.NOT_FOUND, Reason.EXPIRED, Reason.CODE_LIMIT_REACHED})

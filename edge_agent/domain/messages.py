@@ -40,6 +40,9 @@ CUSTOMER: dict[Reason, str] = {
     Reason.CACHE_STALE: "We can't check this code right now; please ask a member of staff.",
     Reason.ONLINE_CHECK_REQUIRED: "This code needs a quick check; please ask a member of staff.",
     Reason.TILL_THROTTLED: "Please wait a moment and ask a member of staff.",
+    Reason.INVALID_TOKEN: "We couldn't read that coupon. Please type the code printed under it.",
+    Reason.INVALID_SIGNATURE: "Sorry, this coupon isn't valid.",
+    Reason.UNKNOWN_ISSUER: "Sorry, this coupon isn't valid here.",
 }
 
 
@@ -370,4 +373,49 @@ def accepted(
             "stacking_class": promotion.stacking.stacking_class,
             "applied_order": applied_order,
         },
+    )
+
+
+# -- signed QR tokens: ``code`` is the scanned text when the token is unreadable or unproven --
+
+
+def invalid_token(scanned: str, fault: str, detail: str) -> Refused:
+    return _refused(
+        scanned,
+        Reason.INVALID_TOKEN,
+        f"The scanned QR coupon cannot be read ({detail}): it may be damaged or not one of "
+        "ours. Type the code printed under the QR instead.",
+        {"fault": fault, "detail": detail},
+    )
+
+
+def invalid_signature(scanned: str, key_id: str, store_id: str) -> Refused:
+    return _refused(
+        scanned,
+        Reason.INVALID_SIGNATURE,
+        f"The scanned QR coupon claims store {store_id}'s key {key_id} but its signature does "
+        "not match: it was forged or altered. Do not accept it.",
+        {"key_id": key_id, "store_id": store_id},
+    )
+
+
+def unknown_issuer(scanned: str, key_id: str, why: str, store_id: str | None) -> Refused:
+    details: dict[str, object] = {"key_id": key_id, "why": why}
+    if why == "revoked" and store_id is not None:
+        details["store_id"] = store_id
+        text = f"is signed by key {key_id} of store {store_id}, which HQ has revoked"
+    else:
+        text = f"is signed by key {key_id}, which this store does not know"
+    return _refused(
+        scanned, Reason.UNKNOWN_ISSUER, f"The scanned QR coupon {text}. Do not accept it.", details
+    )
+
+
+def token_campaign_unknown(code: str, store_id: str) -> Refused:
+    return _refused(
+        code,
+        Reason.NOT_FOUND,
+        f"{code} is a genuine coupon from store {store_id}, but its offer has not reached this "
+        "store's cache yet; it cannot be honoured here until the next sync.",
+        {"why": "campaign_unknown", "issuer_store": store_id},
     )

@@ -167,12 +167,6 @@ class IssueService:
         rows = self.cache.conn.execute(issue_schema.RECENT_SQL, (member_id, since, _RECENT_ROWS))
         return tuple(ledger.from_us(us) for (us,) in rows)
 
-    def restore_minted_codes(self, now: datetime) -> int:
-        """After a snapshot load: put back this store's unexpired codes that HQ's snapshot does
-        not carry yet. Run it on the cache's thread right after ``load_snapshot``."""
-        with self.cache.transaction() as conn:
-            return issue_schema.restore_codes(conn, table="codes", now_s=int(now.timestamp()))
-
     def prune(self, now: datetime) -> int:
         """Housekeeping: forget issues whose coupon expired over a day ago and that every cap
         window has left. Returns how many rows went."""

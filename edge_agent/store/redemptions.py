@@ -19,6 +19,11 @@ Every method is synchronous and runs on the one thread that owns the ``CodeCache
   partial one gives back money only, until the partial returns add up to the whole discount.
 * Guess-like refusals feed the per-till throttle; a blocked till is refused TILL_THROTTLED (except
   for codes its own transaction already holds) and a ``till.throttled`` event flags it to HQ.
+* A scanned signed token (``token_scan``) is verified before any lookup: forged, altered,
+  unreadable or untrusted tokens are refused as such (and count as guesses); a genuine one stands
+  for its code, plus its member binding and expiry. A genuine coupon of another store whose code
+  this cache lacks is validated from its claims, and ``commit`` writes its code into ``codes``
+  in the redemption's transaction, so it is single use here too.
 """
 
 from __future__ import annotations
@@ -28,11 +33,19 @@ import logging
 import sqlite3
 from datetime import datetime, timedelta
 
-from edge_agent.domain import messages, validation
+from edge_agent.domain import messages, token_check, validation
 from edge_agent.domain.code_format import CodeFormat, Malformed, normalise, parse
 from edge_agent.domain.code_record import CodeFacts
-from edge_agent.domain.decision import Accepted, Decision, Reason, Refused, ValidationRequest
-from edge_agent.store import code_status, holds, ledger, outcomes, reversals
+from edge_agent.domain.decision import (
+    Accepted,
+    Audience,
+    Decision,
+    Reason,
+    Refused,
+    ValidationRequest,
+)
+from edge_agent.domain.disclosure import disclose
+from edge_agent.store import code_status, holds, ledger, outcomes, reversals, token_scan
 from edge_agent.store.cache import CodeCache
 from edge_agent.store.errors import MissingTransactionError, UnknownCodeError
 from edge_agent.store.ledger import Attribution, EventType, to_us
@@ -46,6 +59,8 @@ from edge_agent.store.outcomes import (
     VoidOutcome,
 )
 from edge_agent.store.throttle import ThrottleConfig, TillThrottle
+from edge_agent.store.token_scan import Scan
+from edge_agent.store.trusted_keys import TrustedKeys
 
 log = logging.getLogger(__name__)
 
@@ -79,21 +94,50 @@ class RedemptionService:
         fmt: CodeFormat,
         hold: timedelta = timedelta(minutes=5),
         throttle: ThrottleConfig | None = None,
+        trusted_keys: TrustedKeys | None = None,
     ) -> None:
         if hold <= timedelta(0):
             raise ValueError("hold must be positive")
         self.cache = cache
         self.fmt = fmt
         self.hold = hold
-        self.throttle = TillThrottle(config=throttle)
+        # Whatever the config counts, a forged or untrusted token is always a guess.
+        throttle = throttle or ThrottleConfig()
+        self.throttle = TillThrottle(
+            config=dataclasses.replace(
+                throttle, counted=throttle.counted | token_check.TOKEN_GUESS_REASONS
+            )
+        )
+        self.trusted_keys = trusted_keys or TrustedKeys(cache.conn)
 
     # -- deciding -----------------------------------------------------------------------------
 
-    def _decide(self, request: ValidationRequest) -> tuple[list[Decision], list[CodeFacts | None]]:
-        """Evaluate every code of the request; facts per position (None: malformed/unknown)."""
+    def _scan(self, request: ValidationRequest) -> list[Scan]:
+        """Verify the tokens among the scanned strings, before anything is looked up."""
+        return [token_scan.scan(raw, self.trusted_keys, request.now) for raw in request.codes]
+
+    def _decide(
+        self, request: ValidationRequest, scans: list[Scan]
+    ) -> tuple[list[Decision], list[CodeFacts | None], set[str]]:
+        """Evaluate every code of the request; facts per position (None: malformed/unknown/
+        refused token); the codes that only a token vouches for (not in ``codes`` yet)."""
         canon: list[str | None] = []
         facts: dict[str, CodeFacts] = {}
-        for raw in request.codes:
+        foreign: set[str] = set()
+        pre: dict[int, Refused] = {}  # positions decided by their token alone
+        for pos, s in enumerate(scans):
+            if s.refusal is None and s.claims is not None:
+                refusal = self._token_facts(request, s, facts, foreign)
+            else:
+                refusal = s.refusal
+            if refusal is not None:
+                pre[pos] = refusal
+                canon.append(None)
+                continue
+            if s.claims is not None:
+                canon.append(s.claims.code)
+                continue
+            raw = s.raw
             parsed = parse(raw, self.fmt)
             # Not our format, but maybe a brand-supplied or generic literal code held verbatim.
             code = parsed.normalised if isinstance(parsed, Malformed) else parsed
@@ -109,21 +153,69 @@ class RedemptionService:
         blocked = self.throttle.blocked_until(request.till_id, request.now)
         held = set() if blocked is None else {c for c in facts if self._holds(c, request)}
         if blocked is not None and not held:
-            return [
-                _throttled(normalise(raw), request.till_id, blocked) for raw in request.codes
-            ], [None] * len(request.codes)
-        decisions = list(
-            validation.evaluate(
-                request, facts, fmt=self.fmt, store_cache_synced_at=self.cache.synced_at()
+            return (
+                [_throttled(s.key, request.till_id, blocked) for s in scans],
+                [None] * len(scans),
+                set(),
             )
+        # Tokens are evaluated as the code they stand for; refused ones are not evaluated.
+        positions = [p for p in range(len(scans)) if p not in pre]
+        evaluated = validation.evaluate(
+            dataclasses.replace(request, codes=tuple(_as_code(scans[p]) for p in positions)),
+            facts,
+            fmt=self.fmt,
+            store_cache_synced_at=self.cache.synced_at(),
         )
+        by_position = dict(zip(positions, evaluated, strict=True))
+        decisions = [
+            by_position[p] if p in by_position else self._pre(request, scans[p], pre[p])
+            for p in range(len(scans))
+        ]
         per_position = [facts.get(c) if c is not None else None for c in canon]
         for i, (decision, fact) in enumerate(zip(decisions, per_position, strict=True)):
             if blocked is not None and canon[i] not in held:
                 decisions[i] = _throttled(decision.code, request.till_id, blocked)
             elif isinstance(decision, Accepted) and fact is not None:
-                decisions[i] = self._capacity_guard(decision, fact)
-        return decisions, per_position
+                decisions[i] = _with_issuer(self._capacity_guard(decision, fact), scans[i])
+        return decisions, per_position, foreign
+
+    def _token_facts(
+        self,
+        request: ValidationRequest,
+        s: Scan,
+        facts: dict[str, CodeFacts],
+        foreign: set[str],
+    ) -> Refused | None:
+        """Check a genuine token's binding and expiry and gather its code's facts."""
+        claims = s.claims
+        assert claims is not None
+        refusal = token_check.check_binding(claims, request.member_id) or (
+            token_check.check_expiry(claims, request.now)
+        )
+        if refusal is not None or claims.code in facts:
+            return refusal
+        found = self.cache.lookup(claims.code, request.member_id, request.now)
+        if found is None:
+            got = token_scan.foreign_facts(self.cache, claims, request.member_id, request.now)
+            if isinstance(got, Refused):
+                return got
+            found = got
+            foreign.add(claims.code)
+        facts[claims.code] = self._without_own_holds(found, request.transaction_id)
+        return None
+
+    @staticmethod
+    def _pre(request: ValidationRequest, s: Scan, refusal: Refused) -> Decision:
+        """A token's own refusal, in the customer-safe view on a customer channel."""
+        if request.audience is not Audience.CUSTOMER:
+            return refusal
+        claims = s.claims
+        proven = (
+            claims is not None
+            and request.member_id is not None
+            and (not claims.bound or claims.binds(request.member_id))
+        )
+        return refusal if proven else disclose(refusal, owned_by_other=True)
 
     def _holds(self, code: str, request: ValidationRequest) -> bool:
         """Whether this request's transaction holds ``code`` right now."""
@@ -209,7 +301,7 @@ class RedemptionService:
 
     def validate(self, request: ValidationRequest) -> tuple[Decision, ...]:
         """Read-only: one decision per code of ``request.codes``, in order."""
-        decisions, _ = self._decide(request)
+        decisions, _, _ = self._decide(request, self._scan(request))
         self._record_failures(request, decisions)
         return tuple(decisions)
 
@@ -218,17 +310,16 @@ class RedemptionService:
         txn = _require_txn(request)
         conn = self.cache.conn
         until = request.now + self.hold
+        scans = self._scan(request)
         with self.cache.transaction():
-            stored = self._stored(request, "reserve")
+            stored = self._stored(request, "reserve", scans)
             if all(s is not None for s in stored):
                 return tuple(outcomes.reserve_from_json(s) for s in stored if s is not None)
-            decisions, facts = self._decide(request)
+            decisions, facts, _ = self._decide(request, scans)
             result: list[ReserveOutcome] = []
             seen: set[str] = set()
-            for raw, decision, fact, old in zip(
-                request.codes, decisions, facts, stored, strict=True
-            ):
-                key = normalise(raw)
+            for scan, decision, fact, old in zip(scans, decisions, facts, stored, strict=True):
+                key = scan.key
                 first = key not in seen
                 seen.add(key)
                 if old is not None and first:
@@ -276,22 +367,23 @@ class RedemptionService:
         payment is what counts). A code not held is validated and committed in one go."""
         txn = _require_txn(request)
         conn = self.cache.conn
+        scans = self._scan(request)
         with self.cache.transaction():
-            stored = self._stored(request, "commit")
+            stored = self._stored(request, "commit", scans)
             if all(s is not None for s in stored):
                 return tuple(outcomes.commit_from_json(s) for s in stored if s is not None)
-            decisions, facts = self._decide(request)
+            decisions, facts, foreign = self._decide(request, scans)
             result: list[CommitOutcome] = []
             seen: set[str] = set()
-            for raw, decision, fact, old in zip(
-                request.codes, decisions, facts, stored, strict=True
-            ):
-                key = normalise(raw)
+            for scan, decision, fact, old in zip(scans, decisions, facts, stored, strict=True):
+                key = scan.key
                 first = key not in seen
                 seen.add(key)
                 if old is not None and first:
                     result.append(outcomes.commit_from_json(old))
                 elif isinstance(decision, Accepted) and fact is not None and first:
+                    if fact.record.code in foreign:
+                        token_scan.remember(conn, fact.record)  # same transaction as the use
                     result.append(self._redeem(conn, request, txn, decision, fact))
                 else:
                     result.append(CommitOutcome(decision=decision))
@@ -363,13 +455,14 @@ class RedemptionService:
         conn.execute(_STORE_SQL, (txn, code, "commit", outcomes.commit_to_json(outcome), now_us))
         return outcome
 
-    def _stored(self, request: ValidationRequest, operation: str) -> list[str | None]:
+    def _stored(
+        self, request: ValidationRequest, operation: str, scans: list[Scan]
+    ) -> list[str | None]:
         """The stored answer per position, for codes this transaction already changed."""
         out: list[str | None] = []
-        for raw in request.codes:
-            code = normalise(raw)
+        for scan in scans:
             row = self.cache.conn.execute(
-                _STORED_SQL, (request.transaction_id, code, operation)
+                _STORED_SQL, (request.transaction_id, scan.key, operation)
             ).fetchone()
             out.append(None if row is None else str(row[0]))
         return out
@@ -446,6 +539,19 @@ class RedemptionService:
     def status(self, code: str, now: datetime) -> CodeStatusView:
         """The code as the cache knows it: record, uses, live holds, redemptions, history."""
         return code_status.status(self.cache, _canonical(code, self.fmt), now)
+
+
+def _as_code(scan: Scan) -> str:
+    return scan.claims.code if scan.claims is not None else scan.raw
+
+
+def _with_issuer(decision: Decision, scan: Scan) -> Decision:
+    """An accepted token names the store and key that vouched for it (for the audit trail)."""
+    claims = scan.claims
+    if claims is None or not isinstance(decision, Accepted):
+        return decision
+    details = {**decision.details, "token_store_id": claims.store_id, "token_key_id": claims.key_id}
+    return dataclasses.replace(decision, details=details)
 
 
 def _require_txn(request: ValidationRequest) -> str:

@@ -17,6 +17,11 @@ Theory of operation
 
 Mutable state (uses, holds, redemptions, links, ledger) is keyed by code in its own tables and
 is never touched here.
+
+The optional ``store_keys`` table (the chain's coupon signing keys) replaces the cache's in the
+swap when the snapshot has it; a snapshot from an HQ that predates it leaves the keys alone
+rather than distrusting every store. Its rows are checked like the rest: a key id that is not
+the fingerprint of its 32-byte key refuses the whole snapshot.
 """
 
 from __future__ import annotations
@@ -29,7 +34,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edge_agent.domain.promotion_codec import PromotionFormatError, promotion_from_dict
+from edge_agent.domain.token_codec import key_id_of
+from edge_agent.store import issue_schema
 from edge_agent.store.errors import SnapshotError
+from edge_agent.store.key_schema import STORE_KEY_COLUMNS
 from edge_agent.store.schema import CODE_COLUMNS, CODES_DDL, MEMBER_COLUMNS
 
 FORMAT_VERSION = "1"
@@ -75,8 +83,32 @@ class SnapshotInfo:
     seconds: float
 
 
-def _check(path: Path, *, store_id: str) -> tuple[datetime, str]:
-    """Read-only checks; returns (created_at, snapshot store id)."""
+def _check_keys(snap: sqlite3.Connection, path: Path) -> bool:
+    """Whether the snapshot carries ``store_keys``; SnapshotError if it carries a bad one."""
+    found = tuple(r[1] for r in snap.execute("PRAGMA table_info(store_keys)"))
+    if not found:
+        return False
+    if found != STORE_KEY_COLUMNS:
+        raise SnapshotError(f"{path}: table store_keys has columns {found}")
+    for kid, store, raw, registered, revoked in snap.execute(
+        "SELECT key_id, store_id, public_key, registered_at, revoked_at FROM store_keys"
+    ):
+        ok = (
+            isinstance(raw, bytes)
+            and len(raw) == 32
+            and kid == key_id_of(raw)
+            and isinstance(store, str)
+            and bool(store)
+            and isinstance(registered, int)
+            and (revoked is None or isinstance(revoked, int))
+        )
+        if not ok:
+            raise SnapshotError(f"{path}: store key {kid!r} is malformed")
+    return True
+
+
+def _check(path: Path, *, store_id: str) -> tuple[datetime, str, bool]:
+    """Read-only checks; returns (created_at, snapshot store id, has store_keys)."""
     if not path.is_file():
         raise SnapshotError(f"{path}: no such snapshot file")
     try:
@@ -118,11 +150,12 @@ def _check(path: Path, *, store_id: str) -> tuple[datetime, str]:
         bad = snap.execute(_BAD_CODE_SQL).fetchone()
         if bad is not None:
             raise SnapshotError(f"{path}: code {bad[0]!r} is malformed or has no campaign")
+        has_keys = _check_keys(snap, path)
     except sqlite3.DatabaseError as exc:
         raise SnapshotError(f"{path}: {exc}") from exc
     finally:
         snap.close()
-    return created_at.astimezone(UTC), snap_store
+    return created_at.astimezone(UTC), snap_store, has_keys
 
 
 def _drop_debris(conn: sqlite3.Connection) -> None:
@@ -175,12 +208,21 @@ def _copy(conn: sqlite3.Connection, *, chunk: int) -> int:
         last = str(row[0])
 
 
-def _swap(conn: sqlite3.Connection, created_at: datetime) -> None:
+def _swap(conn: sqlite3.Connection, created_at: datetime, *, keys: bool) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
+        # Coupons this store minted offline may not have reached HQ yet: carry them into the
+        # new codes table in the same transaction, so no request ever sees them missing.
+        issue_schema.restore_codes(conn, table="codes_next", now_s=int(created_at.timestamp()))
         for table in ("codes", "campaigns", "members"):
             conn.execute(f"DROP TABLE {table}")
             conn.execute(f"ALTER TABLE {table}_next RENAME TO {table}")
+        if keys:  # a handful of rows: replaced in place, inside the same swap
+            conn.execute("DELETE FROM store_keys")
+            conn.execute(
+                "INSERT INTO store_keys SELECT key_id, store_id, public_key, registered_at, "
+                "revoked_at FROM snap.store_keys ORDER BY key_id"
+            )
         conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('synced_at', ?)",
             (created_at.isoformat(),),
@@ -197,7 +239,7 @@ def load_snapshot(
 ) -> SnapshotInfo:
     """Check, copy and swap in the snapshot at ``path`` (see the module docstring)."""
     started = time.perf_counter()
-    created_at, snap_store = _check(path, store_id=store_id)
+    created_at, snap_store, has_keys = _check(path, store_id=store_id)
     conn.execute("ATTACH DATABASE ? AS snap", (str(path),))
     try:
         try:
@@ -207,7 +249,7 @@ def load_snapshot(
             _drop_debris(conn)
             conn.execute("COMMIT")
             raise SnapshotError(f"{path}: {exc}") from exc
-        _swap(conn, created_at)
+        _swap(conn, created_at, keys=has_keys)
     finally:
         conn.execute("DETACH DATABASE snap")
     # The old tables' pages went to the free list; the WAL holds the swap: fold it in now.

@@ -18,6 +18,7 @@ from edge_agent.domain.decision import Accepted, Reason, Refused, ValidationRequ
 from edge_agent.domain.offer_policy import NoCouponReason
 from edge_agent.domain.promotion import Member
 from edge_agent.receipt_campaigns import default_receipt_campaigns
+from edge_agent.store import issue_schema
 from edge_agent.store.cache import CodeCache
 from edge_agent.store.errors import MissingTransactionError
 from edge_agent.store.issue_outcome import outcome_from_json, outcome_to_json
@@ -386,14 +387,14 @@ def test_codes_survive_a_snapshot_reload_until_hq_knows_them(
         ),
         members=MEMBERS,
     )
-    cache.load_snapshot(snapshot)
-    assert cache.lookup(coupon.code, LOYAL, NOW) is None  # HQ has not learnt it yet
-    assert svc.restore_minted_codes(NOW) == 1
+    cache.load_snapshot(snapshot)  # HQ has not learnt the coupon yet: the swap carries it over
     facts = cache.lookup(coupon.code, LOYAL, NOW)
     assert facts is not None and facts.record.channel == "receipt"
     assert facts.record.member_id == LOYAL and facts.record.expires_at == coupon.expires_at
-    assert svc.restore_minted_codes(NOW) == 0  # already there: HQ's row (or ours) wins
-    assert svc.restore_minted_codes(coupon.expires_at + timedelta(seconds=1)) == 0
+    with cache.transaction() as conn:  # an expired coupon is not carried over
+        after = int((coupon.expires_at + timedelta(seconds=1)).timestamp())
+        conn.execute("DELETE FROM codes WHERE code = ?", (coupon.code,))
+        assert issue_schema.restore_codes(conn, table="codes", now_s=after) == 0
 
 
 def test_prune_keeps_what_caps_and_retries_need(cache: CodeCache) -> None:

@@ -1,0 +1,1 @@
+"""Receipt coupons: the printed document, its ESC/POS layout, preview, and the print worker."""

@@ -1,0 +1,32 @@
+"""The store's services over one cache, as the one SQLite thread holds them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge_agent.store.cache import CodeCache
+from edge_agent.store.issuing import IssueService
+from edge_agent.store.redemptions import RedemptionService
+
+
+class ReceiptsUnavailableError(Exception):
+    """Receipt coupons cannot be issued: this box has no signing key (see `edge-agent keys`)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreServices:
+    cache: CodeCache
+    redemption: RedemptionService
+    issuing_service: IssueService | None  # None: no signing key, so no receipt coupons
+
+    @property
+    def issuing(self) -> IssueService:
+        if self.issuing_service is None:
+            raise ReceiptsUnavailableError(
+                "this box has no coupon signing key: run `edge-agent keys init`, then have HQ "
+                "register it"
+            )
+        return self.issuing_service
+
+    def close(self) -> None:
+        self.cache.close()
