@@ -154,6 +154,14 @@ class PrinterConfig(Section):
             "only for a model that never answers.",
         ),
     ] = True
+    header_lines: Annotated[
+        tuple[Annotated[str, Field(max_length=48)], ...],
+        Field(max_length=6, description="Store header printed at the top of each coupon."),
+    ] = ("Storeside",)
+    reminder: Annotated[
+        str,
+        Field(max_length=120, description="Short reminder line printed under the terms."),
+    ] = "Bring this receipt on your next visit."
     template: Annotated[
         tuple[TemplateLine, ...],
         Field(min_length=1, max_length=40, description="The coupon's lines, top to bottom."),

@@ -151,13 +151,13 @@ def main() -> None:
     info = cache.load_snapshot(snapshot)
     cache.close()
     say(f"   loaded {info.codes:,} codes, {info.campaigns} campaigns in {info.seconds:.2f} s")
-    app, db = build_app(cfg)
+    agent = build_app(cfg)
     try:
-        with serving(app) as url:
+        with serving(agent.app) as url:
             say(f"   POS API at {url} (OpenAPI at {url}/docs); two tills with their own tokens")
             till_story(url, tokens, codes, generic)
     finally:
-        db.close()
+        agent.close()
     ledger_story(Path(cfg.cache.path))
     say()
     say("Done. Files are in var/demo/ (hq.db, the snapshot, the store's cache.db).")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,17 +15,26 @@ import uvicorn
 from fastapi import FastAPI
 
 from config.model import AgentConfig
+from config.printer import PrinterConfig
 from edge_agent import signing_key
 from edge_agent.api.app import create_app
 from edge_agent.api.auth import TillAuthenticator
 from edge_agent.api.db_thread import DbThread
 from edge_agent.domain.coupon_token import CouponSigner
+from edge_agent.receipt.issue_hook import print_on_issue
+from edge_agent.receipt.layout import Layout
+from edge_agent.receipt.print_worker import PrintWorker
+from edge_agent.receipt.printer_port import ReceiptPrinter
 from edge_agent.services import StoreServices
+from edge_agent.store import print_queue
 from edge_agent.store.cache import CodeCache
 from edge_agent.store.issuing import IssueService
+from edge_agent.store.print_queue import RetryPolicy
 from edge_agent.store.redemptions import RedemptionService
 from edge_agent.store.throttle import ThrottleConfig
 from edge_agent.store.trusted_keys import TrustedKeys
+from hardware.printer.escpos_printer import EscposPrinter
+from hardware.printer.sim_printer import SimulatedPrinter
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +81,56 @@ def open_services(cfg: AgentConfig, *, receipts: bool = True) -> StoreServices:
             namespace=cfg.store.namespace,
             policy=cfg.receipt_offers.to_policy(),
             sign=signer.sign,
+            on_issued=print_on_issue(
+                header_lines=cfg.printer.header_lines, reminder=cfg.printer.reminder
+            ),
         )
     return StoreServices(cache=cache, redemption=redemption, issuing_service=issuing)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Agent:
+    """The wired agent: the POS API app, the cache's thread, the printer and its worker."""
+
+    app: FastAPI
+    db: DbThread
+    printer: ReceiptPrinter
+    print_worker: PrintWorker
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def make_printer(cfg: PrinterConfig) -> ReceiptPrinter:
+    if cfg.kind == "simulated":
+        return SimulatedPrinter()
+    return EscposPrinter.from_config(cfg)
+
+
 def build_app(
-    cfg: AgentConfig, *, clock: Callable[[], datetime] = utc_now
-) -> tuple[FastAPI, DbThread]:
+    cfg: AgentConfig,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    printer: ReceiptPrinter | None = None,
+) -> Agent:
+    """Wire the agent. ``printer`` overrides the configured one (tests, demo)."""
+    p = cfg.printer
     db = DbThread(lambda: open_services(cfg))
+    the_printer = printer if printer is not None else make_printer(p)
+    # The worker has its own SQLite connection (WAL allows it) and its own thread: printers
+    # block for seconds when they fail, and must never hold up a till's request.
+    worker = PrintWorker(
+        connect=lambda: print_queue.connect(Path(cfg.cache.path)),
+        printer=the_printer,
+        render=Layout(p).render,
+        clock=clock,
+        policy=RetryPolicy(
+            base=timedelta(seconds=p.retry_base_s),
+            cap=timedelta(seconds=p.retry_cap_s),
+            give_up_after=timedelta(seconds=p.give_up_after_s),
+            lease=timedelta(seconds=p.lease_s),
+        ),
+    )
     app = create_app(
         db=db,
         auth=TillAuthenticator(cfg.api.tills),
@@ -87,18 +139,21 @@ def build_app(
         checkpoint_every_s=cfg.cache.checkpoint_interval_s,
         housekeeping_every_s=cfg.cache.housekeeping_interval_s,
         retention=timedelta(days=cfg.cache.retention_days),
+        print_worker=worker,
     )
-    return app, db
+    return Agent(app=app, db=db, printer=the_printer, print_worker=worker)
 
 
 def serve(cfg: AgentConfig) -> None:
     """Run the POS API until interrupted (systemd stops it with SIGTERM)."""
     if not cfg.api.tills:
         log.warning("no tills configured: every POS API call will be refused (401)")
-    app, db = build_app(cfg)
+    agent = build_app(cfg)
     try:
         # No access log: every till request would cost a log line on the hot path; the
         # service logs what matters (refusal floods, throttled tills).
-        uvicorn.run(app, host=cfg.api.host, port=cfg.api.port, log_level="info", access_log=False)
+        uvicorn.run(
+            agent.app, host=cfg.api.host, port=cfg.api.port, log_level="info", access_log=False
+        )
     finally:
-        db.close()
+        agent.close()

@@ -15,15 +15,18 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from edge_agent.api import receipt_routes
 from edge_agent.api.auth import TillAuthenticator
 from edge_agent.api.db_thread import DbThread
+from edge_agent.api.deps import ApiContext, Ctx, Till, UnauthorizedError
+from edge_agent.api.receipt_routes import NoCouponError
 from edge_agent.api.schemas import (
     CodeStatusOut,
     CommitOut,
@@ -52,7 +55,8 @@ from edge_agent.domain.decision import (
     Refused,
     ValidationRequest,
 )
-from edge_agent.services import StoreServices
+from edge_agent.receipt.print_worker import PrintWorker
+from edge_agent.services import ReceiptsUnavailableError, StoreServices
 from edge_agent.store import errors
 from edge_agent.store.housekeeping import prune
 
@@ -64,6 +68,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[errors.StoreError], int, str], ...] = (
     (errors.RedemptionNotFoundError, 404, "redemption_not_found"),
     (errors.ReversalTooLargeError, 409, "reversal_too_large"),
     (errors.LinkConflictError, 409, "link_conflict"),
+    (NoCouponError, 404, "no_receipt_coupon"),
     (errors.RequestError, 400, "bad_request"),
 )
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -76,30 +81,6 @@ def _error(status: int, error: str, detail: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": error, "detail": detail})
 
 
-class _UnauthorizedError(Exception):
-    pass
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class ApiContext:
-    db: DbThread
-    auth: TillAuthenticator
-    store_id: str
-    clock: Callable[[], datetime]
-
-
-def _ctx(request: Request) -> ApiContext:
-    ctx: ApiContext = request.app.state.ctx
-    return ctx
-
-
-def _till(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
-    till_id = _ctx(request).auth.till_for(authorization)
-    if till_id is None:
-        raise _UnauthorizedError
-    return till_id
-
-
 def _log_refusals(route: str, till_id: str, decisions: Sequence[Decision]) -> None:
     # Codes are bearer credentials for a discount: log only enough of one to find it again.
     for d in decisions:
@@ -108,8 +89,6 @@ def _log_refusals(route: str, till_id: str, decisions: Sequence[Decision]) -> No
                      d.reason.value)  # fmt: skip
 
 
-Ctx = Annotated[ApiContext, Depends(_ctx)]
-Till = Annotated[str, Depends(_till)]
 router = APIRouter()
 
 
@@ -259,6 +238,8 @@ def create_app(
     checkpoint_every_s: float = 30.0,
     housekeeping_every_s: float = 300.0,
     retention: timedelta = timedelta(days=30),
+    print_worker: PrintWorker | None = None,
+    print_confirm_wait_s: float = 1.5,
 ) -> FastAPI:
     """Build the app. ``clock`` is the seam tests and the demo use to move time."""
 
@@ -280,9 +261,13 @@ def create_app(
             asyncio.create_task(every(checkpoint_every_s, lambda s: s.cache.checkpoint())),
             asyncio.create_task(every(housekeeping_every_s, housekeeping)),
         ]
+        if print_worker is not None:
+            print_worker.start()  # also reprints what a crash left half-printed
         try:
             yield
         finally:
+            if print_worker is not None:
+                await asyncio.get_running_loop().run_in_executor(None, print_worker.stop)
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -295,8 +280,16 @@ def create_app(
         summary="Validate, reserve, commit, void and reverse coupon codes at the till.",
         lifespan=lifespan,
     )
-    app.state.ctx = ApiContext(db=db, auth=auth, store_id=store_id, clock=clock)
+    app.state.ctx = ApiContext(
+        db=db,
+        auth=auth,
+        store_id=store_id,
+        clock=clock,
+        wake_printer=print_worker.wake if print_worker is not None else (lambda: None),
+        print_confirm_wait_s=print_confirm_wait_s,
+    )
     app.include_router(router)
+    app.include_router(receipt_routes.router)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -313,13 +306,17 @@ def create_app(
         names = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
         return _error(exc.status_code, names.get(exc.status_code, "http_error"), str(exc.detail))
 
-    @app.exception_handler(_UnauthorizedError)
-    async def _unauthorized(_: Request, __: _UnauthorizedError) -> JSONResponse:
+    @app.exception_handler(UnauthorizedError)
+    async def _unauthorized(_: Request, __: UnauthorizedError) -> JSONResponse:
         return JSONResponse(
             status_code=401,
             content={"error": "unauthorized", "detail": "a valid till bearer token is required"},
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+    @app.exception_handler(ReceiptsUnavailableError)
+    async def _no_receipts(_: Request, exc: ReceiptsUnavailableError) -> JSONResponse:
+        return _error(503, "receipts_unavailable", str(exc))
 
     @app.exception_handler(errors.StoreError)
     async def _store_error(_: Request, exc: errors.StoreError) -> JSONResponse:

@@ -15,14 +15,15 @@ from edge_agent.domain.basket import AppliedPromotion, Basket, BasketLine
 from edge_agent.domain.decision import Accepted, Decision, Refused
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@/-]+$")]
-RawCode = Annotated[str, Field(min_length=1, max_length=64)]
+# Up to 256: a scanned receipt QR carries a signed token (~150 characters), not just a code.
+RawCode = Annotated[str, Field(min_length=1, max_length=256)]
 
 
-class _Body(BaseModel):
+class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class LineIn(_Body):
+class LineIn(Body):
     sku: Id
     category: Annotated[str, Field(min_length=1, max_length=64)]
     quantity: Annotated[int, Field(ge=1, le=10_000)]
@@ -30,13 +31,13 @@ class LineIn(_Body):
     margin_band: Literal["A", "B", "C"] = "B"
 
 
-class AppliedIn(_Body):
+class AppliedIn(Body):
     name: Annotated[str, Field(min_length=1, max_length=80)]
     stacking_class: Annotated[str, Field(min_length=1, max_length=40)]
     discount: Annotated[int, Field(ge=0, le=100_000_000)] = 0
 
 
-class BasketIn(_Body):
+class BasketIn(Body):
     lines: Annotated[list[LineIn], Field(max_length=500)] = []
     applied: Annotated[
         list[AppliedIn],
@@ -63,7 +64,7 @@ class BasketIn(_Body):
         return basket, applied
 
 
-class ValidateIn(_Body):
+class ValidateIn(Body):
     codes: Annotated[
         list[RawCode],
         Field(min_length=1, max_length=20, description="Every code on the basket, scan order."),
@@ -85,7 +86,7 @@ class TransactionIn(ValidateIn):
     transaction_id: Id
 
 
-class VoidIn(_Body):
+class VoidIn(Body):
     transaction_id: Id
     cashier_id: Id
     code: Annotated[
@@ -93,7 +94,7 @@ class VoidIn(_Body):
     ] = None
 
 
-class ReverseIn(_Body):
+class ReverseIn(Body):
     transaction_id: Annotated[Id, Field(description="The sale the code was redeemed on.")]
     code: RawCode
     cashier_id: Id
@@ -104,7 +105,7 @@ class ReverseIn(_Body):
     ] = None
 
 
-class LinkIn(_Body):
+class LinkIn(Body):
     code: RawCode
     member_id: Id
     cashier_id: Id

@@ -60,9 +60,9 @@ def server(tmp_path: Path) -> Iterator[Server]:
         }
     )
     clock = Clock(factories.NOW)
-    app, db = build_app(cfg, clock=clock)
+    agent = build_app(cfg, clock=clock)
     try:
-        with serving(app) as base_url:
+        with serving(agent.app) as base_url:
             yield Server(base_url, tokens, clock, cache_path)
     finally:
-        db.close()
+        agent.close()

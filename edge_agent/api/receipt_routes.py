@@ -1,0 +1,101 @@
+"""Receipt coupon routes: issue at checkout, print status, reprint.
+
+The POS calls ``POST /v1/receipt-coupons`` when a sale completes. The coupon, its ledger event
+and its print job commit in one transaction; the print worker is woken and the route waits a
+moment (``print_confirm_wait_s``) so the usual answer is "printed". If the printer is slow or
+down the answer is "print_pending" with the code and QR payload, for the POS to show on screen;
+the job stays queued and prints when the printer is back. A retried checkout gets the stored
+answer: never a second coupon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import APIRouter
+
+from edge_agent.api.deps import Ctx, Till
+from edge_agent.api.receipt_schemas import CheckoutIn, PrintOut, ReceiptCouponOut
+from edge_agent.api.schemas import ErrorOut
+from edge_agent.services import StoreServices
+from edge_agent.store import print_queue
+from edge_agent.store.errors import RequestError
+from edge_agent.store.issue_outcome import Checkout
+from edge_agent.store.print_queue import TransactionPrintStatus
+
+router = APIRouter(tags=["receipt coupons"])
+_POLL_S = 0.01
+_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorOut, "description": "No or unknown till token."},
+    404: {"model": ErrorOut, "description": "No receipt coupon for that transaction."},
+    503: {"model": ErrorOut, "description": "This box cannot issue receipt coupons."},
+}
+
+
+class NoCouponError(RequestError):
+    """The transaction has no receipt coupon (answered 404)."""
+
+
+async def _status(ctx: Ctx, transaction_id: str) -> TransactionPrintStatus | None:
+    return await ctx.db.run(lambda s: print_queue.transaction_status(s.cache.conn, transaction_id))
+
+
+async def _await_print(ctx: Ctx, transaction_id: str) -> TransactionPrintStatus | None:
+    """The print status once printed, or as it stands when the wait is over."""
+    deadline = time.monotonic() + ctx.print_confirm_wait_s
+    while True:
+        status = await _status(ctx, transaction_id)
+        if status is None or status.status != "print_pending" or time.monotonic() >= deadline:
+            return status
+        await asyncio.sleep(_POLL_S)
+
+
+@router.post("/v1/receipt-coupons", response_model=ReceiptCouponOut, responses=_ERRORS)
+async def issue(body: CheckoutIn, till_id: Till, ctx: Ctx) -> ReceiptCouponOut:
+    """At checkout: decide, mint, sign and print the next-visit coupon (or say why not)."""
+    basket, _ = body.basket.to_domain()
+    checkout = Checkout(
+        transaction_id=body.transaction_id,
+        till_id=till_id,
+        cashier_id=body.cashier_id,
+        basket=basket,
+        now=ctx.clock(),
+        member_id=body.member_id,
+    )
+    outcome = await ctx.db.run(lambda s: s.issuing.issue(checkout))
+    status = None
+    if outcome.issued:
+        ctx.wake_printer()
+        status = await _await_print(ctx, body.transaction_id)
+    return ReceiptCouponOut.of(outcome, status)
+
+
+@router.get(
+    "/v1/receipt-coupons/{transaction_id}/print", response_model=PrintOut, responses=_ERRORS
+)
+async def print_status(transaction_id: str, _till: Till, ctx: Ctx) -> PrintOut:
+    """Whether the coupon of a sale has printed (the POS polls this while it is pending)."""
+    status = await _status(ctx, transaction_id)
+    if status is None:
+        raise NoCouponError(f"no receipt coupon for transaction {transaction_id}")
+    return PrintOut.of(status)
+
+
+@router.post(
+    "/v1/receipt-coupons/{transaction_id}/reprint", response_model=PrintOut, responses=_ERRORS
+)
+async def reprint(transaction_id: str, _till: Till, ctx: Ctx) -> PrintOut:
+    """Print the coupon again, marked REPRINT (the customer lost it, the paper jammed...)."""
+    now = ctx.clock()
+
+    def queue(s: StoreServices) -> int | None:
+        with s.cache.transaction() as conn:
+            return print_queue.reprint(conn, transaction_id=transaction_id, now=now)
+
+    if await ctx.db.run(queue) is None:
+        raise NoCouponError(f"no receipt coupon for transaction {transaction_id}")
+    ctx.wake_printer()
+    status = await _await_print(ctx, transaction_id)
+    assert status is not None
+    return PrintOut.of(status)
