@@ -15,7 +15,7 @@ from edge_agent.receipt.document import sample_document
 from edge_agent.receipt.layout import Layout
 from edge_agent.receipt.print_worker import render_and_send
 from hardware.printer.escpos_printer import EscposPrinter
-from tests.printer.tcp_sink import PrinterSink
+from hardware.printer.tcp_sink import PrinterSink
 
 N = 300
 

@@ -30,7 +30,7 @@ from edge_agent.receipt_campaigns import default_receipt_campaigns
 from edge_agent.store.cache import CodeCache
 from edge_agent.wiring import build_app
 from tests.printer.escpos_decode import qr_texts
-from tests.printer.tcp_sink import PrinterSink
+from hardware.printer.tcp_sink import PrinterSink
 
 LOYAL = [f"loyal-{i}" for i in range(6)]
 BASKET = {"lines": [{"sku": "tea", "category": "drinks", "quantity": 3, "unit_price": 450}]}

@@ -11,7 +11,7 @@ import pytest
 from edge_agent.receipt.printer_port import STATUS_QUERY, ReceiptPrinter
 from hardware.printer.escpos_printer import EscposPrinter
 from hardware.printer.sim_printer import SimulatedPrinter
-from tests.printer.tcp_sink import PrinterSink
+from hardware.printer.tcp_sink import PrinterSink
 
 TIMEOUT_S = 0.4  # short: failure tests wait this long at most
 

@@ -13,7 +13,7 @@ from edge_agent.receipt.printer_port import UNKNOWN_STATUS, DeviceNotFoundError
 from hardware.printer.escpos_printer import EscposPrinter
 from tests.printer.conftest import EscposHarness
 from tests.printer.escpos_decode import native_qr_payloads, qr_texts, raster_images
-from tests.printer.tcp_sink import PrinterSink
+from hardware.printer.tcp_sink import PrinterSink
 
 DOC = sample_document()
 

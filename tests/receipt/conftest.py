@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.printer.tcp_sink import PrinterSink
+from hardware.printer.tcp_sink import PrinterSink
 
 
 @pytest.fixture

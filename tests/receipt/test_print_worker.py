@@ -18,7 +18,7 @@ from edge_agent.store import print_queue as pq
 from edge_agent.store.cache import CodeCache
 from tests.printer.conftest import EscposHarness
 from tests.printer.escpos_decode import qr_texts
-from tests.printer.tcp_sink import PrinterSink
+from hardware.printer.tcp_sink import PrinterSink
 
 CFG = PrinterConfig(profile="POS-5890", paper_width_mm=58)  # raster QR: the harder path
 LAYOUT = Layout(CFG)

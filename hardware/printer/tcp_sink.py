@@ -1,4 +1,5 @@
-"""A raw-TCP receipt printer on loopback (what a JetDirect port 9100 looks like to the driver).
+"""A raw-TCP receipt printer on loopback (what a JetDirect port 9100 looks like to the driver),
+for tests, benchmarks and the demo: the real python-escpos driver talks to it over a socket.
 
 It records every byte python-escpos sends, answers DLE EOT n (n = 1..4) status queries from its
 current state wherever they appear in the stream (as a real printer does, even inside image
