@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m edge_agent.demo
+	$(PY) -m demo
 
 test: lint typecheck unit
 

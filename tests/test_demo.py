@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_demo_runs_end_to_end() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "edge_agent.demo"],
+        [sys.executable, "-m", "demo"],
         capture_output=True,
         text=True,
         timeout=180,
@@ -20,6 +20,8 @@ def test_demo_runs_end_to_end() -> None:
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout
+    assert "Traceback" not in done.stderr
+    assert (ROOT / "var" / "demo" / "coupon.png").stat().st_size > 0
     for expected in (
         "ACCEPTED",
         "MALFORMED",
@@ -33,5 +35,13 @@ def test_demo_runs_end_to_end() -> None:
         "TILL_THROTTLED",
         "HTTP 401",
         "pending sync",
+        # receipt coupons
+        "print: printed",
+        "print_pending (paper_out",
+        "paper refilled: printed",
+        "FREQUENCY_CAPPED",
+        "INVALID_SIGNATURE",
+        "redeemed",
+        "coupon.issued",
     ):
         assert expected in out, f"demo no longer shows {expected}"

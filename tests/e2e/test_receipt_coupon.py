@@ -29,8 +29,8 @@ from edge_agent.api.background import serving
 from edge_agent.receipt_campaigns import default_receipt_campaigns
 from edge_agent.store.cache import CodeCache
 from edge_agent.wiring import build_app
-from tests.printer.escpos_decode import qr_texts
 from hardware.printer.tcp_sink import PrinterSink
+from tests.printer.escpos_decode import qr_texts
 
 LOYAL = [f"loyal-{i}" for i in range(6)]
 BASKET = {"lines": [{"sku": "tea", "category": "drinks", "quantity": 3, "unit_price": 450}]}

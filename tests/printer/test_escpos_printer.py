@@ -11,9 +11,9 @@ from edge_agent.receipt.document import sample_document
 from edge_agent.receipt.layout import Layout
 from edge_agent.receipt.printer_port import UNKNOWN_STATUS, DeviceNotFoundError
 from hardware.printer.escpos_printer import EscposPrinter
+from hardware.printer.tcp_sink import PrinterSink
 from tests.printer.conftest import EscposHarness
 from tests.printer.escpos_decode import native_qr_payloads, qr_texts, raster_images
-from hardware.printer.tcp_sink import PrinterSink
 
 DOC = sample_document()
 

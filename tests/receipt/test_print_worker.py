@@ -16,9 +16,9 @@ from edge_agent.receipt.layout import Layout
 from edge_agent.receipt.print_worker import PrintWorker, render_and_send
 from edge_agent.store import print_queue as pq
 from edge_agent.store.cache import CodeCache
+from hardware.printer.tcp_sink import PrinterSink
 from tests.printer.conftest import EscposHarness
 from tests.printer.escpos_decode import qr_texts
-from hardware.printer.tcp_sink import PrinterSink
 
 CFG = PrinterConfig(profile="POS-5890", paper_width_mm=58)  # raster QR: the harder path
 LAYOUT = Layout(CFG)

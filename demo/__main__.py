@@ -1,0 +1,97 @@
+"""`make demo`: one chain, two stores, their tills and a receipt printer; every answer shown is
+what the agent returned over real HTTP. Files go to ``var/demo/`` (recreated on each run)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from config.model import AgentConfig
+from demo.hq import hq
+from demo.ledger import ledger_story
+from demo.narration import say, step
+from demo.receipts import receipt_story
+from demo.till import till_story
+from edge_agent import signing_key
+from edge_agent.api.auth import new_token, token_digest
+from edge_agent.api.background import serving
+from edge_agent.store.cache import CodeCache
+from edge_agent.wiring import build_app
+from hardware.printer.tcp_sink import PrinterSink
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "var" / "demo"
+STORES = {"store-001": "23", "store-002": "24"}  # store id: its namespace for offline minting
+
+
+def store_config(store_id: str, tokens: dict[str, str], printer: dict[str, Any]) -> AgentConfig:
+    return AgentConfig.model_validate(
+        {
+            "store": {"store_id": store_id, "namespace": STORES[store_id]},
+            "cache": {"path": str(WORK / f"{store_id}.cache.db")},
+            "signing": {"key_path": str(WORK / f"{store_id}.key")},
+            "printer": {**printer, "header_lines": [f"Storeside {store_id}", "Thank you!"]},
+            "api": {
+                "tills": [
+                    {"till_id": t, "token_sha256": token_digest(tok)} for t, tok in tokens.items()
+                ]
+            },
+        }
+    )
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="   [agent log] %(message)s", force=True)
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    now = datetime.now(UTC)
+    say("Storeside demo: two stores of one chain, on real SQLite, real HTTP, real ESC/POS bytes")
+    sink = PrinterSink()  # store-001's receipt printer: a raw TCP printer on loopback
+    printer = {"kind": "network", "host": "127.0.0.1", "port": sink.port, "timeout_s": 1.0}
+    tokens = {s: {t: new_token() for t in ("till-1", "till-2")} for s in STORES}
+    cfgs = {
+        "store-001": store_config("store-001", tokens["store-001"], printer),
+        "store-002": store_config("store-002", tokens["store-002"], {"kind": "simulated"}),
+    }
+    step("Each store box makes its coupon signing key (edge-agent keys init)")
+    keys = {}
+    for store_id, cfg in cfgs.items():
+        info = signing_key.create(Path(cfg.signing.key_path))
+        keys[store_id] = info.public_key
+        say(f"   {store_id}: key {info.key_id}")
+    snapshots, codes = hq(now, WORK, keys)
+
+    step("The store boxes load their snapshots and start their POS APIs")
+    for store_id, cfg in cfgs.items():
+        cache = CodeCache.open(Path(cfg.cache.path), store_id=store_id)
+        loaded = cache.load_snapshot(snapshots[store_id])
+        cache.close()
+        say(f"   {store_id}: {loaded.codes:,} codes, {loaded.campaigns} campaigns")
+    with ExitStack() as stack:
+        stack.callback(sink.close)
+        urls = {}
+        for store_id, cfg in cfgs.items():
+            agent = build_app(cfg)
+            stack.callback(agent.close)
+            urls[store_id] = stack.enter_context(serving(agent.app))
+            say(f"   {store_id}: POS API at {urls[store_id]} (OpenAPI at /docs)")
+        till_story(urls["store-001"], tokens["store-001"], codes)
+        receipt_story(
+            store1=(urls["store-001"], tokens["store-001"]["till-1"]),
+            store2=(urls["store-002"], tokens["store-002"]["till-1"]),
+            sink=sink,
+            printer=cfgs["store-001"].printer,
+            work=WORK,
+        )
+    for store_id, cfg in cfgs.items():
+        ledger_story(Path(cfg.cache.path), store_id)
+    say()
+    say(f"Done. Files are in {WORK.relative_to(ROOT)}/ (hq.db, snapshots, caches, coupon.png).")
+
+
+if __name__ == "__main__":
+    main()
