@@ -16,7 +16,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--run-device"):
         return
-    skip = pytest.mark.skip(reason="needs a physical device: run with --run-device")
+    skip = pytest.mark.skipif(True, reason="needs a physical device: run with --run-device")
     for item in items:
         if "device" in item.keywords:
             item.add_marker(skip)
