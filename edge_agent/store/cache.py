@@ -3,8 +3,9 @@
 ``lookup`` is the hot path: it builds a ``CodeFacts`` from one joined read of the code (with its
 link overlay, use count, last redemption and campaign counters), the parsed ``Promotion`` from
 memory, and, when a member is involved, their profile, their uses of this code and their recent
-redemptions. Writes that change redemption state live in ``redemptions.py``; snapshot loading
-in ``snapshot_load.py``.
+redemptions. ``facts_for`` gathers the same facts for a record held elsewhere (a signed token's
+claims); both share the usage reads. Writes that change redemption state live in
+``redemptions.py``; snapshot loading in ``snapshot_load.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -32,18 +34,29 @@ from edge_agent.store import ledger, schema, snapshot_load
 from edge_agent.store.errors import CacheError, StoreMismatchError
 from edge_agent.store.ledger import from_us, to_us
 
-_CODE_SQL = """
+# The store's own counts of a code and its campaign (uses, last redemption, campaign counters),
+# written once for both reads below so the hot path and a record held elsewhere cannot drift.
+_COUNTS_COLUMNS = """u.uses, r.redeemed_us, r.store_id, r.till_id, r.transaction_id,
+       cu.uses, cu.money, cu.store_uses"""
+_COUNTS_JOINS = """LEFT JOIN code_usage AS u ON u.code = c.code
+LEFT JOIN redemptions AS r ON r.id = u.last_redemption_id
+LEFT JOIN campaign_usage AS cu ON cu.campaign_id = c.campaign_id"""
+# The hot path: the code row, its link overlay and its counts in one statement.
+_CODE_SQL = f"""
 SELECT c.campaign_id, c.member_id, c.status, c.channel, c.variant, c.issued_at, c.expires_at,
        coalesce(l.member_id, c.linked_member_id),
-       u.uses, r.redeemed_us, r.store_id, r.till_id, r.transaction_id,
-       cu.uses, cu.money, cu.store_uses
+       {_COUNTS_COLUMNS}
 FROM codes AS c
 LEFT JOIN code_links AS l ON l.code = c.code
-LEFT JOIN code_usage AS u ON u.code = c.code
-LEFT JOIN redemptions AS r ON r.id = u.last_redemption_id
-LEFT JOIN campaign_usage AS cu ON cu.campaign_id = c.campaign_id
+{_COUNTS_JOINS}
 WHERE c.code = ?
-"""
+"""  # noqa: S608 - constant fragments only
+# The same counts for a record not (yet) in ``codes``: always exactly one row.
+_COUNTS_SQL = f"""
+SELECT {_COUNTS_COLUMNS}
+FROM (SELECT ?1 AS code, ?2 AS campaign_id) AS c
+{_COUNTS_JOINS}
+"""  # noqa: S608 - constant fragments only
 _PUT_CODE_SQL = "INSERT OR REPLACE INTO codes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _MEMBER_SQL = "SELECT segment, tier, proximity_consent FROM members WHERE member_id = ?"
 _MEMBER_USES_SQL = "SELECT uses FROM member_code_usage WHERE code = ? AND member_id = ?"
@@ -241,13 +254,10 @@ class CodeCache:
         Usage is attributed to the requesting member, else the member the code is linked or
         bound to: the same member a redemption would be recorded against.
         """
-        conn = self.conn
-        row = conn.execute(_CODE_SQL, (code,)).fetchone()
+        row = self.conn.execute(_CODE_SQL, (code,)).fetchone()
         if row is None:
             return None
-        (campaign_id, bound, status, channel, variant, issued, expires, linked,
-         uses, last_us, last_store, last_till, last_txn,
-         c_uses, c_money, c_store) = row  # fmt: skip
+        campaign_id, bound, status, channel, variant, issued, expires, linked = row[:8]
         promotion = self.promotion(campaign_id)
         if promotion is None:
             return None  # a code whose campaign HQ has not shipped cannot be honoured
@@ -262,8 +272,35 @@ class CodeCache:
             expires_at=_epoch_s(expires),
             linked_member_id=linked,
         )
+        return self._facts(record, promotion, row[8:], member_id, now)
+
+    def facts_for(
+        self, record: CodeRecord, member_id: str | None, now: datetime
+    ) -> CodeFacts | None:
+        """What ``lookup`` gives, for a ``record`` that does not come from ``codes`` (e.g. built
+        from a signed token's claims, link overlay already applied); None if its campaign is not
+        cached. The store's own usage of the code is read, so single use holds for it too."""
+        promotion = self.promotion(record.campaign_id)
+        if promotion is None:
+            return None
+        counts = self.conn.execute(_COUNTS_SQL, (record.code, record.campaign_id)).fetchone()
+        return self._facts(record, promotion, counts, member_id, now)
+
+    def _facts(
+        self,
+        record: CodeRecord,
+        promotion: Promotion,
+        counts: tuple[Any, ...],
+        member_id: str | None,
+        now: datetime,
+    ) -> CodeFacts:
+        """The facts of ``record``, given the ``_COUNTS_COLUMNS`` already read with it (the hot
+        path reads them in the same statement as the code row, saving a query)."""
+        conn = self.conn
+        code = record.code
+        uses, last_us, last_store, last_till, last_txn, c_uses, c_money, c_store = counts
         member = self.member(member_id) if member_id is not None else None
-        subject = member_id or linked or bound
+        subject = member_id or record.linked_member_id or record.member_id
         member_uses = 0
         recent: tuple[datetime, ...] = ()
         if subject is not None:
