@@ -1,0 +1,70 @@
+"""The architecture's import rules, checked on the source (STYLE.md "One composition root").
+
+* The pure domain core imports nothing of the project outside ``edge_agent.domain`` and no I/O
+  library (sqlite, sockets, HTTP, devices).
+* Only the composition root (``edge_agent/wiring.py``) imports ``hardware`` or ``cloud_sync``
+  from ``edge_agent``; ``hardware`` and ``cloud_sync`` never import each other.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+IO_MODULES = {
+    "sqlite3",
+    "sqlite_utils",
+    "socket",
+    "http",
+    "httpx",
+    "fastapi",
+    "uvicorn",
+    "escpos",
+    "bleak",
+    "nfc",
+    "paho",
+    "subprocess",
+    "threading",
+}
+
+
+def imported(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def offenders(paths: list[Path], banned: set[str]) -> dict[str, set[str]]:
+    found = {}
+    for path in paths:
+        bad = {n for n in imported(path) if n.split(".")[0] in banned or n in banned}
+        if bad:
+            found[str(path.relative_to(ROOT))] = bad
+    return found
+
+
+def test_domain_core_does_no_io_and_stands_alone() -> None:
+    paths = modules("edge_agent/domain")
+    assert not offenders(paths, IO_MODULES | {"hardware", "cloud_sync", "config"})
+    for path in paths:
+        project = {n for n in imported(path) if n.split(".")[0] == "edge_agent"}
+        assert all(n.startswith("edge_agent.domain") for n in project), (path, project)
+
+
+def test_only_the_composition_root_reaches_hardware_and_hq() -> None:
+    paths = [p for p in modules("edge_agent") if p.name != "wiring.py"]
+    assert not offenders(paths, {"hardware", "cloud_sync"})
+
+
+def test_hardware_and_hq_do_not_import_each_other() -> None:
+    assert not offenders(modules("hardware"), {"cloud_sync"})
+    assert not offenders(modules("cloud_sync"), {"hardware"})
