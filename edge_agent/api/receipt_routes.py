@@ -42,11 +42,17 @@ async def _status(ctx: Ctx, transaction_id: str) -> TransactionPrintStatus | Non
 
 
 async def _await_print(ctx: Ctx, transaction_id: str) -> TransactionPrintStatus | None:
-    """The print status once printed, or as it stands when the wait is over."""
+    """The print status once printed, once an attempt failed (the retry is the queue's job;
+    the POS should show the QR now), or as it stands when the wait is over."""
     deadline = time.monotonic() + ctx.print_confirm_wait_s
     while True:
         status = await _status(ctx, transaction_id)
-        if status is None or status.status != "print_pending" or time.monotonic() >= deadline:
+        if (
+            status is None
+            or status.status != "print_pending"
+            or status.last_error is not None
+            or time.monotonic() >= deadline
+        ):
             return status
         await asyncio.sleep(_POLL_S)
 
