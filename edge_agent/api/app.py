@@ -34,6 +34,7 @@ from edge_agent.api.schemas import (
     DecisionOut,
     ErrorOut,
     HealthOut,
+    LinkedCodesOut,
     LinkIn,
     LinkOut,
     RedemptionOut,
@@ -210,6 +211,19 @@ async def link(body: LinkIn, till_id: Till, ctx: Ctx) -> LinkOut:
         )
     )
     return LinkOut.model_validate(dataclasses.asdict(outcome))
+
+
+@router.get(
+    "/v1/members/{member_id}/linked-codes",
+    response_model=LinkedCodesOut,
+    responses=_ERRORS,
+    tags=["codes"],
+)
+async def linked_codes(member_id: str, _till: Till, ctx: Ctx) -> LinkedCodesOut:
+    """At checkout, once the member is identified: codes linked to them to apply."""
+    now = ctx.clock()
+    codes = await ctx.db.run(lambda s: s.cache.linked_codes(member_id, now))
+    return LinkedCodesOut(member_id=member_id, codes=list(codes))
 
 
 @router.get("/v1/codes/{code}", response_model=CodeStatusOut, responses=_ERRORS, tags=["codes"])

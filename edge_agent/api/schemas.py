@@ -290,3 +290,10 @@ class HealthOut(BaseModel):
     status: str
     store_id: str
     cache_synced_at: datetime | None
+
+
+class LinkedCodesOut(BaseModel):
+    member_id: str
+    codes: Annotated[
+        list[str], Field(description="Codes linked to the member, unused and valid: apply them.")
+    ]

@@ -338,6 +338,20 @@ class CodeCache:
 
     # -- outbox -------------------------------------------------------------------------------
 
+    def linked_codes(self, member_id: str, now: datetime) -> tuple[str, ...]:
+        """Codes linked to ``member_id`` at a till that they have not used yet and that are
+        still valid: the POS applies them at the member's next checkout (DOMAIN.md section 2).
+        """
+        rows = self.conn.execute(
+            "SELECT l.code FROM code_links AS l JOIN codes AS c ON c.code = l.code "
+            "LEFT JOIN member_code_usage AS m ON m.code = l.code AND m.member_id = l.member_id "
+            "WHERE l.member_id = ? AND c.status = 'active' "
+            "AND (c.expires_at IS NULL OR c.expires_at > ?) AND coalesce(m.uses, 0) = 0 "
+            "ORDER BY l.linked_us",
+            (member_id, _to_epoch_s(now)),
+        )
+        return tuple(str(code) for (code,) in rows)
+
     def pending_outbox(self, limit: int = 100) -> tuple[ledger.OutboxItem, ...]:
         """Events not yet acknowledged by HQ, oldest first."""
         return ledger.pending(self.conn, limit)

@@ -110,6 +110,12 @@ def _v2_redemption_state(db: sqlite_utils.Database) -> None:
         db.execute(ddl)
 
 
+def _v6_lookup_indexes(db: sqlite_utils.Database) -> None:
+    """Indexes for the member's linked codes at checkout, and for housekeeping by age."""
+    db.execute("CREATE INDEX code_links_by_member ON code_links (member_id)")
+    db.execute("CREATE INDEX requests_by_age ON requests (created_us)")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 # Later migrations live beside the feature that owns their tables; the order here is final.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -118,6 +124,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     issue_schema.migrate,  # v3: receipt coupons issued at checkout
     print_schema.migrate,  # v4: the durable print queue
     key_schema.migrate,  # v5: trusted store signing keys
+    _v6_lookup_indexes,  # v6
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -157,3 +157,14 @@ def test_guessing_till_is_throttled_and_other_tills_are_not(server: Server) -> N
         assert blocked["reason"] == "TILL_THROTTLED"
         assert blocked["retry_after"]
         assert t2.post("/v1/validate", json=body(A)).json()["decisions"][0]["ok"]
+
+
+def test_linked_code_is_offered_at_the_members_next_checkout(server: Server) -> None:
+    with server.client() as till:
+        assert till.get("/v1/members/M2/linked-codes").json()["codes"] == []
+        till.post("/v1/links", json={"code": G, "member_id": "M2", "cashier_id": "c"})
+        assert till.get("/v1/members/M2/linked-codes").json()["codes"] == [G]
+        assert till.get("/v1/members/M1/linked-codes").json()["codes"] == []
+        paid = till.post("/v1/commit", json=body(G, member="M2", txn="T-L1")).json()
+        assert paid["results"][0]["redemption"] is not None
+        assert till.get("/v1/members/M2/linked-codes").json()["codes"] == []  # used
