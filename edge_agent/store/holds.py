@@ -29,12 +29,15 @@ def void(
     result: list[VoidOutcome] = []
     with cache.transaction():
         if codes is None:
+            # Live holds, and the codes an earlier void of this transaction released: a
+            # repeated void answers as the first did.
             codes = [
                 str(c)
                 for (c,) in conn.execute(
                     "SELECT code FROM reservations WHERE transaction_id = ? AND until_us > ? "
-                    "ORDER BY code",
-                    (transaction_id, now_us),
+                    "UNION SELECT code FROM requests WHERE transaction_id = ? "
+                    "AND operation = 'void' ORDER BY code",
+                    (transaction_id, now_us, transaction_id),
                 )
             ]
         for code in codes:

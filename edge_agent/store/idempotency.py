@@ -48,32 +48,53 @@ def run_per_code(
     unchanged: Callable[[Decision], OutcomeT],
     to_json: Callable[[OutcomeT], str],
     from_json: Callable[[str], OutcomeT],
+    settled_by: tuple[str, Callable[[str], OutcomeT]] | None = None,
 ) -> tuple[OutcomeT, ...]:
     """One outcome per scanned code of ``request``, in order (see the module docstring).
 
     ``apply`` writes an accepted code's state change in the open transaction (its third
     argument: only a token vouches for the code, which is not in ``codes`` yet) and returns its
     outcome; ``unchanged`` is the outcome of a code that changes nothing; ``to_json`` and
-    ``from_json`` are the stored form of an outcome.
+    ``from_json`` are the stored form of an outcome. ``settled_by`` names a later operation
+    whose stored answer settles the code for this transaction, and how to answer from it: a
+    reserve arriving after the same sale's commit (a late network retry) must not hold the
+    code again, so it is answered from the commit and changes nothing.
     """
     scans = decider.scan(request)
     with cache.transaction() as conn:
-        stored = [
-            _stored_answer(conn, request.transaction_id, scan.key, operation) for scan in scans
+        stored: list[str | None] = []
+        settled: list[OutcomeT | None] = []
+        for scan in scans:
+            stored.append(_stored_answer(conn, request.transaction_id, scan.key, operation))
+            later = None
+            if settled_by is not None and stored[-1] is None:
+                later_op, answer_from = settled_by
+                found = _stored_answer(conn, request.transaction_id, scan.key, later_op)
+                later = None if found is None else answer_from(found)
+            settled.append(later)
+        answered = [
+            from_json(s) if s is not None else t
+            for s, t in zip(stored, settled, strict=True)
+            if s is not None or t is not None
         ]
+        answered_all: list[OutcomeT] = [a for a in answered if a is not None]
+        if len(answered_all) == len(scans):  # a retry: every code already has its answer
+            return tuple(answered_all)
         if all(s is not None for s in stored):
             return tuple(from_json(s) for s in stored if s is not None)
         decided = decider.decide(request, scans)
         result: list[OutcomeT] = []
         seen: set[str] = set()
-        for scan, decision, fact, old in zip(
-            scans, decided.decisions, decided.facts, stored, strict=True
+        for scan, decision, fact, old, done in zip(
+            scans, decided.decisions, decided.facts, stored, settled, strict=True
         ):
             key = scan.key
             first = key not in seen  # a code scanned twice is applied once
             seen.add(key)
             if old is not None and first:
                 result.append(from_json(old))
+            elif done is not None and first:
+                result.append(done)
             elif isinstance(decision, Accepted) and fact is not None and first:
                 code = fact.record.code
                 outcome = apply(decision, fact, code in decided.foreign)

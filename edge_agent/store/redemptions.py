@@ -123,6 +123,10 @@ class RedemptionService:
             unchanged=lambda decision: ReserveOutcome(decision=decision),
             to_json=outcomes.reserve_to_json,
             from_json=outcomes.reserve_from_json,
+            settled_by=(
+                "commit",
+                lambda text: ReserveOutcome(decision=outcomes.commit_from_json(text).decision),
+            ),
         )
 
     def commit(self, request: ValidationRequest) -> tuple[CommitOutcome, ...]:
