@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 
 from edge_agent.store import ledger
@@ -59,10 +60,8 @@ def link(
             type=EventType.LINKED,
             occurred_at=now,
             code=code,
-            attribution=Attribution(
-                store_id=attribution.store_id,
-                till_id=attribution.till_id,
-                cashier_id=attribution.cashier_id,
+            attribution=replace(
+                attribution,
                 member_id=member_id,
                 campaign_id=campaign_id,
                 variant=variant,

@@ -7,6 +7,7 @@ hears about (``code.voided``).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from edge_agent.store import ledger, outcomes
@@ -66,10 +67,8 @@ def void(
                 type=EventType.VOIDED,
                 occurred_at=now,
                 code=code,
-                attribution=Attribution(
-                    store_id=attribution.store_id,
-                    till_id=attribution.till_id,
-                    cashier_id=attribution.cashier_id,
+                attribution=replace(
+                    attribution,
                     transaction_id=transaction_id,
                     member_id=hold[1],
                     campaign_id=None if record is None else record.campaign_id,

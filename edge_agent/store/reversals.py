@@ -7,6 +7,7 @@ gives back money only (the campaign's money budget), since the coupon was still 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from edge_agent.store import ledger, outcomes
@@ -86,10 +87,8 @@ def reverse(
             type=EventType.REVERSED,
             occurred_at=now,
             code=code,
-            attribution=Attribution(
-                store_id=attribution.store_id,
-                till_id=attribution.till_id,
-                cashier_id=attribution.cashier_id,
+            attribution=replace(
+                attribution,
                 transaction_id=transaction_id,
                 member_id=member_id,
                 campaign_id=campaign_id,
