@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from edge_agent.store.cache import CodeCache
+from edge_agent.store.housekeeping import PruneReport, prune
 from edge_agent.store.issuing import IssueService
 from edge_agent.store.redemptions import RedemptionService
 
@@ -27,6 +29,14 @@ class StoreServices:
                 "register it"
             )
         return self.issuing_service
+
+    def housekeeping(self, *, now: datetime, keep: timedelta) -> PruneReport:
+        """Everything that keeps the box's tables and memory bounded, off the hot path."""
+        report = prune(self.cache, now=now, keep=keep)
+        if self.issuing_service is not None:
+            report = replace(report, issues=self.issuing_service.prune(now))
+        self.redemption.decider.throttle.forget_idle(now)
+        return report
 
     def close(self) -> None:
         self.cache.close()

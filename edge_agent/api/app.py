@@ -59,7 +59,6 @@ from edge_agent.domain.decision import (
 from edge_agent.receipt.print_worker import PrintWorker
 from edge_agent.services import ReceiptsUnavailableError, StoreServices
 from edge_agent.store import errors
-from edge_agent.store.housekeeping import prune
 
 log = logging.getLogger(__name__)
 
@@ -267,8 +266,8 @@ def create_app(
                 await db.run(job)
 
         def housekeeping(services: StoreServices) -> None:
-            report = prune(services.cache, now=clock(), keep=retention)
-            if report.requests or report.events or report.holds:
+            report = services.housekeeping(now=clock(), keep=retention)
+            if report.anything:
                 log.info("housekeeping: %s", report)
 
         tasks = [

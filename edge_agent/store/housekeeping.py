@@ -7,7 +7,8 @@ PERFORMANCE.md measured it: with ~1.4M unpruned event/outbox rows, redemption th
   request after weeks;
 * ledger events older than the retention are dropped once HQ has acknowledged them (no longer
   in the outbox): HQ holds the ledger of record; the box keeps recent history for the till;
-* holds past their time are deleted (they already stopped counting).
+* holds past their time are deleted (they already stopped counting);
+* print jobs that printed or were given up on are dropped after the retention.
 
 Redemptions, reversals, links and usage counters are never pruned: they are what enforces
 single use. Deletes run in small batches, each its own short transaction, so a till waiting
@@ -31,6 +32,12 @@ class PruneReport:
     requests: int
     events: int
     holds: int
+    print_jobs: int
+    issues: int = 0  # receipt coupon issue rows (filled in by the issuing service's part)
+
+    @property
+    def anything(self) -> bool:
+        return any((self.requests, self.events, self.holds, self.print_jobs, self.issues))
 
 
 def _delete_in_batches(cache: CodeCache, sql: str, params: tuple[int, ...]) -> int:
@@ -60,5 +67,11 @@ def prune(cache: CodeCache, *, now: datetime, keep: timedelta) -> PruneReport:
         "ORDER BY seq LIMIT ?)",
         (horizon,),
     )
+    print_jobs = _delete_in_batches(
+        cache,
+        "DELETE FROM print_jobs WHERE id IN (SELECT id FROM print_jobs "
+        "WHERE state IN ('printed', 'abandoned') AND updated_us < ? LIMIT ?)",
+        (horizon,),
+    )
     holds = expire_holds(cache, now)
-    return PruneReport(requests=requests, events=events, holds=holds)
+    return PruneReport(requests=requests, events=events, holds=holds, print_jobs=print_jobs)

@@ -5,10 +5,18 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from config.model import AgentConfig
+from edge_agent import signing_key
 from edge_agent.domain.decision import Accepted
+from edge_agent.domain.promotion import Member
+from edge_agent.receipt.document import sample_document
+from edge_agent.receipt_campaigns import default_receipt_campaigns
+from edge_agent.store import print_queue
 from edge_agent.store.housekeeping import prune
+from edge_agent.store.issue_outcome import Checkout
 from edge_agent.store.redemptions import RedemptionService
-from tests.store.factories import FMT, NOW, A, G, open_cache, req
+from edge_agent.wiring import open_services
+from tests.store.factories import BASKET, FMT, NOW, A, G, open_cache, req
 
 
 def count(service: RedemptionService, table: str) -> int:
@@ -40,3 +48,53 @@ def test_prune_drops_old_acked_history_but_keeps_single_use(tmp_path: Path) -> N
     assert again.reason.value == "ALREADY_REDEEMED"  # type: ignore[union-attr]
     assert prune(cache, now=later + timedelta(minutes=6), keep=timedelta(days=20)).holds == 1
     cache.close()
+
+
+def test_prune_drops_finished_print_jobs_but_keeps_open_ones(tmp_path: Path) -> None:
+    cache = open_cache(tmp_path / "c.db")
+    with cache.transaction() as conn:
+        done = print_queue.enqueue(
+            conn, code=A, transaction_id="T-1", document=sample_document(), now=NOW
+        )
+        print_queue.enqueue(conn, code=G, transaction_id="T-2", document=sample_document(), now=NOW)
+    job = print_queue.claim(cache.conn, now=NOW, policy=print_queue.RetryPolicy())
+    assert job is not None and job.id == done
+    assert print_queue.mark_printed(cache.conn, done, now=NOW)
+    later = NOW + timedelta(days=25)
+    assert prune(cache, now=later, keep=timedelta(days=30)).print_jobs == 0  # too recent
+    assert prune(cache, now=later, keep=timedelta(days=20)).print_jobs == 1
+    assert print_queue.transaction_status(cache.conn, "T-2") is not None  # still to print
+    cache.close()
+
+
+def test_services_housekeeping_also_forgets_old_coupon_issues(tmp_path: Path) -> None:
+    cfg = AgentConfig.model_validate(
+        {
+            "store": {"store_id": "S1", "namespace": "K7"},
+            "cache": {"path": str(tmp_path / "c.db")},
+            "signing": {"key_path": str(tmp_path / "store.key")},
+        }
+    )
+    signing_key.create(tmp_path / "store.key")
+    services = open_services(cfg)
+    try:
+        for promotion in default_receipt_campaigns(
+            starts_at=NOW - timedelta(days=1), ends_at=NOW + timedelta(days=90)
+        ):
+            services.cache.put_campaign(promotion)
+        services.cache.put_member(Member(member_id="M9", segment="loyal"))
+        services.cache.set_synced_at(NOW)
+        services.issuing.issue(  # issued or held out: either way an issue row is written
+            Checkout(
+                transaction_id="T-9",
+                till_id="till-1",
+                cashier_id="c",
+                basket=BASKET,
+                now=NOW,
+                member_id="M9",
+            )
+        )
+        report = services.housekeeping(now=NOW + timedelta(days=60), keep=timedelta(days=30))
+        assert report.issues == 1 and report.anything
+    finally:
+        services.close()
