@@ -73,7 +73,15 @@ def till_story(url: str, tokens: dict[str, str], codes: dict[str, str]) -> None:
                 show(result["decision"])
             else:
                 say(f"   redeemed {r['code']} -{money(r['amount'])} (ledger seq {r['seq']})")
-        say(f"   retry answered identically, nothing redeemed twice: {first == again}")
+        replayed = all(r["replayed"] for r in again["results"])
+        same = [{**r, "replayed": False} for r in again["results"]] == first["results"]
+        say(f"   retry answered identically, nothing redeemed twice: {same} (replayed: {replayed})")
+        changed = t1.post("/v1/commit", json={**paid, "basket": {"lines": SMALL_CART}})
+        say(f"   the same sale id with another basket is no retry: {changed.status_code} "
+            f"{changed.json()['error']}")  # fmt: skip
+        step("Till 2 numbers its own sales: its T-1001 is another sale, not Alice's")
+        theirs = t2.post("/v1/commit", json=paid).json()["results"][0]
+        show(theirs["decision"])
 
     after_sale(client=client, body=body, codes=codes, generic=generic, url=url)
 

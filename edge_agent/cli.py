@@ -170,6 +170,7 @@ def cmd_reverse(args: argparse.Namespace, cfg: AgentConfig) -> int:
         o = service.reverse(
             code=args.code,
             transaction_id=args.txn,
+            sale_till_id=args.sale_till,
             return_id=args.return_id,
             amount=args.amount,
             store_id=cfg.store.store_id,
@@ -178,7 +179,8 @@ def cmd_reverse(args: argparse.Namespace, cfg: AgentConfig) -> int:
             now=utc_now(),
         )
         state = "fully reversed" if o.fully_reversed else f"{_money(o.remaining)} still credited"
-        print(f"{o.code}: gave back {_money(o.amount)} on {o.transaction_id}; {state}")
+        sale = f"{o.sale_till_id}/{o.transaction_id}"
+        print(f"{o.code}: gave back {_money(o.amount)} on {sale}; {state}")
         return 0
 
     return _with_service(cfg, run)
@@ -267,15 +269,16 @@ def build_parser() -> argparse.ArgumentParser:
     code_opts(p)
     p.add_argument("--txn", required=True, help="the sale's transaction id")
     p.set_defaults(func=cmd_redeem)
-    p = sub.add_parser("void", help="release a transaction's holds")
+    p = sub.add_parser("void", help="release a sale's holds (the sale of --till)")
     p.add_argument("--txn", required=True)
-    p.add_argument("code", nargs="?", help="one code; omit for all of the transaction's")
+    p.add_argument("code", nargs="?", help="one code; omit for all of the sale's")
     till_opts(p)
     p.set_defaults(func=cmd_void)
     p = sub.add_parser("reverse", help="give back a redeemed discount on a return")
     p.add_argument("code")
     p.add_argument("--txn", required=True, help="the sale the code was redeemed on")
-    p.add_argument("--return-id", required=True, help="the return transaction's id")
+    p.add_argument("--sale-till", help="the till that made that sale (default: --till)")
+    p.add_argument("--return-id", required=True, help="this return's own id at --till")
     p.add_argument("--amount", type=int, help="minor units to give back (default: all)")
     till_opts(p)
     p.set_defaults(func=cmd_reverse)

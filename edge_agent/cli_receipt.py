@@ -82,6 +82,7 @@ def _open(cfg: AgentConfig) -> CodeCache:
 def _job_dict(job: print_queue.PrintJob) -> dict[str, Any]:
     return {
         "job_id": job.id,
+        "till_id": job.till_id,
         "transaction_id": job.transaction_id,
         "code": job.code,
         "state": job.state.value,
@@ -106,8 +107,9 @@ def cmd_queue(args: argparse.Namespace, cfg: AgentConfig) -> int:
     for j in jobs:
         mark = " REPRINT" if j.document.reprint else ""
         print(
-            f"#{j.id} {j.transaction_id} {j.code} {j.state.value}{mark} attempts {j.attempts} "
-            f"next {j.next_attempt_at:%H:%M:%S}" + (f"  ({j.last_error})" if j.last_error else "")
+            f"#{j.id} {j.till_id}/{j.transaction_id} {j.code} {j.state.value}{mark} "
+            f"attempts {j.attempts} next {j.next_attempt_at:%H:%M:%S}"
+            + (f"  ({j.last_error})" if j.last_error else "")
         )
     return 0
 
@@ -115,13 +117,16 @@ def cmd_queue(args: argparse.Namespace, cfg: AgentConfig) -> int:
 def cmd_status(args: argparse.Namespace, cfg: AgentConfig) -> int:
     cache = _open(cfg)
     try:
-        st = print_queue.transaction_status(cache.conn, args.txn)
+        st = print_queue.transaction_status(cache.conn, till_id=args.till, transaction_id=args.txn)
     finally:
         cache.close()
     if st is None:
-        raise UsageError(f"no receipt coupon was queued for transaction {args.txn!r}")
+        raise UsageError(
+            f"no receipt coupon was queued for transaction {args.txn!r} of till {args.till!r}"
+        )
     if args.json:
         body = {
+            "till_id": st.till_id,
             "transaction_id": st.transaction_id,
             "code": st.code,
             "display_code": st.display_code,
@@ -134,7 +139,10 @@ def cmd_status(args: argparse.Namespace, cfg: AgentConfig) -> int:
         }
         print(json.dumps(body, indent=2))
         return 0
-    print(f"{st.transaction_id} {st.display_code}: {st.status.value} (attempts {st.attempts})")
+    print(
+        f"{st.till_id}/{st.transaction_id} {st.display_code}: {st.status.value} "
+        f"(attempts {st.attempts})"
+    )
     if st.last_error:
         print(f"  last error: {st.last_error}")
     return 0
@@ -144,11 +152,15 @@ def cmd_reprint(args: argparse.Namespace, cfg: AgentConfig) -> int:
     cache = _open(cfg)
     try:
         with cache.transaction() as conn:
-            job = print_queue.reprint(conn, transaction_id=args.txn, now=datetime.now(UTC))
+            job = print_queue.reprint(
+                conn, till_id=args.till, transaction_id=args.txn, now=datetime.now(UTC)
+            )
     finally:
         cache.close()
     if job is None:
-        raise UsageError(f"no receipt coupon was queued for transaction {args.txn!r}")
+        raise UsageError(
+            f"no receipt coupon was queued for transaction {args.txn!r} of till {args.till!r}"
+        )
     print(f"reprint queued as job #{job} (the agent's print worker prints it)")
     return 0
 
@@ -169,10 +181,12 @@ def register(sub: Any) -> None:
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_queue)
-    p = rsub.add_parser("status", help="print status of a transaction's coupon")
+    p = rsub.add_parser("status", help="print status of a sale's coupon")
     p.add_argument("txn")
+    p.add_argument("--till", required=True, help="the till that made the sale")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
-    p = rsub.add_parser("reprint", help="queue a reprint of a transaction's coupon")
+    p = rsub.add_parser("reprint", help="queue a reprint of a sale's coupon")
     p.add_argument("txn")
+    p.add_argument("--till", required=True, help="the till that made the sale")
     p.set_defaults(func=cmd_reprint)

@@ -67,6 +67,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[errors.StoreError], int, str], ...] = (
     (errors.UnknownCodeError, 404, "unknown_code"),
     (errors.RedemptionNotFoundError, 404, "redemption_not_found"),
     (errors.ReversalTooLargeError, 409, "reversal_too_large"),
+    (errors.IdempotencyConflictError, 409, "idempotency_conflict"),
     (errors.LinkConflictError, 409, "link_conflict"),
     (NoCouponError, 404, "no_receipt_coupon"),
     (errors.RequestError, 400, "bad_request"),
@@ -134,7 +135,9 @@ async def reserve(body: TransactionIn, till_id: Till, ctx: Ctx) -> ReserveOut:
     _log_refusals("reserve", till_id, [o.decision for o in outcomes])
     return ReserveOut(
         results=[
-            ReserveResultOut(decision=DecisionOut.of(o.decision), hold_until=o.hold_until)
+            ReserveResultOut(
+                decision=DecisionOut.of(o.decision), hold_until=o.hold_until, replayed=o.replayed
+            )
             for o in outcomes
         ]
     )
@@ -152,6 +155,7 @@ async def commit(body: TransactionIn, till_id: Till, ctx: Ctx) -> CommitOut:
             redemption=None
             if o.redemption is None
             else RedemptionOut.model_validate(dataclasses.asdict(o.redemption)),
+            replayed=o.replayed,
         )
         for o in outcomes
     ]
@@ -184,6 +188,7 @@ async def reverse(body: ReverseIn, till_id: Till, ctx: Ctx) -> ReverseOut:
         lambda s: s.redemption.reverse(
             code=body.code,
             transaction_id=body.transaction_id,
+            sale_till_id=body.sale_till_id,
             return_id=body.return_id,
             amount=body.amount,
             store_id=ctx.store_id,

@@ -37,16 +37,22 @@ class NoCouponError(RequestError):
     """The transaction has no receipt coupon (answered 404)."""
 
 
-async def _status(ctx: Ctx, transaction_id: str) -> TransactionPrintStatus | None:
-    return await ctx.db.run(lambda s: print_queue.transaction_status(s.cache.conn, transaction_id))
+async def _status(ctx: Ctx, till_id: str, transaction_id: str) -> TransactionPrintStatus | None:
+    return await ctx.db.run(
+        lambda s: print_queue.transaction_status(
+            s.cache.conn, till_id=till_id, transaction_id=transaction_id
+        )
+    )
 
 
-async def _await_print(ctx: Ctx, transaction_id: str) -> TransactionPrintStatus | None:
+async def _await_print(
+    ctx: Ctx, till_id: str, transaction_id: str
+) -> TransactionPrintStatus | None:
     """The print status once printed, once an attempt failed (the retry is the queue's job;
     the POS should show the QR now), or as it stands when the wait is over."""
     deadline = time.monotonic() + ctx.print_confirm_wait_s
     while True:
-        status = await _status(ctx, transaction_id)
+        status = await _status(ctx, till_id, transaction_id)
         if (
             status is None
             or status.status != "print_pending"
@@ -73,35 +79,37 @@ async def issue(body: CheckoutIn, till_id: Till, ctx: Ctx) -> ReceiptCouponOut:
     status = None
     if outcome.issued:
         ctx.wake_printer()
-        status = await _await_print(ctx, body.transaction_id)
+        status = await _await_print(ctx, till_id, body.transaction_id)
     return ReceiptCouponOut.of(outcome, status)
 
 
 @router.get(
     "/v1/receipt-coupons/{transaction_id}/print", response_model=PrintOut, responses=_ERRORS
 )
-async def print_status(transaction_id: str, _till: Till, ctx: Ctx) -> PrintOut:
+async def print_status(transaction_id: str, till_id: Till, ctx: Ctx) -> PrintOut:
     """Whether the coupon of a sale has printed (the POS polls this while it is pending)."""
-    status = await _status(ctx, transaction_id)
+    status = await _status(ctx, till_id, transaction_id)
     if status is None:
-        raise NoCouponError(f"no receipt coupon for transaction {transaction_id}")
+        raise NoCouponError(f"no receipt coupon for transaction {transaction_id} of this till")
     return PrintOut.of(status)
 
 
 @router.post(
     "/v1/receipt-coupons/{transaction_id}/reprint", response_model=PrintOut, responses=_ERRORS
 )
-async def reprint(transaction_id: str, _till: Till, ctx: Ctx) -> PrintOut:
+async def reprint(transaction_id: str, till_id: Till, ctx: Ctx) -> PrintOut:
     """Print the coupon again, marked REPRINT (the customer lost it, the paper jammed...)."""
     now = ctx.clock()
 
     def queue(s: StoreServices) -> int | None:
         with s.cache.transaction() as conn:
-            return print_queue.reprint(conn, transaction_id=transaction_id, now=now)
+            return print_queue.reprint(
+                conn, till_id=till_id, transaction_id=transaction_id, now=now
+            )
 
     if await ctx.db.run(queue) is None:
-        raise NoCouponError(f"no receipt coupon for transaction {transaction_id}")
+        raise NoCouponError(f"no receipt coupon for transaction {transaction_id} of this till")
     ctx.wake_printer()
-    status = await _await_print(ctx, transaction_id)
+    status = await _await_print(ctx, till_id, transaction_id)
     assert status is not None
     return PrintOut.of(status)

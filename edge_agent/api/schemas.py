@@ -95,10 +95,22 @@ class VoidIn(Body):
 
 
 class ReverseIn(Body):
+    """A return, often taken at another till (the service desk): it names the sale by that
+    sale's till and transaction id, and is keyed by this till's own ``return_id``."""
+
     transaction_id: Annotated[Id, Field(description="The sale the code was redeemed on.")]
+    sale_till_id: Annotated[
+        Id | None, Field(description="The till that made that sale; omit when it is this till.")
+    ] = None
     code: RawCode
     cashier_id: Id
-    return_id: Annotated[Id, Field(description="The return transaction; makes retries safe.")]
+    return_id: Annotated[
+        Id,
+        Field(
+            description="This till's id for the return; makes retries safe. Reused with "
+            "another sale or amount it is refused (409)."
+        ),
+    ]
     amount: Annotated[
         int | None,
         Field(ge=1, description="Discount to give back (minor units); omit for a full reversal."),
@@ -167,9 +179,15 @@ class ErrorOut(BaseModel):
     detail: str
 
 
+Replayed = Annotated[
+    bool, Field(description="The stored answer to an identical earlier request (a retry).")
+]
+
+
 class ReserveResultOut(BaseModel):
     decision: DecisionOut
     hold_until: Annotated[datetime | None, Field(description="Set when now held.")] = None
+    replayed: Replayed = False
 
 
 class RedemptionOut(BaseModel):
@@ -191,6 +209,7 @@ class CommitResultOut(BaseModel):
     redemption: Annotated[
         RedemptionOut | None, Field(description="Set when the code was redeemed.")
     ] = None
+    replayed: Replayed = False
 
 
 class ReserveOut(BaseModel):
@@ -208,6 +227,7 @@ class VoidResultOut(BaseModel):
     released: bool
     voided_at: datetime | None = None
     event_id: str | None = None
+    replayed: Replayed = False
 
 
 class VoidOut(BaseModel):
@@ -217,12 +237,14 @@ class VoidOut(BaseModel):
 class ReverseOut(BaseModel):
     code: str
     transaction_id: str
+    sale_till_id: str
     return_id: str
     amount: int
     remaining: int
     fully_reversed: bool
     reversed_at: datetime
     event_id: str
+    replayed: Replayed = False
 
 
 class LinkOut(BaseModel):

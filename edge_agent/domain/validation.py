@@ -267,10 +267,13 @@ def _check_usage(
                 return messages.already_redeemed(code, usage.last_redemption)
             return messages.code_limit(code, uses, total)
         if usage.reservations:
+            # A sale is (till, transaction id): another till's sale of the same number holds
+            # the code for someone else.
+            sale = (request.till_id, request.transaction_id)
             holds = [
                 r
                 for r in usage.reservations
-                if r.until > now and r.transaction_id != request.transaction_id
+                if r.until > now and (r.till_id, r.transaction_id) != sale
             ]
             if holds and uses + len(holds) >= total:
                 # The use this request needs frees up when the first hold lapses.

@@ -44,6 +44,7 @@ def print_on_issue(*, header_lines: Sequence[str], reminder: str = "") -> OnIssu
         print_queue.enqueue(
             conn,
             code=coupon.code,
+            till_id=coupon.till_id,
             transaction_id=coupon.transaction_id,
             document=coupon_document(coupon, header_lines=header, reminder=reminder),
             now=coupon.issued_at,

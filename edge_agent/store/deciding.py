@@ -6,7 +6,7 @@ Theory of operation
 ``decide`` then, per position: takes a token's own refusal as final; otherwise checks a genuine
 token's binding and expiry and gathers its code's facts (from ``codes``, or from its claims when
 only the token vouches for the code); parses a typed code and looks it up. A blocked till is
-refused TILL_THROTTLED, except for codes its own transaction already holds. Everything else is
+refused TILL_THROTTLED, except for codes its own sale already holds. Everything else is
 ``evaluate``d together; an acceptance then passes the storage capacity guard and, for a token,
 names the store and key that vouched for it. ``record_failures`` feeds the refusals back to the
 till throttle and writes a ``till.throttled`` event the one time a till becomes blocked.
@@ -98,7 +98,7 @@ class Decider:
                 canon.append(None if isinstance(parsed, Malformed) else code)
                 continue
             canon.append(code)
-            facts[code] = _without_own_holds(found, request.transaction_id)
+            facts[code] = _without_own_holds(found, request)
         blocked = self.throttle.blocked_until(request.till_id, request.now)
         held = set() if blocked is None else {c for c in facts if self._holds(c, request)}
         if blocked is not None and not held:
@@ -187,7 +187,7 @@ class Decider:
                 return got
             found = got
             foreign.add(claims.code)
-        facts[claims.code] = _without_own_holds(found, request.transaction_id)
+        facts[claims.code] = _without_own_holds(found, request)
         return None
 
     def _holds(self, code: str, request: ValidationRequest) -> bool:
@@ -195,8 +195,9 @@ class Decider:
         if request.transaction_id is None:
             return False
         row = self.cache.conn.execute(
-            "SELECT 1 FROM reservations WHERE code = ? AND transaction_id = ? AND until_us > ?",
-            (code, request.transaction_id, to_us(request.now)),
+            "SELECT 1 FROM reservations WHERE code = ? AND till_id = ? AND transaction_id = ? "
+            "AND until_us > ?",
+            (code, request.till_id, request.transaction_id, to_us(request.now)),
         ).fetchone()
         return row is not None
 
@@ -228,12 +229,16 @@ def _pre(request: ValidationRequest, s: Scan, refusal: Refused) -> Decision:
     return refusal if proven else disclose(refusal, owned_by_other=True)
 
 
-def _without_own_holds(facts: CodeFacts, transaction_id: str | None) -> CodeFacts:
-    # Our own hold is not someone else's: validation must not refuse us over it.
-    own = [h for h in facts.usage.reservations if h.transaction_id == transaction_id]
-    if not own:
+def _without_own_holds(facts: CodeFacts, request: ValidationRequest) -> CodeFacts:
+    # Our own sale's hold is not someone else's: validation must not refuse us over it. Only a
+    # hold of this till's sale is ours; another till's sale of the same number is someone else.
+    if request.transaction_id is None:
         return facts
-    others = tuple(h for h in facts.usage.reservations if h.transaction_id != transaction_id)
+    sale = (request.till_id, request.transaction_id)
+    holds = facts.usage.reservations
+    others = tuple(h for h in holds if (h.till_id, h.transaction_id) != sale)
+    if len(others) == len(holds):
+        return facts
     return dataclasses.replace(facts, usage=dataclasses.replace(facts.usage, reservations=others))
 
 

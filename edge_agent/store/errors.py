@@ -14,6 +14,7 @@ exceptions are for requests that cannot be carried out at all; the HTTP layer ma
         ├── UnknownCodeError         the code is malformed or not in the cache (404)
         ├── RedemptionNotFoundError  reversing a redemption that never happened (404)
         ├── ReversalTooLargeError    returning more than is left of the discount (409)
+        ├── IdempotencyConflictError a sale's key reused for a different request (409)
         └── LinkConflictError        linking a code bound or linked to someone else (409)
 """
 
@@ -64,10 +65,13 @@ class UnknownCodeError(RequestError):
 
 
 class RedemptionNotFoundError(RequestError):
-    def __init__(self, *, code: str, transaction_id: str) -> None:
-        super().__init__(f"code {code!r} was not redeemed in transaction {transaction_id!r}")
+    def __init__(self, *, code: str, transaction_id: str, till_id: str) -> None:
+        super().__init__(
+            f"code {code!r} was not redeemed in transaction {transaction_id!r} of till {till_id!r}"
+        )
         self.code = code
         self.transaction_id = transaction_id
+        self.till_id = till_id
 
 
 class ReversalTooLargeError(RequestError):
@@ -85,3 +89,20 @@ class LinkConflictError(RequestError):
         self.code = code
         self.member_id = member_id
         self.holder = holder
+
+
+class IdempotencyConflictError(RequestError):
+    """The (till, transaction, code, operation) key already answered a different request."""
+
+    def __init__(self, *, till_id: str, transaction_id: str, code: str, operation: str) -> None:
+        what = "return" if operation == "reverse" else "transaction"
+        for_code = f" for code {code!r}" if code else ""
+        super().__init__(
+            f"{what} {transaction_id!r} of till {till_id!r} already has a {operation} "
+            f"answer{for_code}, given to a different request; a retry must repeat the request "
+            f"exactly, and a new sale or return needs a new id"
+        )
+        self.till_id = till_id
+        self.transaction_id = transaction_id
+        self.code = code
+        self.operation = operation

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from edge_agent.store import ledger, outcomes
+from edge_agent.store import idempotency, ledger, outcomes
 from edge_agent.store.cache import CodeCache
 from edge_agent.store.ledger import Attribution, EventType, to_us
 from edge_agent.store.outcomes import VoidOutcome
@@ -24,36 +24,41 @@ def void(
     attribution: Attribution,
     now: datetime,
 ) -> tuple[VoidOutcome, ...]:
-    """Release the transaction's holds on ``codes`` (None: every code it holds)."""
+    """Release the holds of the attributed till's sale ``transaction_id`` on ``codes`` (None:
+    every code it holds). Another till's sale of the same number is not touched."""
     conn = cache.conn
     now_us = to_us(now)
+    till = attribution.till_id
     result: list[VoidOutcome] = []
     with cache.transaction():
         if codes is None:
-            # Live holds, and the codes an earlier void of this transaction released: a
-            # repeated void answers as the first did.
+            # Live holds, and the codes an earlier void of this sale released: a repeated
+            # void-all answers as the first did.
             codes = [
                 str(c)
                 for (c,) in conn.execute(
-                    "SELECT code FROM reservations WHERE transaction_id = ? AND until_us > ? "
-                    "UNION SELECT code FROM requests WHERE transaction_id = ? "
-                    "AND operation = 'void' ORDER BY code",
-                    (transaction_id, now_us, transaction_id),
+                    "SELECT code FROM reservations WHERE till_id = ?1 AND transaction_id = ?2 "
+                    "AND until_us > ?3 UNION SELECT code FROM requests WHERE till_id = ?1 "
+                    "AND transaction_id = ?2 AND operation = 'void' ORDER BY code",
+                    (till, transaction_id, now_us),
                 )
             ]
         for code in codes:
-            old = conn.execute(
-                "SELECT response FROM requests "
-                "WHERE transaction_id = ? AND code = ? AND operation = 'void'",
-                (transaction_id, code),
-            ).fetchone()
+            old = idempotency.stored_answer(
+                conn,
+                till_id=till,
+                transaction_id=transaction_id,
+                code=code,
+                operation="void",
+                fingerprint=None,  # the key is the whole request
+            )
             if old is not None:
-                result.append(outcomes.void_from_json(str(old[0])))
+                result.append(outcomes.void_from_json(old))
                 continue
             hold = conn.execute(
-                "DELETE FROM reservations WHERE code = ? AND transaction_id = ? "
+                "DELETE FROM reservations WHERE code = ? AND till_id = ? AND transaction_id = ? "
                 "RETURNING until_us, member_id",
-                (code, transaction_id),
+                (code, till, transaction_id),
             ).fetchone()
             if hold is None or hold[0] <= now_us:
                 # Nothing live to release (never held, expired, or consumed by a commit).
@@ -83,9 +88,15 @@ def void(
                 voided_at=now,
                 event_id=event.event_id,
             )
-            conn.execute(
-                "INSERT INTO requests VALUES (?, ?, 'void', ?, ?)",
-                (transaction_id, code, outcomes.void_to_json(outcome), now_us),
+            idempotency.store_answer(
+                conn,
+                till_id=till,
+                transaction_id=transaction_id,
+                code=code,
+                operation="void",
+                fingerprint="",
+                response=outcomes.void_to_json(outcome),
+                created_us=now_us,
             )
             result.append(outcome)
     return tuple(result)

@@ -56,8 +56,9 @@ def prune(cache: CodeCache, *, now: datetime, keep: timedelta) -> PruneReport:
     requests = _delete_in_batches(
         cache,
         # WITHOUT ROWID tables: delete by primary key.
-        "DELETE FROM requests WHERE (transaction_id, code, operation) IN "
-        "(SELECT transaction_id, code, operation FROM requests WHERE created_us < ? LIMIT ?)",
+        "DELETE FROM requests WHERE (till_id, transaction_id, code, operation) IN "
+        "(SELECT till_id, transaction_id, code, operation FROM requests "
+        "WHERE created_us < ? LIMIT ?)",
         (horizon,),
     )
     events = _delete_in_batches(

@@ -2,8 +2,9 @@
 
 ``coupon_issues`` holds one row per checkout that was issued a coupon or held out of one:
 
-* keyed by transaction id, which makes issuing idempotent: a retried checkout finds its row and
-  gets the stored answer (``response``, the outcome as JSON), never a second coupon;
+* keyed by the sale (till and transaction id, from v7), which makes issuing idempotent: a
+  retried checkout finds its row and gets the stored answer (``response``, the outcome as JSON),
+  never a second coupon, and ``fingerprint`` tells a retry from another checkout;
 * indexed by (member, time): the member's recent issues are what the frequency cap and the
   velocity limit count. Held-out checkouts count too, so the control group is "issued" at the
   same cadence as the treated group and the two stay comparable;
@@ -47,8 +48,11 @@ def migrate(db: sqlite_utils.Database) -> None:
     )
 
 
-STORED_SQL = "SELECT response FROM coupon_issues WHERE transaction_id = ?"
-INSERT_SQL = "INSERT INTO coupon_issues VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# From v7 (till_scope_schema.py) the table is keyed by the sale: (till, transaction id).
+STORED_SQL = (
+    "SELECT fingerprint, response FROM coupon_issues WHERE till_id = ? AND transaction_id = ?"
+)
+INSERT_SQL = "INSERT INTO coupon_issues VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 RECENT_SQL = (
     "SELECT issued_us FROM coupon_issues WHERE member_id = ? AND issued_us > ? "
     "ORDER BY issued_us DESC LIMIT ?"

@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 ``issue`` runs on the thread that owns the ``CodeCache``, in ONE ``BEGIN IMMEDIATE`` transaction:
 
-1. A stored answer for the transaction id is returned as it was (``replayed``): a retried
-   checkout never gets a second coupon.
+1. A stored answer for the sale (till and transaction id) is returned as it was (``replayed``):
+   a retried checkout never gets a second coupon. A retry must be the same checkout (member and
+   basket); another one under the same sale is refused (``IdempotencyConflictError``, 409).
 2. The facts are read: the member's profile (segment), their recent issue times from
    ``coupon_issues`` and the cached promotions of the policy's campaigns; ``offer_policy.decide``
    (pure) decides. Campaigns it passed over are logged (once per campaign and reason).
@@ -53,9 +54,9 @@ from edge_agent.domain.offer_policy import (
     decide,
 )
 from edge_agent.domain.promotion import Promotion
-from edge_agent.store import issue_schema, ledger
+from edge_agent.store import idempotency, issue_schema, ledger
 from edge_agent.store.cache import CodeCache
-from edge_agent.store.errors import MissingTransactionError, StoreError
+from edge_agent.store.errors import IdempotencyConflictError, MissingTransactionError, StoreError
 from edge_agent.store.issue_outcome import Checkout, HoldoutInfo, IssuedCoupon, IssueOutcome
 from edge_agent.store.issue_outcome import outcome_from_json as _stored_outcome
 from edge_agent.store.issue_outcome import outcome_to_json as _outcome_json
@@ -142,15 +143,27 @@ class IssueService:
         if checkout.now.tzinfo is None:
             raise ValueError("checkout.now must be an aware datetime")
         with self.cache.transaction() as conn:
-            row = conn.execute(issue_schema.STORED_SQL, (checkout.transaction_id,)).fetchone()
+            digest = idempotency.fingerprint(
+                {"member_id": checkout.member_id, "lines": idempotency.basket_doc(checkout.basket)}
+            )
+            row = conn.execute(
+                issue_schema.STORED_SQL, (checkout.till_id, checkout.transaction_id)
+            ).fetchone()
+            if row is not None and row[0] not in (digest, ""):  # "": stored before v7
+                raise IdempotencyConflictError(
+                    till_id=checkout.till_id,
+                    transaction_id=checkout.transaction_id,
+                    code="",
+                    operation="receipt coupon",
+                )
             if row is not None:
-                return _stored_outcome(str(row[0]), replayed=True)
+                return _stored_outcome(str(row[1]), replayed=True)
             decision = self._decide(conn, checkout)
             self._log_skips(decision)
             if isinstance(decision, Grant):
-                return self._grant(conn, checkout, decision)
+                return self._grant(conn, checkout, decision, digest)
             if isinstance(decision, Withhold):
-                return self._withhold(conn, checkout, decision)
+                return self._withhold(conn, checkout, decision, digest)
             return IssueOutcome(
                 transaction_id=checkout.transaction_id,
                 coupon=None,
@@ -228,7 +241,9 @@ class IssueService:
             channel=issue_schema.CHANNEL,
         )
 
-    def _grant(self, conn: sqlite3.Connection, checkout: Checkout, decision: Grant) -> IssueOutcome:
+    def _grant(
+        self, conn: sqlite3.Connection, checkout: Checkout, decision: Grant, digest: str
+    ) -> IssueOutcome:
         offer = decision.offer
         code = self._mint(conn)
         claims = CouponClaims(
@@ -287,14 +302,15 @@ class IssueService:
         )
         conn.execute(
             issue_schema.INSERT_SQL,
-            (checkout.transaction_id, 0, offer.member_id, offer.campaign_id, offer.variant, code,
-             to_us(checkout.now), expires_s, _outcome_json(outcome)),
+            (checkout.till_id, checkout.transaction_id, 0, offer.member_id, offer.campaign_id,
+             offer.variant, code, to_us(checkout.now), expires_s, _outcome_json(outcome),
+             digest),
         )  # fmt: skip
         self._on_issued(conn, coupon)
         return outcome
 
     def _withhold(
-        self, conn: sqlite3.Connection, checkout: Checkout, decision: Withhold
+        self, conn: sqlite3.Connection, checkout: Checkout, decision: Withhold, digest: str
     ) -> IssueOutcome:
         offer = decision.offer
         holdout = HoldoutInfo(cohort=offer.cohort, share_bp=decision.holdout_bp, in_holdout=True)
@@ -328,7 +344,8 @@ class IssueService:
         )
         conn.execute(
             issue_schema.INSERT_SQL,
-            (checkout.transaction_id, 1, offer.member_id, offer.campaign_id, offer.variant, None,
-             to_us(checkout.now), int(offer.expires_at.timestamp()), _outcome_json(outcome)),
+            (checkout.till_id, checkout.transaction_id, 1, offer.member_id, offer.campaign_id,
+             offer.variant, None, to_us(checkout.now), int(offer.expires_at.timestamp()),
+             _outcome_json(outcome), digest),
         )  # fmt: skip
         return outcome

@@ -1,7 +1,8 @@
 """What the redemption service answers, and the JSON form its idempotency records store.
 
 The HTTP layer serialises these dataclasses; a retried request is answered from the stored JSON,
-so every type here round-trips exactly (``*_to_json`` then ``*_from_json`` gives an equal value).
+so every type here round-trips exactly: ``*_from_json(*_to_json(x))`` equals ``x`` except that
+it is flagged ``replayed`` (stored JSON is only ever read back to answer a retry).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from edge_agent.domain.decision import Accepted, Decision, LineDiscount, Reason,
 class ReserveOutcome:
     decision: Decision
     hold_until: datetime | None = None  # set when the code is now held for this transaction
+    replayed: bool = False  # the stored answer to an identical earlier request
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,6 +42,7 @@ class Redemption:
 class CommitOutcome:
     decision: Decision
     redemption: Redemption | None = None  # set when the code was redeemed
+    replayed: bool = False  # the stored answer to an identical earlier request
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,18 +52,21 @@ class VoidOutcome:
     released: bool  # False: there was no hold to release (already voided, expired, committed)
     voided_at: datetime | None = None
     event_id: str | None = None
+    replayed: bool = False  # the stored answer to an earlier void of this code
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReverseOutcome:
     code: str
-    transaction_id: str
-    return_id: str
+    transaction_id: str  # the sale given money back on
+    sale_till_id: str  # ... and the till that made it
+    return_id: str  # the returning till's own id for the return
     amount: int  # reversed by this return, minor units
     remaining: int  # still credited on the redemption after it
     fully_reversed: bool  # the use is restored (counts and budget)
     reversed_at: datetime
     event_id: str
+    replayed: bool = False  # the stored answer to an identical earlier request
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -182,7 +188,9 @@ def reserve_to_json(o: ReserveOutcome) -> str:
 def reserve_from_json(text: str) -> ReserveOutcome:
     doc = json.loads(text)
     return ReserveOutcome(
-        decision=decision_from_dict(doc["decision"]), hold_until=_parse_ts(doc["hold_until"])
+        decision=decision_from_dict(doc["decision"]),
+        hold_until=_parse_ts(doc["hold_until"]),
+        replayed=True,
     )
 
 
@@ -214,7 +222,9 @@ def commit_from_json(text: str) -> CommitOutcome:
         at = _parse_ts(red.pop("redeemed_at"))
         assert at is not None
         redemption = Redemption(redeemed_at=at, **red)
-    return CommitOutcome(decision=decision_from_dict(doc["decision"]), redemption=redemption)
+    return CommitOutcome(
+        decision=decision_from_dict(doc["decision"]), redemption=redemption, replayed=True
+    )
 
 
 def void_to_json(o: VoidOutcome) -> str:
@@ -237,6 +247,7 @@ def void_from_json(text: str) -> VoidOutcome:
         released=doc["released"],
         voided_at=_parse_ts(doc["voided_at"]),
         event_id=doc["event_id"],
+        replayed=True,
     )
 
 
@@ -245,6 +256,7 @@ def reverse_to_json(o: ReverseOutcome) -> str:
         {
             "code": o.code,
             "transaction_id": o.transaction_id,
+            "sale_till_id": o.sale_till_id,
             "return_id": o.return_id,
             "amount": o.amount,
             "remaining": o.remaining,
@@ -259,4 +271,5 @@ def reverse_from_json(text: str) -> ReverseOutcome:
     doc = json.loads(text)
     at = _parse_ts(doc.pop("reversed_at"))
     assert at is not None
-    return ReverseOutcome(reversed_at=at, **doc)
+    doc.setdefault("sale_till_id", "")  # stored before v7, when sales had no till in their key
+    return ReverseOutcome(reversed_at=at, replayed=True, **doc)

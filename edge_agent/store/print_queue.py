@@ -31,9 +31,9 @@ from edge_agent.receipt.document import CouponDocument, DocumentError
 from edge_agent.store.errors import CacheError
 from edge_agent.store.ledger import from_us, to_us
 
-_SCHEMA_VERSION = 4  # print_jobs arrives with migration v4 (print_schema.py)
+_SCHEMA_VERSION = 7  # print_jobs arrives with v4 (print_schema.py), keyed by till from v7
 _SELECT = (
-    "SELECT id, code, transaction_id, document, state, reprint, reprint_of, attempts, "
+    "SELECT id, code, till_id, transaction_id, document, state, reprint, reprint_of, attempts, "
     "next_attempt_us, last_error, created_us, printed_us FROM print_jobs "
 )
 _BY_ID = _SELECT + "WHERE id = ?"
@@ -42,7 +42,7 @@ _DUE = (
     "ORDER BY next_attempt_us, id LIMIT 1"
 )
 _OPEN = _SELECT + "WHERE state IN ('pending', 'printing') ORDER BY id LIMIT ?"
-_BY_TXN = _SELECT + "WHERE transaction_id = ? ORDER BY id"
+_BY_TXN = _SELECT + "WHERE till_id = ? AND transaction_id = ? ORDER BY id"
 
 
 class JobState(StrEnum):
@@ -78,6 +78,7 @@ class RetryPolicy:
 class PrintJob:
     id: int
     code: str
+    till_id: str  # the sale's till: a sale is (till, transaction id)
     transaction_id: str
     document: CouponDocument  # with ``reprint`` set when this print must say REPRINT
     state: JobState
@@ -91,6 +92,7 @@ class PrintJob:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TransactionPrintStatus:
+    till_id: str
     transaction_id: str
     code: str
     status: PrintStatus  # of the newest job (a reprint request makes it pending again)
@@ -104,12 +106,13 @@ class TransactionPrintStatus:
 
 
 def _job(row: tuple[object, ...]) -> PrintJob:
-    (job_id, code, txn, doc, state, reprint, reprint_of, attempts,
+    (job_id, code, till, txn, doc, state, reprint, reprint_of, attempts,
      next_us, error, created_us, printed_us) = row  # fmt: skip
     document = CouponDocument.from_json(str(doc))
     return PrintJob(
         id=int(str(job_id)),
         code=str(code),
+        till_id=str(till),
         transaction_id=str(txn),
         document=document.as_reprint() if reprint else document,
         state=JobState(str(state)),
@@ -163,22 +166,24 @@ def enqueue(
     conn: sqlite3.Connection,
     *,
     code: str,
+    till_id: str,
     transaction_id: str,
     document: CouponDocument,
     now: datetime,
 ) -> int:
     """Queue the first print of a coupon; returns the job id. Call it inside the transaction
-    that records the issue (it neither begins nor commits). Idempotent per (transaction, code)."""
+    that records the issue (it neither begins nor commits). Idempotent per (sale, code)."""
     us = to_us(now)
     conn.execute(
-        "INSERT INTO print_jobs (code, transaction_id, document, state, next_attempt_us, "
-        "created_us, updated_us) VALUES (?, ?, ?, 'pending', ?, ?, ?) "
-        "ON CONFLICT (transaction_id, code) WHERE reprint_of IS NULL DO NOTHING",
-        (code, transaction_id, _first_print(document).to_json(), us, us, us),
+        "INSERT INTO print_jobs (code, till_id, transaction_id, document, state, "
+        "next_attempt_us, created_us, updated_us) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?) "
+        "ON CONFLICT (till_id, transaction_id, code) WHERE reprint_of IS NULL DO NOTHING",
+        (code, till_id, transaction_id, _first_print(document).to_json(), us, us, us),
     )
     row = conn.execute(
-        "SELECT id FROM print_jobs WHERE transaction_id = ? AND code = ? AND reprint_of IS NULL",
-        (transaction_id, code),
+        "SELECT id FROM print_jobs WHERE till_id = ? AND transaction_id = ? AND code = ? "
+        "AND reprint_of IS NULL",
+        (till_id, transaction_id, code),
     ).fetchone()
     return int(row[0])
 
@@ -189,19 +194,24 @@ def _first_print(document: CouponDocument) -> CouponDocument:
 
 
 def reprint(
-    conn: sqlite3.Connection, *, transaction_id: str, now: datetime, code: str | None = None
+    conn: sqlite3.Connection,
+    *,
+    till_id: str,
+    transaction_id: str,
+    now: datetime,
+    code: str | None = None,
 ) -> int | None:
-    """Queue a reprint of a transaction's coupon (a new job marked REPRINT, linked to the first
-    one); None if the transaction has no coupon. One statement: safe inside or outside a
-    caller's transaction."""
+    """Queue a reprint of a sale's coupon (a new job marked REPRINT, linked to the first one);
+    None if the sale has no coupon. One statement: safe inside or outside a caller's
+    transaction."""
     us = to_us(now)
     cur = conn.execute(
-        "INSERT INTO print_jobs (code, transaction_id, document, state, reprint, reprint_of, "
-        "next_attempt_us, created_us, updated_us) "
-        "SELECT code, transaction_id, document, 'pending', 1, id, ?, ?, ? FROM print_jobs "
-        "WHERE transaction_id = ? AND reprint_of IS NULL AND (? IS NULL OR code = ?) "
-        "ORDER BY id LIMIT 1",
-        (us, us, us, transaction_id, code, code),
+        "INSERT INTO print_jobs (code, till_id, transaction_id, document, state, reprint, "
+        "reprint_of, next_attempt_us, created_us, updated_us) "
+        "SELECT code, till_id, transaction_id, document, 'pending', 1, id, ?, ?, ? "
+        "FROM print_jobs WHERE till_id = ? AND transaction_id = ? AND reprint_of IS NULL "
+        "AND (? IS NULL OR code = ?) ORDER BY id LIMIT 1",
+        (us, us, us, till_id, transaction_id, code, code),
     )
     return cur.lastrowid if cur.rowcount == 1 else None
 
@@ -311,13 +321,10 @@ def get(conn: sqlite3.Connection, job_id: int) -> PrintJob | None:
 
 
 def transaction_status(
-    conn: sqlite3.Connection, transaction_id: str
+    conn: sqlite3.Connection, *, till_id: str, transaction_id: str
 ) -> TransactionPrintStatus | None:
-    """What to tell the POS about this transaction's coupon print; None: no coupon queued."""
-    rows = conn.execute(
-        _BY_TXN,
-        (transaction_id,),
-    ).fetchall()
+    """What to tell the POS about this sale's coupon print; None: no coupon queued."""
+    rows = conn.execute(_BY_TXN, (till_id, transaction_id)).fetchall()
     if not rows:
         return None
     jobs = [_job(r) for r in rows]
@@ -327,6 +334,7 @@ def transaction_status(
         JobState.ABANDONED: PrintStatus.ABANDONED,
     }.get(newest.state, PrintStatus.PENDING)
     return TransactionPrintStatus(
+        till_id=till_id,
         transaction_id=transaction_id,
         code=newest.code,
         status=status,

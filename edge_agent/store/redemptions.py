@@ -11,9 +11,14 @@ Every method is synchronous and runs on the one thread that owns the ``CodeCache
   lock before reading is what stops two tills (or two processes) from both taking a code.
   ``deciding`` holds the deciding step (tokens, lookups, throttle, evaluation) and
   ``idempotency`` the per-code transaction that ``reserve`` and ``commit`` share.
-* Idempotency: the answer to (transaction id, code, operation) that changed state is stored; a
-  retry gets that stored answer and changes nothing. Refusals are not stored (they changed
-  nothing), so a till may retry after fixing the basket.
+* A sale is (till, transaction id): one till can never replay, commit or void another till's
+  sale, even when both number a sale ``T-1001``. A return names the sale it gives money back on
+  (its till and transaction id) and is keyed by the returning till's own return id.
+* Idempotency (``idempotency``): the answer to (till, transaction id, code, operation) that
+  changed state is stored with the request's fingerprint; an identical retry gets that stored
+  answer (``replayed``) and changes nothing, a different request under the same key is refused
+  (409). Refusals are not stored (they changed nothing), so a till may retry after fixing the
+  basket.
 * A hold counts until its ``until``; after that it simply stops counting (lookups ignore it and
   the next reserve of the code deletes it). ``commit`` without a live hold validates and
   commits in one go. ``commit`` removes the hold it consumes.
@@ -117,15 +122,18 @@ class RedemptionService:
         return run_per_code(
             self.cache,
             request,
+            transaction_id=txn,
             operation="reserve",
             decider=self.decider,
             apply=hold,
             unchanged=lambda decision: ReserveOutcome(decision=decision),
             to_json=outcomes.reserve_to_json,
-            from_json=outcomes.reserve_from_json,
+            replay=outcomes.reserve_from_json,
             settled_by=(
                 "commit",
-                lambda text: ReserveOutcome(decision=outcomes.commit_from_json(text).decision),
+                lambda text: ReserveOutcome(
+                    decision=outcomes.commit_from_json(text).decision, replayed=True
+                ),
             ),
         )
 
@@ -143,12 +151,13 @@ class RedemptionService:
         return run_per_code(
             self.cache,
             request,
+            transaction_id=txn,
             operation="commit",
             decider=self.decider,
             apply=redeem,
             unchanged=lambda decision: CommitOutcome(decision=decision),
             to_json=outcomes.commit_to_json,
-            from_json=outcomes.commit_from_json,
+            replay=outcomes.commit_from_json,
         )
 
     def _hold(
@@ -167,7 +176,7 @@ class RedemptionService:
         )
         conn.execute(
             "INSERT OR REPLACE INTO reservations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (code, txn, request.store_id, request.till_id, request.cashier_id,
+            (code, request.till_id, txn, request.store_id, request.cashier_id,
              request.member_id, to_us(request.now), to_us(until)),
         )  # fmt: skip
         ledger.append(
@@ -218,7 +227,10 @@ class RedemptionService:
             "SET uses = uses + 1, money = money + excluded.money, store_uses = store_uses + 1",
             (fact.record.campaign_id, decision.discount),
         )
-        conn.execute("DELETE FROM reservations WHERE code = ? AND transaction_id = ?", (code, txn))
+        conn.execute(
+            "DELETE FROM reservations WHERE code = ? AND till_id = ? AND transaction_id = ?",
+            (code, request.till_id, txn),
+        )
         event = ledger.append(
             conn,
             box_id=self.cache.box_id,
@@ -255,8 +267,8 @@ class RedemptionService:
         cashier_id: str,
         now: datetime,
     ) -> tuple[VoidOutcome, ...]:
-        """Release this transaction's hold on ``code``, or on every code it holds (None).
-        Idempotent: a repeated void answers as the first did."""
+        """Release this till's sale ``transaction_id``'s hold on ``code``, or on every code it
+        holds (None). Idempotent: a repeated void answers as the first did."""
         return holds.void(
             self.cache,
             transaction_id=transaction_id,
@@ -280,13 +292,16 @@ class RedemptionService:
         till_id: str,
         cashier_id: str,
         now: datetime,
+        sale_till_id: str | None = None,
     ) -> ReverseOutcome:
         """Give back ``amount`` (None: all that remains) of the discount redeemed on sale
-        ``transaction_id``, for the return ``return_id``. Idempotent per return."""
+        ``transaction_id`` of till ``sale_till_id`` (None: the returning till itself), for the
+        returning till ``till_id``'s return ``return_id``. Idempotent per return."""
         return reversals.reverse(
             self.cache,
             code=_canonical(code, self.fmt),
             transaction_id=transaction_id,
+            sale_till_id=till_id if sale_till_id is None else sale_till_id,
             return_id=return_id,
             amount=amount,
             attribution=Attribution(store_id=store_id, till_id=till_id, cashier_id=cashier_id),

@@ -3,6 +3,10 @@
 A full reversal (or partial ones adding up to the whole discount) gives the use back: the code,
 member, campaign and store counts drop by one and the code may be used again. A partial one
 gives back money only (the campaign's money budget), since the coupon was still used.
+
+A return is often taken at another till than the sale (the service desk): it names the sale by
+that sale's till and transaction id, and is itself keyed by the returning till's return id, so
+a retry of the return is safe and reusing its id for another sale or amount is refused (409).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from edge_agent.store import ledger, outcomes
+from edge_agent.store import idempotency, ledger, outcomes
 from edge_agent.store.cache import CodeCache
 from edge_agent.store.errors import RedemptionNotFoundError, RequestError, ReversalTooLargeError
 from edge_agent.store.ledger import Attribution, EventType, to_us
@@ -18,7 +22,7 @@ from edge_agent.store.outcomes import ReverseOutcome
 
 _REDEMPTION_SQL = (
     "SELECT id, campaign_id, member_id, amount, reversed_amount, fully_reversed, channel, "
-    "variant FROM redemptions WHERE code = ? AND transaction_id = ?"
+    "variant FROM redemptions WHERE code = ? AND till_id = ? AND transaction_id = ?"
 )
 
 
@@ -27,27 +31,34 @@ def reverse(
     *,
     code: str,
     transaction_id: str,
+    sale_till_id: str,
     return_id: str,
     amount: int | None,
     attribution: Attribution,
     now: datetime,
 ) -> ReverseOutcome:
+    """Reverse on sale (``sale_till_id``, ``transaction_id``) for the return ``return_id`` of
+    the returning till (``attribution.till_id``), which keys the stored answer."""
     if amount is not None and amount < 1:
         raise RequestError("a reversal amount must be at least 1 minor unit")
     if not return_id:
         raise RequestError("a reversal needs a return_id")
-    operation = f"reverse:{return_id}"
     conn = cache.conn
+    till = attribution.till_id
+    # A retry must name the same sale and the same amount; the return id is the key.
+    digest = idempotency.fingerprint(
+        {"sale_till_id": sale_till_id, "transaction_id": transaction_id, "amount": amount}
+    )
+    key = {"till_id": till, "transaction_id": return_id, "code": code, "operation": "reverse"}
     with cache.transaction():
-        old = conn.execute(
-            "SELECT response FROM requests WHERE transaction_id = ? AND code = ? AND operation = ?",
-            (transaction_id, code, operation),
-        ).fetchone()
+        old = idempotency.stored_answer(conn, **key, fingerprint=digest)
         if old is not None:
-            return outcomes.reverse_from_json(str(old[0]))
-        row = conn.execute(_REDEMPTION_SQL, (code, transaction_id)).fetchone()
+            return outcomes.reverse_from_json(old)
+        row = conn.execute(_REDEMPTION_SQL, (code, sale_till_id, transaction_id)).fetchone()
         if row is None:
-            raise RedemptionNotFoundError(code=code, transaction_id=transaction_id)
+            raise RedemptionNotFoundError(
+                code=code, transaction_id=transaction_id, till_id=sale_till_id
+            )
         rid, campaign_id, member_id, total, reversed_so_far, fully, channel, variant = row
         remaining = 0 if fully else total - reversed_so_far
         wanted = remaining if amount is None else amount
@@ -62,7 +73,7 @@ def reverse(
         )
         conn.execute(
             "INSERT INTO reversals VALUES (?, ?, ?, ?, ?, ?)",
-            (rid, return_id, wanted, now_us, attribution.till_id, attribution.cashier_id),
+            (rid, till, return_id, wanted, now_us, attribution.cashier_id),
         )
         restored = 1 if full else 0
         conn.execute(
@@ -98,6 +109,7 @@ def reverse(
             amount=wanted,
             details={
                 "return_id": return_id,
+                "sale_till_id": sale_till_id,
                 "remaining": total - reversed_so_far - wanted,
                 "fully_reversed": full,
             },
@@ -105,6 +117,7 @@ def reverse(
         outcome = ReverseOutcome(
             code=code,
             transaction_id=transaction_id,
+            sale_till_id=sale_till_id,
             return_id=return_id,
             amount=wanted,
             remaining=total - reversed_so_far - wanted,
@@ -112,8 +125,11 @@ def reverse(
             reversed_at=now,
             event_id=event.event_id,
         )
-        conn.execute(
-            "INSERT INTO requests VALUES (?, ?, ?, ?, ?)",
-            (transaction_id, code, operation, outcomes.reverse_to_json(outcome), now_us),
+        idempotency.store_answer(
+            conn,
+            **key,
+            fingerprint=digest,
+            response=outcomes.reverse_to_json(outcome),
+            created_us=now_us,
         )
     return outcome

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from edge_agent.store import issue_schema, key_schema, print_schema
+from edge_agent.store import issue_schema, key_schema, print_schema, till_scope_schema
 from edge_agent.store.errors import CacheError, SchemaTooNewError
 
 # The snapshot's codes table, shared by the cache and snapshot loading (same columns, same order).
@@ -125,6 +125,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     print_schema.migrate,  # v4: the durable print queue
     key_schema.migrate,  # v5: trusted store signing keys
     _v6_lookup_indexes,  # v6
+    till_scope_schema.migrate,  # v7: sales, holds and stored answers keyed by till
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -82,7 +82,10 @@ def test_two_tills_reserve_commit_retry_and_already_redeemed(server: Server) -> 
         assert other["decision"]["reason"] == "RESERVED_ELSEWHERE"
         first = t1.post("/v1/commit", json=body(A, txn="T1")).json()
         again = t1.post("/v1/commit", json=body(A, txn="T1")).json()
-        assert first == again  # a retried commit gets the same answer, never a second redemption
+        # A retried commit gets the same answer, flagged as a replay, never a second redemption.
+        assert not first["results"][0]["replayed"] and again["results"][0]["replayed"]
+        again["results"][0]["replayed"] = False
+        assert first == again
         redemption = first["results"][0]["redemption"]
         assert redemption["till_id"] == "till-1" and redemption["amount"] == 500
         later = t2.post("/v1/validate", json=body(A)).json()["decisions"][0]
@@ -110,7 +113,8 @@ def test_partial_then_full_reverse_and_too_much(server: Server) -> None:
         rev = {"code": A, "transaction_id": "S1", "cashier_id": "c", "return_id": "R1"}
         part = till.post("/v1/reverse", json={**rev, "amount": 200}).json()
         assert part["amount"] == 200 and part["remaining"] == 300 and not part["fully_reversed"]
-        assert till.post("/v1/reverse", json={**rev, "amount": 200}).json() == part  # retry
+        retry = till.post("/v1/reverse", json={**rev, "amount": 200}).json()
+        assert retry == {**part, "replayed": True}
         too_much = till.post("/v1/reverse", json={**rev, "return_id": "R2", "amount": 999})
         assert too_much.status_code == 409
         full = till.post("/v1/reverse", json={**rev, "return_id": "R3"}).json()

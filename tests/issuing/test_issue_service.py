@@ -20,7 +20,7 @@ from edge_agent.domain.promotion import Member
 from edge_agent.receipt_campaigns import default_receipt_campaigns
 from edge_agent.store import issue_schema
 from edge_agent.store.cache import CodeCache
-from edge_agent.store.errors import MissingTransactionError
+from edge_agent.store.errors import IdempotencyConflictError, MissingTransactionError
 from edge_agent.store.issue_outcome import outcome_from_json, outcome_to_json
 from edge_agent.store.issuing import CodeSpaceExhaustedError, IssueService
 from edge_agent.store.redemptions import RedemptionService
@@ -152,6 +152,24 @@ def test_retried_checkout_gets_the_stored_answer_never_a_second_coupon(cache: Co
     reopened = CodeCache.open(path, store_id=STORE)
     assert service(reopened).issue(checkout("T-9", member=LOYAL)).coupon == first.coupon
     reopened.close()
+
+
+def test_a_checkout_belongs_to_its_till_and_a_retry_must_be_the_same_checkout(
+    cache: CodeCache,
+) -> None:
+    """Issue 6: another till's sale of the same number is another sale (before: it was given
+    the first till's coupon), and the same sale with another member or basket is no retry."""
+    svc = service(cache)
+    first = svc.issue(checkout("T-9", member=LOYAL, till="till-1"))
+    assert first.coupon is not None
+    other = svc.issue(checkout("T-9", member=LOYAL_2, till="till-2"))
+    assert not other.replayed and other.coupon is not None
+    assert other.coupon.code != first.coupon.code and other.coupon.till_id == "till-2"
+    with pytest.raises(IdempotencyConflictError, match="different request"):
+        svc.issue(checkout("T-9", member=LOYAL_2, till="till-1"))
+    with pytest.raises(IdempotencyConflictError):
+        svc.issue(checkout("T-9", member=LOYAL, till="till-1", basket=Basket()))
+    assert count(cache, "coupon_issues") == 2
 
 
 def test_outcome_json_round_trips(cache: CodeCache) -> None:

@@ -44,15 +44,23 @@ def test_queue_status_and_reprint(tmp_path: Path, capsys: pytest.CaptureFixture[
     cache = CodeCache.open(cache_path, store_id="store-001")
     with cache.transaction() as conn:
         pq.enqueue(
-            conn, code="C1", transaction_id="T1", document=sample_document(), now=datetime.now(UTC)
+            conn,
+            code="C1",
+            till_id="till-1",
+            transaction_id="T1",
+            document=sample_document(),
+            now=datetime.now(UTC),
         )
     cache.close()
     base = ["--config", str(config), "receipt"]
     assert main([*base, "queue", "--json"]) == 0
     (job,) = json.loads(capsys.readouterr().out)
     assert job["transaction_id"] == "T1" and job["state"] == "pending"
-    assert main([*base, "status", "T1", "--json"]) == 0
+    assert main([*base, "status", "T1", "--till", "till-1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "print_pending"
-    assert main([*base, "reprint", "T1"]) == 0
-    assert main([*base, "reprint", "T404"]) == 2
-    assert main([*base, "status", "T404"]) == 2
+    assert main([*base, "reprint", "T1", "--till", "till-1"]) == 0
+    assert main([*base, "reprint", "T404", "--till", "till-1"]) == 2
+    assert main([*base, "status", "T404", "--till", "till-1"]) == 2
+    # A sale is (till, transaction id): another till's T1 has no coupon.
+    assert main([*base, "status", "T1", "--till", "till-2"]) == 2
+    assert main([*base, "reprint", "T1", "--till", "till-2"]) == 2

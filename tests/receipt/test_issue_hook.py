@@ -42,7 +42,7 @@ def test_hook_enqueues_inside_the_issue_transaction(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError), cache.transaction() as conn:
         hook(conn, COUPON)
         raise RuntimeError("issue rolled back")
-    assert pq.transaction_status(cache.conn, "T-1") is None
+    assert pq.transaction_status(cache.conn, till_id="till-3", transaction_id="T-1") is None
     with cache.transaction() as conn:
         hook(conn, COUPON)
     (job,) = pq.open_jobs(cache.conn)

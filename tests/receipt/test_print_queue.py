@@ -33,16 +33,18 @@ def cache(tmp_path: Path) -> Iterator[CodeCache]:
 
 def _enqueue(cache: CodeCache, txn: str = "T1", code: str = "SS22K7HQ2PM") -> int:
     with cache.transaction() as conn:
-        return pq.enqueue(conn, code=code, transaction_id=txn, document=DOC, now=T0)
+        return pq.enqueue(
+            conn, code=code, till_id="till-1", transaction_id=txn, document=DOC, now=T0
+        )
 
 
 def test_enqueue_commits_or_rolls_back_with_the_callers_transaction(cache: CodeCache) -> None:
     with pytest.raises(RuntimeError), cache.transaction() as conn:
-        pq.enqueue(conn, code="C1", transaction_id="T9", document=DOC, now=T0)
+        pq.enqueue(conn, code="C1", till_id="till-1", transaction_id="T9", document=DOC, now=T0)
         raise RuntimeError("the issue failed after the job was queued")
-    assert pq.transaction_status(cache.conn, "T9") is None
+    assert pq.transaction_status(cache.conn, till_id="till-1", transaction_id="T9") is None
     job = _enqueue(cache)
-    st = pq.transaction_status(cache.conn, "T1")
+    st = pq.transaction_status(cache.conn, till_id="till-1", transaction_id="T1")
     assert st is not None and st.job_id == job
     assert st.status is pq.PrintStatus.PENDING
     assert st.qr_payload == DOC.qr_payload and st.display_code == DOC.display_code
@@ -61,7 +63,7 @@ def test_claim_print_confirm(cache: CodeCache) -> None:
     assert job.document == DOC and not job.document.reprint
     assert pq.claim(cache.conn, now=T0, policy=POLICY) is None  # leased
     assert pq.mark_printed(cache.conn, job_id, now=T0 + timedelta(seconds=1))
-    st = pq.transaction_status(cache.conn, "T1")
+    st = pq.transaction_status(cache.conn, till_id="till-1", transaction_id="T1")
     assert st is not None and st.status is pq.PrintStatus.PRINTED and st.ever_printed
     assert pq.open_jobs(cache.conn) == []
     assert not pq.mark_printed(cache.conn, job_id, now=T0)  # not ours any more
@@ -87,7 +89,7 @@ def test_failures_back_off_doubling_up_to_the_cap(cache: CodeCache) -> None:
         assert pq.claim(cache.conn, now=due - timedelta(microseconds=1), policy=POLICY) is None
         now = due
     assert delays == [2, 4, 8, 10, 10]
-    st = pq.transaction_status(cache.conn, "T1")
+    st = pq.transaction_status(cache.conn, till_id="till-1", transaction_id="T1")
     assert st is not None and st.status is pq.PrintStatus.PENDING
     assert st.last_error == "paper_out: out" and st.attempts == 5
     job = pq.claim(cache.conn, now=now, policy=POLICY)
@@ -130,10 +132,10 @@ def test_jobs_are_abandoned_after_the_deadline_but_the_coupon_remains(cache: Cod
     _enqueue(cache)
     late = T0 + POLICY.give_up_after + timedelta(seconds=1)
     assert pq.claim(cache.conn, now=late, policy=POLICY) is None
-    st = pq.transaction_status(cache.conn, "T1")
+    st = pq.transaction_status(cache.conn, till_id="till-1", transaction_id="T1")
     assert st is not None and st.status is pq.PrintStatus.ABANDONED and not st.ever_printed
     # Staff can still reprint it on demand.
-    assert pq.reprint(cache.conn, transaction_id="T1", now=late) is not None
+    assert pq.reprint(cache.conn, till_id="till-1", transaction_id="T1", now=late) is not None
     job = pq.claim(cache.conn, now=late, policy=POLICY)
     assert job is not None and job.document.reprint
 
@@ -142,12 +144,14 @@ def test_reprint_is_a_new_job_linked_to_the_first(cache: CodeCache) -> None:
     first = _enqueue(cache)
     pq.claim(cache.conn, now=T0, policy=POLICY)
     pq.mark_printed(cache.conn, first, now=T0)
-    assert pq.reprint(cache.conn, transaction_id="nope", now=T0) is None
-    again = pq.reprint(cache.conn, transaction_id="T1", now=T0 + timedelta(minutes=1))
+    assert pq.reprint(cache.conn, till_id="till-1", transaction_id="nope", now=T0) is None
+    again = pq.reprint(
+        cache.conn, till_id="till-1", transaction_id="T1", now=T0 + timedelta(minutes=1)
+    )
     assert again is not None and again != first
     job = pq.get(cache.conn, again)
     assert job is not None and job.reprint_of == first and job.document.reprint
-    st = pq.transaction_status(cache.conn, "T1")
+    st = pq.transaction_status(cache.conn, till_id="till-1", transaction_id="T1")
     assert st is not None and st.status is pq.PrintStatus.PENDING and st.ever_printed
 
 

@@ -60,7 +60,9 @@ def _issue(cache: CodeCache, txn: str, now: datetime) -> int:
     doc = sample_document()
     # The issuing path: the coupon's issue and its print job in one transaction.
     with cache.transaction() as conn:
-        return pq.enqueue(conn, code=f"C-{txn}", transaction_id=txn, document=doc, now=now)
+        return pq.enqueue(
+            conn, code=f"C-{txn}", till_id="till-1", transaction_id=txn, document=doc, now=now
+        )
 
 
 def _printed(sink: PrinterSink) -> list[bytes]:
@@ -76,7 +78,7 @@ def test_printer_down_at_issue_time_prints_once_it_is_back(
     worker = _worker(cache, sink, clock)
     outcome = worker.run_once()
     assert outcome is not None and not outcome.printed and outcome.error == "not_found"
-    st = pq.transaction_status(cache.conn, "T1")
+    st = pq.transaction_status(cache.conn, till_id="till-1", transaction_id="T1")
     assert st is not None and st.status is pq.PrintStatus.PENDING
     assert st.last_error is not None and st.last_error.startswith("not_found")
     sink.up()
@@ -84,7 +86,7 @@ def test_printer_down_at_issue_time_prints_once_it_is_back(
     clock.advance(2)
     outcome = worker.run_once()
     assert outcome is not None and outcome.printed and not outcome.reprint
-    st = pq.transaction_status(cache.conn, "T1")
+    st = pq.transaction_status(cache.conn, till_id="till-1", transaction_id="T1")
     assert st is not None and st.status is pq.PrintStatus.PRINTED
     (printed,) = _printed(sink)
     assert qr_texts(printed) == [sample_document().qr_payload]
@@ -101,7 +103,7 @@ def test_paper_out_leaves_the_job_pending_with_the_reason(
     worker = _worker(cache, sink, clock)
     outcome = worker.run_once()
     assert outcome is not None and outcome.error == "paper_out"
-    st = pq.transaction_status(cache.conn, "T1")
+    st = pq.transaction_status(cache.conn, till_id="till-1", transaction_id="T1")
     assert st is not None and st.status is pq.PrintStatus.PENDING
     assert st.last_error is not None and st.last_error.startswith("paper_out")
     sink.state.paper_out = False
@@ -161,7 +163,7 @@ def test_agent_restart_with_jobs_in_the_queue(cache: CodeCache, sink: PrinterSin
     assert len(printed) == 3
     assert [b"REPRINT" in p for p in printed] == [True, False, False]  # T1 was cut off
     for txn in ("T1", "T2", "T3"):
-        st = pq.transaction_status(cache.conn, txn)
+        st = pq.transaction_status(cache.conn, till_id="till-1", transaction_id=txn)
         assert st is not None and st.status is pq.PrintStatus.PRINTED
 
 
@@ -183,7 +185,7 @@ def test_threaded_worker_prints_a_job_committed_by_another_connection(
         started = time.monotonic()
         worker.wake()
         while time.monotonic() - started < 3:
-            st = pq.transaction_status(cache.conn, "T7")
+            st = pq.transaction_status(cache.conn, till_id="till-1", transaction_id="T7")
             if st is not None and st.status is pq.PrintStatus.PRINTED:
                 break
             time.sleep(0.005)

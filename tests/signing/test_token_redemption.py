@@ -6,6 +6,7 @@ to M1); ``F`` is a genuine S2 coupon whose code has not reached this cache.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
@@ -60,8 +61,9 @@ def test_token_for_a_cached_code_redeems_it_once(service: RedemptionService) -> 
 
 def test_commit_is_idempotent_for_a_token(service: RedemptionService) -> None:
     token = S2.sign(claims(F))
-    first = service.commit(req(token))
-    assert service.commit(req(token)) == first
+    (first,) = service.commit(req(token))
+    (again,) = service.commit(req(token))
+    assert again == dataclasses.replace(first, replayed=True)
 
 
 def test_another_stores_coupon_redeems_once_and_is_remembered(

@@ -54,16 +54,31 @@ def test_prune_drops_finished_print_jobs_but_keeps_open_ones(tmp_path: Path) -> 
     cache = open_cache(tmp_path / "c.db")
     with cache.transaction() as conn:
         done = print_queue.enqueue(
-            conn, code=A, transaction_id="T-1", document=sample_document(), now=NOW
+            conn,
+            code=A,
+            till_id="till-1",
+            transaction_id="T-1",
+            document=sample_document(),
+            now=NOW,
         )
-        print_queue.enqueue(conn, code=G, transaction_id="T-2", document=sample_document(), now=NOW)
+        print_queue.enqueue(
+            conn,
+            code=G,
+            till_id="till-1",
+            transaction_id="T-2",
+            document=sample_document(),
+            now=NOW,
+        )
     job = print_queue.claim(cache.conn, now=NOW, policy=print_queue.RetryPolicy())
     assert job is not None and job.id == done
     assert print_queue.mark_printed(cache.conn, done, now=NOW)
     later = NOW + timedelta(days=25)
     assert prune(cache, now=later, keep=timedelta(days=30)).print_jobs == 0  # too recent
     assert prune(cache, now=later, keep=timedelta(days=20)).print_jobs == 1
-    assert print_queue.transaction_status(cache.conn, "T-2") is not None  # still to print
+    assert (
+        print_queue.transaction_status(cache.conn, till_id="till-1", transaction_id="T-2")
+        is not None
+    )  # still to print
     cache.close()
 
 

@@ -24,7 +24,7 @@ import shutil
 import sqlite3
 import tempfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from edge_agent.domain.decision import Accepted, Decision, Reason, Refused
 from edge_agent.domain.promotion import Limits, Member
 from edge_agent.store.cache import CodeCache
 from edge_agent.store.errors import (
+    IdempotencyConflictError,
     RedemptionNotFoundError,
     RequestError,
     ReversalTooLargeError,
@@ -104,12 +105,26 @@ ticks = st.sampled_from(
 
 @dataclass(frozen=True, slots=True)
 class Sale:
-    """A request the machine made and was accepted: what a retry repeats."""
+    """A request the machine made and was accepted: what a retry repeats. A sale is (till,
+    transaction id): another till's sale of the same number is another sale."""
 
+    till: str
     txn: str
     code: str
     member: str | None
     basket: str
+
+
+@dataclass(frozen=True, slots=True)
+class Return:
+    """A return the machine made: the returning till's own return id, the sale it names."""
+
+    till: str
+    return_id: str
+    code: str
+    sale_till: str
+    txn: str
+    amount: int | None
 
 
 @dataclass(slots=True)
@@ -167,10 +182,10 @@ def dump(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
 
 
 class RedemptionMachine(RuleBasedStateMachine):
-    sales = Bundle("sales")  # accepted commits: (txn, code) redeemed
-    holds_made = Bundle("holds_made")  # accepted reserves
-    voids = Bundle("voids")  # (txn, code) of voids that released a hold
-    returns = Bundle("returns")  # (txn, code, return_id) of applied reversals
+    sales = Bundle("sales")  # accepted commits: Sale
+    holds_made = Bundle("holds_made")  # accepted reserves: Sale
+    voids = Bundle("voids")  # (till, txn, code) of voids that released a hold
+    returns = Bundle("returns")  # Return of applied reversals
 
     def __init__(self) -> None:
         super().__init__()
@@ -184,10 +199,13 @@ class RedemptionMachine(RuleBasedStateMachine):
         self.member_uses: Counter[tuple[str, str]] = Counter()
         self.campaign_uses: Counter[str] = Counter()
         self.campaign_money: Counter[str] = Counter()
-        self.holds: dict[tuple[str, str], datetime] = {}  # (code, txn) -> until, lapsed too
-        self.redemptions: dict[tuple[str, str], Red] = {}  # (code, txn)
-        self.reversal_rows: set[tuple[str, str, str, int]] = set()
-        self.answers: dict[tuple[str, str, str], Any] = {}  # (txn, code, operation) -> outcome
+        # (code, till, txn) -> until, lapsed too
+        self.holds: dict[tuple[str, str, str], datetime] = {}
+        self.redemptions: dict[tuple[str, str, str], Red] = {}  # (code, till, txn)
+        # (code, sale till, sale txn, returning till, return id, amount)
+        self.reversal_rows: set[tuple[str, str, str, str, str, int]] = set()
+        # (till, txn or return id, code, operation) -> (outcome, the request it answered)
+        self.answers: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
         self.events: list[tuple[str, str | None, str | None]] = []  # (type, code, txn)
         self.acked = 0
 
@@ -198,7 +216,7 @@ class RedemptionMachine(RuleBasedStateMachine):
     # -- the model's predictions ---------------------------------------------------------------
 
     def predict(
-        self, c: str, member: str | None, txn: str | None, basket: str
+        self, c: str, member: str | None, till: str, txn: str | None, basket: str
     ) -> tuple[Reason | None, int]:
         """The decision the service must give: (None, discount) or (reason, 0)."""
         spec = SPECS.get(c)
@@ -213,7 +231,9 @@ class RedemptionMachine(RuleBasedStateMachine):
         if uses >= spec.total:
             return (Reason.ALREADY_REDEEMED if spec.total == 1 else Reason.CODE_LIMIT_REACHED), 0
         others = [
-            t for (h, t), until in self.holds.items() if h == c and t != txn and until > self.now
+            (k, t)
+            for (h, k, t), until in self.holds.items()
+            if h == c and (k, t) != (till, txn) and until > self.now
         ]
         if others and uses + len(others) >= spec.total:
             return Reason.RESERVED_ELSEWHERE, 0
@@ -263,7 +283,7 @@ class RedemptionMachine(RuleBasedStateMachine):
     @rule(c=codes, member=members, txn=st.one_of(st.none(), txns), basket=baskets, till=tills)
     def validate(self, c: str, member: str | None, txn: str | None, basket: str, till: str) -> None:
         before = dump(self.cache.conn)
-        expected = self.predict(c, member, txn, basket)
+        expected = self.predict(c, member, till, txn, basket)
         first = self.service.validate(self.request(c, member, txn, basket, till))
         again = self.service.validate(self.request(c, member, txn, basket, till))
         assert len(first) == 1 and first == again  # stable, reason and all
@@ -272,67 +292,78 @@ class RedemptionMachine(RuleBasedStateMachine):
 
     @rule(target=holds_made, c=codes, member=members, txn=txns, basket=baskets, till=tills)
     def reserve(self, c: str, member: str | None, txn: str, basket: str, till: str) -> Any:
-        return self._reserve(Sale(txn, c, member, basket), till)
+        return self._reserve(Sale(till, txn, c, member, basket))
 
-    def _reserve(self, sale: Sale, till: str) -> Any:
-        c, txn = sale.code, sale.txn
+    def _reserve(self, sale: Sale) -> Any:
+        c, txn, till = sale.code, sale.txn, sale.till
         before = dump(self.cache.conn)
-        stored = self.answers.get((txn, c, "reserve"))
-        expected = self.predict(c, sale.member, txn, sale.basket)
-        (out,) = self.service.reserve(self.request(c, sale.member, txn, sale.basket, till))
-        if stored is not None:  # a retry: the first answer, nothing written
-            event("reserve: repeated for the same transaction")
-            assert out == stored
-            self.unchanged_since(before)
+        request = self.request(c, sale.member, txn, sale.basket, till)
+        if self.retried(before, "reserve", sale, lambda: self.service.reserve(request)):
             return multiple()
-        committed = self.answers.get((txn, c, "commit"))
+        committed = self.answers.get((till, txn, c, "commit"))
         if committed is not None:  # a late reserve of a sale already paid: no new hold
             event("reserve: after the same sale's commit")
-            assert out.decision == committed.decision and out.hold_until is None
+            (out,) = self.service.reserve(request)
+            assert out.decision == committed[0].decision and out.hold_until is None
+            assert out.replayed
             self.unchanged_since(before)
             return multiple()
+        expected = self.predict(c, sale.member, till, txn, sale.basket)
+        (out,) = self.service.reserve(request)
         self.check_decision("reserve", out.decision, expected)
         if expected[0] is not None:
             assert out.hold_until is None
             self.unchanged_since(before)
             return multiple()
-        assert out.hold_until == self.now + HOLD
+        assert out.hold_until == self.now + HOLD and not out.replayed
         for key, until in list(self.holds.items()):  # the reserve sweeps the code's lapsed holds
             if key[0] == c and until <= self.now:
                 del self.holds[key]
-        self.holds[(c, txn)] = self.now + HOLD
-        self.answers[(txn, c, "reserve")] = out
+        self.holds[(c, till, txn)] = self.now + HOLD
+        self.answers[(till, txn, c, "reserve")] = (out, (sale.member, sale.basket))
         self.events.append(("code.reserved", c, txn))
         return sale
 
-    @rule(sale=holds_made, basket=baskets, till=tills)
-    def retry_reserve(self, sale: Sale, basket: str, till: str) -> None:
-        """A retry may come later, from another till, even with the basket changed."""
-        before = dump(self.cache.conn)
-        (out,) = self.service.reserve(self.request(sale.code, sale.member, sale.txn, basket, till))
-        assert out == self.answers[(sale.txn, sale.code, "reserve")]
+    def retried(self, before: Any, op: str, sale: Sale, call: Any) -> bool:
+        """If the sale already has an ``op`` answer for the code: an identical request gets it
+        again as a replay, any other is refused as a reused key; nothing is written."""
+        stored = self.answers.get((sale.till, sale.txn, sale.code, op))
+        if stored is None:
+            return False
+        answer, asked = stored
+        if asked == (sale.member, sale.basket):
+            event(f"{op}: retried")
+            (out,) = call()
+            assert out == replace(answer, replayed=True)
+        else:
+            event(f"{op}: key reused for another request")
+            with pytest.raises(IdempotencyConflictError):
+                call()
         self.unchanged_since(before)
+        return True
+
+    @rule(sale=holds_made, basket=baskets)
+    def retry_reserve(self, sale: Sale, basket: str) -> None:
+        """A retry may come later, maybe with the basket changed (then it is not a retry)."""
+        self._reserve(replace(sale, basket=basket))
 
     @rule(target=sales, c=codes, member=members, txn=txns, basket=baskets, till=tills)
     def commit(self, c: str, member: str | None, txn: str, basket: str, till: str) -> Any:
-        return self._commit(Sale(txn, c, member, basket), till)
+        return self._commit(Sale(till, txn, c, member, basket))
 
-    @rule(target=sales, sale=holds_made, till=tills)
-    def commit_held(self, sale: Sale, till: str) -> Any:
+    @rule(target=sales, sale=holds_made)
+    def commit_held(self, sale: Sale) -> Any:
         """Payment for a sale that reserved at scan (its hold may have lapsed meanwhile)."""
-        return self._commit(sale, till)
+        return self._commit(sale)
 
-    def _commit(self, sale: Sale, till: str) -> Any:
-        c, txn = sale.code, sale.txn
+    def _commit(self, sale: Sale) -> Any:
+        c, txn, till = sale.code, sale.txn, sale.till
         before = dump(self.cache.conn)
-        stored = self.answers.get((txn, c, "commit"))
-        expected = self.predict(c, sale.member, txn, sale.basket)
-        (out,) = self.service.commit(self.request(c, sale.member, txn, sale.basket, till))
-        if stored is not None:
-            event("commit: repeated for the same transaction")
-            assert out == stored
-            self.unchanged_since(before)
+        request = self.request(c, sale.member, txn, sale.basket, till)
+        if self.retried(before, "commit", sale, lambda: self.service.commit(request)):
             return multiple()
+        expected = self.predict(c, sale.member, till, txn, sale.basket)
+        (out,) = self.service.commit(request)
         self.check_decision("commit", out.decision, expected)
         if expected[0] is not None:
             assert out.redemption is None
@@ -342,7 +373,7 @@ class RedemptionMachine(RuleBasedStateMachine):
         spec = SPECS[c]
         subject = sale.member or spec.owner
         r = out.redemption
-        assert r is not None
+        assert r is not None and not out.replayed
         assert (r.code, r.transaction_id, r.amount, r.member_id) == (c, txn, amount, subject)
         assert r.campaign_id == spec.campaign and r.till_id == till and r.redeemed_at == self.now
         assert r.seq == len(self.events) + 1
@@ -351,30 +382,30 @@ class RedemptionMachine(RuleBasedStateMachine):
             self.member_uses[(c, subject)] += 1
         self.campaign_uses[spec.campaign] += 1
         self.campaign_money[spec.campaign] += amount
-        self.holds.pop((c, txn), None)  # the commit consumes its hold, live or lapsed
-        self.redemptions[(c, txn)] = Red(amount=amount, member=subject, campaign=spec.campaign)
-        self.answers[(txn, c, "commit")] = out
+        self.holds.pop((c, till, txn), None)  # the commit consumes its hold, live or lapsed
+        self.redemptions[(c, till, txn)] = Red(
+            amount=amount, member=subject, campaign=spec.campaign
+        )
+        self.answers[(till, txn, c, "commit")] = (out, (sale.member, sale.basket))
         self.events.append(("code.redeemed", c, txn))
         return sale
 
-    @rule(sale=sales, basket=baskets, till=tills)
-    def retry_commit(self, sale: Sale, basket: str, till: str) -> None:
-        """The identical stored answer, whatever happened since (holds, returns, a new basket)."""
-        before = dump(self.cache.conn)
-        (out,) = self.service.commit(self.request(sale.code, sale.member, sale.txn, basket, till))
-        assert out == self.answers[(sale.txn, sale.code, "commit")]
-        self.unchanged_since(before)
+    @rule(sale=sales, basket=baskets)
+    def retry_commit(self, sale: Sale, basket: str) -> None:
+        """The identical stored answer, whatever happened since (holds, returns); with a new
+        basket it is not a retry but a reused key."""
+        self._commit(replace(sale, basket=basket))
 
     @rule(target=voids, txn=txns, c=st.one_of(st.none(), known_codes), till=tills)
     def void(self, txn: str, c: str | None, till: str) -> Any:
         before = dump(self.cache.conn)
         now_us = to_us(self.now)
         if c is None:
-            # Every code the transaction holds now, and every code an earlier void of it
-            # released: a repeated void-all answers as the first did.
+            # Every code the sale holds now, and every code an earlier void of it released: a
+            # repeated void-all answers as the first did. Other tills' sales are not touched.
             targets = sorted(
-                {h for (h, t), until in self.holds.items() if t == txn and until > self.now}
-                | {h for (t, h, op) in self.answers if t == txn and op == "void"}
+                {h for (h, k, t), u in self.holds.items() if (k, t) == (till, txn) and u > self.now}
+                | {h for (k, t, h, op) in self.answers if (k, t, op) == (till, txn, "void")}
             )
         else:
             targets = [c]
@@ -384,34 +415,34 @@ class RedemptionMachine(RuleBasedStateMachine):
         assert [o.code for o in out] == targets
         released = []
         for o, h in zip(out, targets, strict=True):
-            stored = self.answers.get((txn, h, "void"))
+            stored = self.answers.get((till, txn, h, "void"))
             if stored is not None:
-                assert o == stored
+                assert o == replace(stored[0], replayed=True)
                 continue
-            until = self.holds.pop((h, txn), None)  # a void deletes the hold, live or lapsed
+            until = self.holds.pop((h, till, txn), None)  # deletes the hold, live or lapsed
             if until is None or to_us(until) <= now_us:
                 event("void: nothing live to release")
                 assert o == VoidOutcome(code=h, transaction_id=txn, released=False)
                 continue
             event("void: released")
             assert o.released and o.voided_at == self.now and o.event_id is not None
-            self.answers[(txn, h, "void")] = o
+            self.answers[(till, txn, h, "void")] = (o, None)
             self.events.append(("code.voided", h, txn))
-            released.append((txn, h))
+            released.append((till, txn, h))
         if not released:
             live_before = [r for r in before["reservations"] if r[7] > now_us]
             live_after = [r for r in dump(self.cache.conn)["reservations"] if r[7] > now_us]
             assert live_after == live_before
         return multiple(*released)
 
-    @rule(done=voids, till=tills)
-    def retry_void(self, done: tuple[str, str], till: str) -> None:
-        txn, c = done
+    @rule(done=voids)
+    def retry_void(self, done: tuple[str, str, str]) -> None:
+        till, txn, c = done
         before = dump(self.cache.conn)
         (out,) = self.service.void(
             transaction_id=txn, code=c, store_id=STORE, till_id=till, cashier_id="k", now=self.now
         )
-        assert out == self.answers[(txn, c, "void")]
+        assert out == replace(self.answers[(till, txn, c, "void")][0], replayed=True)
         self.unchanged_since(before)
 
     @rule(
@@ -422,8 +453,10 @@ class RedemptionMachine(RuleBasedStateMachine):
         till=tills,
     )
     def reverse(self, sale: Sale, return_id: str, how: str, till: str) -> Any:
+        """A return of ``sale``, taken at ``till`` (the sale's own or another: the service
+        desk), keyed by that till's ``return_id``."""
         c, txn = sale.code, sale.txn
-        red = self.redemptions[(c, txn)]
+        red = self.redemptions[(c, sale.till, txn)]
         remaining = 0 if red.full else red.amount - red.reversed
         amount = {
             "all": None,
@@ -432,30 +465,33 @@ class RedemptionMachine(RuleBasedStateMachine):
             "some": max(remaining // 2, 1),
             "too_much": remaining + 1,
         }[how]
+        ret = Return(till, return_id, c, sale.till, txn, amount)
         before = dump(self.cache.conn)
-        stored = self.answers.get((txn, c, f"reverse:{return_id}"))
-        if stored is not None:  # a retry by return id: the first answer, whatever the amount
-            event("reverse: return id repeated")
-            assert self._reverse(c, txn, return_id, amount, till) == stored
-            self.unchanged_since(before)
+        if self.return_retried(before, ret):
             return multiple()
         wanted = remaining if amount is None else amount
         if red.full or wanted > remaining:
             event("reverse: too large")
             with pytest.raises(ReversalTooLargeError) as err:
-                self._reverse(c, txn, return_id, amount, till)
+                self._reverse(ret)
             assert (err.value.requested, err.value.remaining) == (wanted, remaining)
             self.unchanged_since(before)
             return multiple()
-        out = self._reverse(c, txn, return_id, amount, till)
+        out = self._reverse(ret)
         red.reversed += wanted
         red.full = red.reversed >= red.amount
-        assert (out.code, out.transaction_id, out.return_id) == (c, txn, return_id)
+        assert (out.code, out.transaction_id, out.sale_till_id, out.return_id) == (
+            c,
+            txn,
+            sale.till,
+            return_id,
+        )
         assert (out.amount, out.remaining, out.fully_reversed) == (
             wanted,
             red.amount - red.reversed,
             red.full,
         )
+        assert not out.replayed
         self.campaign_money[red.campaign] -= wanted
         if red.full:  # the use comes back: code, member and campaign counts
             self.uses[c] -= 1
@@ -463,39 +499,63 @@ class RedemptionMachine(RuleBasedStateMachine):
             if red.member is not None:
                 self.member_uses[(c, red.member)] -= 1
         event(f"reverse: {'full' if red.full else 'partial'}")
-        self.reversal_rows.add((c, txn, return_id, wanted))
-        self.answers[(txn, c, f"reverse:{return_id}")] = out
+        self.reversal_rows.add((c, sale.till, txn, till, return_id, wanted))
+        self.answers[(till, return_id, c, "reverse")] = (out, (sale.till, txn, amount))
         self.events.append(("code.reversed", c, txn))
-        return (txn, c, return_id)
+        return ret
 
-    @rule(done=returns, amount=st.one_of(st.none(), st.integers(1, 600)), till=tills)
-    def retry_reverse(self, done: tuple[str, str, str], amount: int | None, till: str) -> None:
-        txn, c, return_id = done
-        before = dump(self.cache.conn)
-        out = self._reverse(c, txn, return_id, amount, till)
-        assert out == self.answers[(txn, c, f"reverse:{return_id}")]
+    def return_retried(self, before: Any, ret: Return) -> bool:
+        """If the returning till's return id already has an answer for the code: the same
+        return (sale and amount) gets it again as a replay, any other is a reused key."""
+        stored = self.answers.get((ret.till, ret.return_id, ret.code, "reverse"))
+        if stored is None:
+            return False
+        answer, asked = stored
+        if asked == (ret.sale_till, ret.txn, ret.amount):
+            event("reverse: retried")
+            assert self._reverse(ret) == replace(answer, replayed=True)
+        else:
+            event("reverse: return id reused for another return")
+            with pytest.raises(IdempotencyConflictError):
+                self._reverse(ret)
         self.unchanged_since(before)
+        return True
 
-    @rule(c=known_codes, txn=txns, return_id=return_ids, amount=st.sampled_from([None, 0, 1]))
+    @rule(done=returns, amount=st.one_of(st.none(), st.integers(1, 600)))
+    def retry_reverse(self, done: Return, amount: int | None) -> None:
+        """The same return again, or its id reused with another amount."""
+        before = dump(self.cache.conn)
+        assert self.return_retried(before, done)
+        assert self.return_retried(before, replace(done, amount=amount))
+
+    @rule(
+        c=known_codes,
+        txn=txns,
+        sale_till=tills,
+        return_id=return_ids,
+        amount=st.sampled_from([None, 0, 1]),
+    )
     def reverse_what_was_never_sold(
-        self, c: str, txn: str, return_id: str, amount: int | None
+        self, c: str, txn: str, sale_till: str, return_id: str, amount: int | None
     ) -> None:
-        if (c, txn) in self.redemptions and amount != 0:
+        if (c, sale_till, txn) in self.redemptions and amount != 0:
             return  # covered by ``reverse``
         before = dump(self.cache.conn)
         expected = RequestError if amount == 0 else RedemptionNotFoundError
         with pytest.raises(expected):
-            self._reverse(c, txn, return_id, amount, "till-1")
+            # The service desk (a till that never sells here, so its return ids are unused).
+            self._reverse(Return("desk", return_id, c, sale_till, txn, amount))
         self.unchanged_since(before)
 
-    def _reverse(self, c: str, txn: str, return_id: str, amount: int | None, till: str) -> Any:
+    def _reverse(self, ret: Return) -> Any:
         return self.service.reverse(
-            code=c,
-            transaction_id=txn,
-            return_id=return_id,
-            amount=amount,
+            code=ret.code,
+            transaction_id=ret.txn,
+            sale_till_id=ret.sale_till,
+            return_id=ret.return_id,
+            amount=ret.amount,
             store_id=STORE,
-            till_id=till,
+            till_id=ret.till,
             cashier_id="k",
             now=self.now,
         )
@@ -545,15 +605,17 @@ class RedemptionMachine(RuleBasedStateMachine):
     def holds_redemptions_and_answers_match_the_model(self) -> None:
         conn = self.cache.conn
         holds = {
-            (c, t): u
-            for c, t, u in conn.execute("SELECT code, transaction_id, until_us FROM reservations")
+            (c, k, t): u
+            for c, k, t, u in conn.execute(
+                "SELECT code, till_id, transaction_id, until_us FROM reservations"
+            )
         }
         assert holds == {k: to_us(u) for k, u in self.holds.items()}
         reds = {
-            (c, t): (a, r, bool(f), m)
-            for c, t, a, r, f, m in conn.execute(
-                "SELECT code, transaction_id, amount, reversed_amount, fully_reversed, member_id "
-                "FROM redemptions"
+            (c, k, t): (a, r, bool(f), m)
+            for c, k, t, a, r, f, m in conn.execute(
+                "SELECT code, till_id, transaction_id, amount, reversed_amount, fully_reversed, "
+                "member_id FROM redemptions"
             )
         }
         assert reds == {
@@ -561,12 +623,12 @@ class RedemptionMachine(RuleBasedStateMachine):
         }
         rows = set(
             conn.execute(
-                "SELECT r.code, r.transaction_id, v.return_id, v.amount "
+                "SELECT r.code, r.till_id, r.transaction_id, v.till_id, v.return_id, v.amount "
                 "FROM reversals AS v JOIN redemptions AS r ON r.id = v.redemption_id"
             )
         )
         assert rows == self.reversal_rows
-        stored = set(conn.execute("SELECT transaction_id, code, operation FROM requests"))
+        stored = set(conn.execute("SELECT till_id, transaction_id, code, operation FROM requests"))
         assert stored == set(self.answers)
 
     @invariant()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +17,7 @@ from edge_agent.domain.code_record import CodeRecord
 from edge_agent.domain.decision import Accepted, Reason, Refused
 from edge_agent.store.cache import CodeCache
 from edge_agent.store.errors import (
+    IdempotencyConflictError,
     LinkConflictError,
     MissingTransactionError,
     RedemptionNotFoundError,
@@ -36,6 +40,11 @@ def cache(tmp_path: Path) -> CodeCache:
 @pytest.fixture
 def service(cache: CodeCache) -> RedemptionService:
     return RedemptionService(cache, fmt=FMT, hold=timedelta(minutes=5))
+
+
+def replays(outcomes: Sequence[Any]) -> tuple[Any, ...]:
+    """What a retry is answered: the first answers, flagged as replays."""
+    return tuple(replace(o, replayed=True) for o in outcomes)
 
 
 def events(cache: CodeCache) -> list[tuple[int, str, str | None]]:
@@ -95,14 +104,15 @@ def test_reserve_then_commit_writes_state_event_and_outbox(
 
 def test_every_operation_is_idempotent(cache: CodeCache, service: RedemptionService) -> None:
     first = service.reserve(req(A))
-    assert service.reserve(req(A, now=NOW + timedelta(seconds=3))) == first
+    assert not any(o.replayed for o in first)
+    assert service.reserve(req(A, now=NOW + timedelta(seconds=3))) == replays(first)
     committed = service.commit(req(A))
-    assert service.commit(req(A, now=NOW + timedelta(seconds=9))) == committed
+    assert service.commit(req(A, now=NOW + timedelta(seconds=9))) == replays(committed)
     returned = reverse(service, A, amount=200)
-    assert reverse(service, A, amount=200) == returned
+    assert reverse(service, A, amount=200) == replace(returned, replayed=True)
     service.reserve(req(B, txn="T-2", member="M2"))
     voided = void(service, "T-2", B)
-    assert void(service, "T-2", B) == voided
+    assert void(service, "T-2", B) == replays(voided)
     linked = service.link(
         code=G, member_id="M1", store_id=STORE, till_id="t", cashier_id="k", now=NOW
     )
@@ -134,8 +144,11 @@ def test_the_same_transaction_is_never_credited_twice(
     cache: CodeCache, service: RedemptionService
 ) -> None:
     service.commit(req(G, member="M1"))
-    (again,) = service.commit(req(G, member="M1", basket=Basket(lines=BIG)))
-    assert again.redemption is not None and again.redemption.amount == 500  # the stored answer
+    (again,) = service.commit(req(G, member="M1"))
+    assert again.replayed and again.redemption is not None and again.redemption.amount == 500
+    # The same sale with another basket is not a retry: refused, not answered with the old one.
+    with pytest.raises(IdempotencyConflictError, match="different request"):
+        service.commit(req(G, member="M1", basket=Basket(lines=BIG)))
     n = cache.conn.execute("SELECT count(*) FROM redemptions WHERE code = ?", (G,)).fetchone()
     assert n[0] == 1
 

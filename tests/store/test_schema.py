@@ -43,6 +43,51 @@ def test_v1_file_upgrades_in_place_and_keeps_its_codes(tmp_path: Path) -> None:
     cache.close()
 
 
+def test_v6_file_keys_its_sales_by_till_on_upgrade(tmp_path: Path) -> None:
+    """v7 rebuilds the keyed tables; each old row gets the till its own records name."""
+    path = tmp_path / "v6.db"
+    db = schema.connect(path, cache_kib=1024, busy_timeout_ms=100)
+    schema.migrate(db, upto=6)
+    for sql in (
+        "INSERT INTO reservations VALUES ('H1', 'T-2', 'S1', 'till-2', 'k', 'M1', 1, 9)",
+        "INSERT INTO redemptions VALUES (7, 'R1', 'T-1', 'C1', 'M1', 'S1', 'till-1', 'k', "
+        "'app', 'A', 500, 100, 0, 5)",
+        "INSERT INTO reversals VALUES (7, 'RET-1', 100, 6, 'desk', 'k')",
+        "INSERT INTO requests VALUES ('T-1', 'R1', 'commit', '{}', 5)",
+        "INSERT INTO requests VALUES ('T-2', 'H1', 'reserve', '{}', 1)",
+        "INSERT INTO requests VALUES ('T-1', 'R1', 'reverse:RET-1', '{}', 6)",
+        "INSERT INTO requests VALUES ('T-3', 'X1', 'void', '{}', 2)",
+        "INSERT INTO coupon_issues VALUES ('T-1', 0, 'M1', 'C1', 'A', 'Q1', 5, 99, '{}')",
+        "INSERT INTO print_jobs (code, transaction_id, document, state, next_attempt_us, "
+        "created_us, updated_us) VALUES ('Q1', 'T-1', '{}', 'pending', 5, 5, 5)",
+    ):
+        db.conn.execute(sql)
+    db.close()
+
+    cache = CodeCache.open(path, store_id=STORE)
+    conn = cache.conn
+    assert conn.execute("SELECT till_id, transaction_id FROM reservations").fetchall() == [
+        ("till-2", "T-2")
+    ]
+    assert conn.execute("SELECT id, till_id, amount FROM redemptions").fetchall() == [
+        (7, "till-1", 500)
+    ]
+    assert conn.execute("SELECT till_id, return_id FROM reversals").fetchall() == [
+        ("desk", "RET-1")
+    ]
+    assert sorted(
+        conn.execute("SELECT till_id, transaction_id, code, operation FROM requests")
+    ) == [
+        ("", "T-3", "X1", "void"),  # nothing places it: the empty till, which no till has
+        ("desk", "RET-1", "R1", "reverse"),  # keyed by the returning till's return id
+        ("till-1", "T-1", "R1", "commit"),
+        ("till-2", "T-2", "H1", "reserve"),
+    ]
+    assert conn.execute("SELECT till_id, code FROM coupon_issues").fetchall() == [("", "Q1")]
+    assert conn.execute("SELECT till_id, code FROM print_jobs").fetchall() == [("", "Q1")]
+    cache.close()
+
+
 def test_newer_file_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     CodeCache.open(path, store_id=STORE).close()
