@@ -9,6 +9,7 @@ agent), so they work with the POS API down. Exit status: 0 done/accepted, 1 a co
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import logging
 import sys
@@ -18,7 +19,7 @@ from typing import Any
 
 from config.load import ConfigError, json_schema, load_config
 from config.model import AgentConfig
-from edge_agent import cli_keys, cli_receipt
+from edge_agent import cli_keys, cli_receipt, log_setup
 from edge_agent.api.auth import new_token, token_digest
 from edge_agent.api.schemas import DecisionOut
 from edge_agent.cli_support import UsageError
@@ -210,7 +211,7 @@ def cmd_load_snapshot(args: argparse.Namespace, cfg: AgentConfig) -> int:
 
 
 def cmd_serve(_: argparse.Namespace, cfg: AgentConfig) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log_setup.configure(logging.INFO)
     serve(cfg)
     return 0
 
@@ -239,6 +240,11 @@ def cmd_config_check(_: argparse.Namespace, cfg: AgentConfig) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, help="agent config file (TOML); default: defaults")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"edge-agent {importlib.metadata.version('storeside')}",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def till_opts(p: argparse.ArgumentParser) -> None:
@@ -310,6 +316,9 @@ def _add_ops_commands(sub: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Staff commands log their warnings (no signing key, ...) in the agent's format too; the
+    # server raises the level to INFO in ``cmd_serve``.
+    log_setup.configure(logging.WARNING)
     try:
         cfg = load_config(args.config)
         result: int = args.func(args, cfg)

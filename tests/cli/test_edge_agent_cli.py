@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import re
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -128,3 +130,51 @@ def test_every_command_is_documented_in_the_readme() -> None:
     sub = next(a for a in parser._actions if a.dest == "command")
     for name in sub.choices:  # type: ignore[union-attr]
         assert f"edge-agent {name}" in readme, f"README does not show `edge-agent {name}`"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# The agent's own format; python-escpos's import-time basicConfig() would give
+# "WARNING:edge_agent.wiring:..." instead.
+AGENT_LOG_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING edge_agent\.wiring no tills configured"
+)
+
+
+def test_serve_logs_in_the_agent_format_although_escpos_is_imported(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, synced=True)
+    cfg.write_text(cfg.read_text() + f"[api]\nport = {_free_port()}\n")
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "edge_agent.cli", "--config", str(cfg), "serve"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: list[str] = []
+    try:
+        assert agent.stderr is not None
+        for line in agent.stderr:  # the warning comes before the server starts
+            seen.append(line)
+            if "no tills configured" in line:
+                break
+    finally:
+        agent.terminate()
+        agent.wait(10)
+    warning = next(line for line in seen if "no tills configured" in line)
+    assert AGENT_LOG_LINE.match(warning), seen
+
+
+def test_version_is_the_installed_distributions() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "edge_agent.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"edge-agent {importlib.metadata.version('storeside')}"
