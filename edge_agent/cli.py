@@ -9,6 +9,7 @@ agent), so they work with the POS API down. Exit status: 0 done/accepted, 1 a co
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.metadata
 import json
 import logging
@@ -21,11 +22,12 @@ from config.load import ConfigError, json_schema, load_config
 from config.model import AgentConfig
 from edge_agent import cli_keys, cli_receipt, log_setup
 from edge_agent.api.auth import new_token, token_digest
-from edge_agent.api.schemas import DecisionOut
+from edge_agent.api.schemas import CodeStatusOut, DecisionOut
 from edge_agent.cli_support import UsageError
 from edge_agent.domain.basket import Basket, BasketLine
 from edge_agent.domain.decision import Accepted, Decision, ValidationRequest
 from edge_agent.store.errors import StoreError
+from edge_agent.store.outcomes import CodeStatusView
 from edge_agent.store.redemptions import RedemptionService
 from edge_agent.wiring import open_services, serve, utc_now
 
@@ -112,23 +114,25 @@ def _dump(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
+def _status_out(view: CodeStatusView) -> CodeStatusOut:
+    """The POS API's ``GET /v1/codes/{code}`` shape: one definition for both."""
+    return CodeStatusOut.model_validate(
+        {
+            **dataclasses.asdict(view.record),
+            "uses": view.uses,
+            "holds": [dataclasses.asdict(h) for h in view.holds],
+            "redemptions": [dataclasses.asdict(r) for r in view.redemptions],
+            "history": [dataclasses.asdict(h) for h in view.history],
+        }
+    )
+
+
 def cmd_status(args: argparse.Namespace, cfg: AgentConfig) -> int:
     def run(service: RedemptionService) -> int:
         view = service.status(args.code, utc_now())
         r = view.record
         if args.json:
-            _dump(
-                {
-                    "code": r.code,
-                    "campaign_id": r.campaign_id,
-                    "member_id": r.member_id,
-                    "linked_member_id": r.linked_member_id,
-                    "status": r.status.value,
-                    "uses": view.uses,
-                    "holds": len(view.holds),
-                    "history": [(h.seq, h.type, h.occurred_at.isoformat()) for h in view.history],
-                }
-            )
+            print(_status_out(view).model_dump_json(indent=2))
             return 0
         owner = r.member_id or r.linked_member_id or "anyone"
         print(

@@ -11,14 +11,19 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from config.load import load_config
 from edge_agent.cli import build_parser, parse_line
 from edge_agent.cli_support import UsageError
+from edge_agent.domain.basket import Basket
 from edge_agent.domain.code_record import CodeRecord
+from edge_agent.domain.decision import ValidationRequest
 from edge_agent.domain.promotion import Member
 from edge_agent.store.cache import CodeCache
+from edge_agent.wiring import open_services
 from tests.store import factories
 from tests.store.factories import A, B
 
@@ -178,3 +183,67 @@ def test_version_is_the_installed_distributions() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"edge-agent {importlib.metadata.version('storeside')}"
+
+
+def test_status_json_carries_everything_the_text_shows(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, synced=True)
+    line = "--line=SKU1:food:2:1500"
+    assert run(cfg, "redeem", A, "--member", "M1", line, "--txn", "T-9").returncode == 0
+    back = run(cfg, "reverse", A, "--txn", "T-9", "--return-id", "R-1", "--amount", "100")
+    assert back.returncode == 0, back.stderr
+    services = open_services(load_config(cfg), receipts=False)
+    try:  # a live hold, as a till's reserve leaves it
+        request = ValidationRequest(
+            codes=(B,),
+            store_id=factories.STORE,
+            till_id="till-4",
+            cashier_id="c-1",
+            basket=Basket(lines=(parse_line("SKU1:food:2:1500"),)),
+            now=datetime.now(UTC),
+            member_id="M2",
+            transaction_id="T-11",
+        )
+        services.redemption.reserve(request)
+    finally:
+        services.close()
+    redeemed_a, held_b = _status_both_ways(cfg, A), _status_both_ways(cfg, B)
+    assert len(redeemed_a["redemptions"]) == 1 and len(redeemed_a["history"]) >= 2
+    assert len(held_b["holds"]) == 1
+
+
+def _status_both_ways(cfg: Path, code: str) -> dict[str, Any]:
+    """``status CODE`` as text and as JSON; asserts each piece of the text is in the JSON."""
+    text = run(cfg, "status", code).stdout
+    data: dict[str, Any] = json.loads(run(cfg, "status", code, "--json").stdout)
+    head, *rest = text.splitlines()
+    assert head.split() == [
+        data["code"],
+        "campaign",
+        data["campaign_id"],
+        "for",
+        data["member_id"] or data["linked_member_id"] or "anyone",
+        data["status"],
+        "uses",
+        str(data["uses"]),
+    ]
+    held = [r for r in rest if r.strip().startswith("held by")]
+    redeemed = [r for r in rest if r.strip().startswith("redeemed")]
+    events = [r for r in rest if r.strip().startswith("#")]
+    assert len(held) == len(data["holds"])
+    assert len(redeemed) == len(data["redemptions"])
+    assert len(events) == len(data["history"])
+    for shown, hold in zip(held, data["holds"], strict=True):
+        assert f"till {hold['till_id']} for {hold['transaction_id']}" in shown
+        until = datetime.fromisoformat(hold["until"])
+        assert str(until) in shown
+    for shown, red in zip(redeemed, data["redemptions"], strict=True):
+        assert f"at {red['store_id']}/{red['till_id']} txn {red['transaction_id']}" in shown
+        assert f"-{red['amount'] // 100}.{red['amount'] % 100:02d}" in shown
+        back = red["reversed_amount"]
+        assert (f"(reversed {back // 100}.{back % 100:02d})" in shown) == bool(back)
+        assert datetime.fromisoformat(red["redeemed_at"]).strftime("%Y-%m-%d %H:%M") in shown
+    for shown, event in zip(events, data["history"], strict=True):
+        at = datetime.fromisoformat(event["occurred_at"]).strftime("%Y-%m-%d %H:%M:%S")
+        assert shown.split()[:4] == [f"#{event['seq']}", *at.split(), event["type"]]
+        assert shown.strip().endswith(event["transaction_id"] or event["type"])
+    return data
