@@ -54,9 +54,7 @@ def write_config(tmp_path: Path, *, synced: bool) -> Path:
     cache = tmp_path / "cache.db"
     seed(cache, synced=synced)
     path = tmp_path / "agent.toml"
-    path.write_text(
-        f'[store]\nstore_id = "{factories.STORE}"\nnamespace = "K7"\n[cache]\npath = "{cache}"\n'
-    )
+    path.write_text(f'[store]\nstore_id = "{factories.STORE}"\n[cache]\npath = "{cache}"\n')
     return path
 
 

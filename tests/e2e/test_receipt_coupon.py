@@ -48,8 +48,12 @@ class Store:
         )
 
 
+NAMESPACES: dict[str, str] = {}  # store id: the namespace HQ assigned it (set by _hq)
+
+
 def _hq(tmp: Path, now: datetime, keys: dict[str, str]) -> dict[str, Path]:
     central = CentralStore.create(tmp / "hq.db", fmt=AgentConfig().code_format.to_format())
+    NAMESPACES["hq"] = central.hq_namespace(now=now)  # as `storeside-hq init` takes it
     for promotion in default_receipt_campaigns(
         starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=60)
     ):
@@ -59,16 +63,17 @@ def _hq(tmp: Path, now: datetime, keys: dict[str, str]) -> dict[str, Path]:
         store_keys.register(central, store_id, public_key, now=now)
     snapshots = {}
     for store_id in keys:
+        NAMESPACES[store_id] = central.assign_namespace(store_id, now=now)
         snapshots[store_id] = tmp / f"{store_id}.snapshot.db"
         write_snapshot(central, snapshots[store_id], store_id, now=now)
     central.close()
     return snapshots
 
 
-def _config(tmp: Path, store_id: str, namespace: str, token: str, printer: dict[str, Any]) -> Any:
+def _config(tmp: Path, store_id: str, token: str, printer: dict[str, Any]) -> Any:
     return AgentConfig.model_validate(
         {
-            "store": {"store_id": store_id, "namespace": namespace},
+            "store": {"store_id": store_id},  # the namespace comes from HQ's snapshot
             "cache": {"path": str(tmp / f"{store_id}.cache.db")},
             "signing": {"key_path": str(tmp / f"{store_id}.key")},
             "printer": printer,
@@ -95,8 +100,8 @@ def chain(
     }
     tokens = {"store-001": new_token(), "store-002": new_token()}
     cfgs = {
-        "store-001": _config(tmp_path, "store-001", "23", tokens["store-001"], printer),
-        "store-002": _config(tmp_path, "store-002", "24", tokens["store-002"], printer),
+        "store-001": _config(tmp_path, "store-001", tokens["store-001"], printer),
+        "store-002": _config(tmp_path, "store-002", tokens["store-002"], printer),
     }
     keys = {s: signing_key.create(Path(c.signing.key_path)).public_key for s, c in cfgs.items()}
     for store_id, snapshot in _hq(tmp_path, now, keys).items():
@@ -146,6 +151,8 @@ def test_printed_coupon_scans_back_and_redeems_once_in_another_store(
         member, answer = _issue(till, "T1")
     assert answer["print"]["status"] == "printed", answer
     coupon = answer["coupon"]
+    # Minted in the namespace HQ's registry assigned store-001, never HQ's own.
+    assert coupon["code"][2:4] == NAMESPACES["store-001"] != NAMESPACES["hq"]
     printed = b"".join(sink.wait_connections(1))
     assert coupon["display"].encode() in printed
     (scanned,) = qr_texts(printed)  # zxing-cpp reads what the printer received
