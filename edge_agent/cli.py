@@ -208,7 +208,20 @@ def cmd_link(args: argparse.Namespace, cfg: AgentConfig) -> int:
 def cmd_load_snapshot(args: argparse.Namespace, cfg: AgentConfig) -> int:
     def run(service: RedemptionService) -> int:
         info = service.cache.load_snapshot(args.file)
-        print(f"loaded {info}")
+        if args.json:
+            _dump({**dataclasses.asdict(info), "created_at": info.created_at.isoformat()})
+            return 0
+        store = service.cache.store_id
+        minting = (
+            f"namespace {info.namespace} assigned to {store}"
+            if info.namespace is not None
+            else f"no minting namespace assigned to {store} (no receipt coupons)"
+        )
+        print(
+            f"Loaded snapshot format {info.format_version} from HQ at "
+            f"{info.created_at:%Y-%m-%d %H:%M} UTC: {info.codes:,} codes, "
+            f"{info.campaigns:,} campaigns, {info.members:,} members; {minting}."
+        )
         return 0
 
     return _with_service(cfg, run)
@@ -307,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_ops_commands(sub: Any) -> None:
     p = sub.add_parser("load-snapshot", help="replace the cached codes with an HQ snapshot")
     p.add_argument("file", type=Path)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_load_snapshot)
     p = sub.add_parser("till-token", help="make a till token and its config line")
     p.add_argument("till_id")

@@ -245,3 +245,30 @@ def _status_both_ways(cfg: Path, code: str) -> dict[str, Any]:
         assert shown.split()[:4] == [f"#{event['seq']}", *at.split(), event["type"]]
         assert shown.strip().endswith(event["transaction_id"] or event["type"])
     return data
+
+
+def test_load_snapshot_says_what_it_loaded_in_a_sentence_or_json(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, synced=False)
+    snap = factories.write_snapshot(
+        tmp_path / "snap.db",
+        store_id=factories.STORE,
+        created_at="2025-03-01T11:00:00+00:00",
+        campaigns=[factories.promotion(), factories.generic_promotion()],
+        members=[Member(member_id="M1"), Member(member_id="M2"), Member(member_id="M3")],
+        codes=[factories.code_row(A), factories.code_row(B, member_id="M2")],
+        namespace="23",
+    )
+    out = run(cfg, "load-snapshot", str(snap))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == (
+        "Loaded snapshot format 2 from HQ at 2025-03-01 11:00 UTC: 2 codes, 2 campaigns, "
+        f"3 members; namespace 23 assigned to {factories.STORE}."
+    )
+    data = json.loads(run(cfg, "load-snapshot", str(snap), "--json").stdout)
+    assert data["format_version"] == "2" and data["namespace"] == "23"
+    assert (data["codes"], data["campaigns"], data["members"]) == (2, 2, 3)
+    assert data["created_at"] == "2025-03-01T11:00:00+00:00"
+    bare = factories.write_snapshot(tmp_path / "bare.db", store_id=factories.STORE)
+    none = run(cfg, "load-snapshot", str(bare)).stdout
+    assert f"no minting namespace assigned to {factories.STORE}" in none
+    assert "no receipt coupons" in none
