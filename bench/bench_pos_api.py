@@ -80,7 +80,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "agent.toml"
         config.write_text(
-            f'[store]\nstore_id = "{bench_lookup.STORE}"\nnamespace = "B7"\n'
+            f'[store]\nstore_id = "{bench_lookup.STORE}"\n'
             f'[cache]\npath = "{bench_lookup.CACHE}"\n'
             f"[api]\nport = {port}\n"
             f'[[api.tills]]\ntill_id = "till-1"\ntoken_sha256 = "{token_digest(token)}"\n'

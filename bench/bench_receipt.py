@@ -48,11 +48,12 @@ def run(tmp: Path, label: str, printer_cfg: PrinterConfig) -> None:
     for i in range(N + 50):
         cache.put_member(Member(member_id=f"m-{i}", segment="loyal"))
     cache.set_synced_at(now)
+    with cache.transaction() as conn:  # what loading HQ's snapshot records (namespace "23")
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('namespace', '23')")
     signer = signing_key.load_signer(signing_key.create(tmp / f"{label}.key").path, store_id="S1")
     issuing = IssueService(
         cache,
         fmt=CodeFormat(prefix="SS"),
-        namespace="23",
         policy=ReceiptOffersConfig().to_policy(),
         sign=signer.sign,
         on_issued=print_on_issue(header_lines=("Storeside bench",)),

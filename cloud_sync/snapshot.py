@@ -1,9 +1,11 @@
 """Store snapshots: the SQLite file a store loads to replace its cache's HQ data.
 
-The agreed format (version 1; read by ``edge_agent/store/snapshot_load.py``)::
+The agreed format (version 2; read by ``edge_agent/store/snapshot_load.py``)::
 
     snapshot_meta(key TEXT PRIMARY KEY, value TEXT)
-        format_version = '1', created_at = ISO 8601 UTC, store_id = the store or '*'
+        format_version = '2', created_at = ISO 8601 UTC, store_id = the store or '*',
+        namespace = the namespace HQ's registry assigned to the store for minting receipt
+                    coupons offline ('' when none is assigned, and always for '*')
     campaigns(campaign_id TEXT PRIMARY KEY, body TEXT NOT NULL)      promotion_codec JSON
     members(member_id TEXT PRIMARY KEY, segment TEXT NOT NULL, tier TEXT NOT NULL,
             proximity_consent INTEGER NOT NULL)
@@ -16,6 +18,10 @@ The agreed format (version 1; read by ``edge_agent/store/snapshot_load.py``)::
         optional (added within format 1: an agent that predates it ignores it, and a snapshot
         without it leaves the store's keys as they were); every store's coupon signing key,
         revoked ones included, whatever the snapshot's store
+
+Version 2 added ``namespace``: the store mints only there, so the registry is the one place a
+namespace is handed out (a store configured by hand once minted in HQ's own). The snapshot
+never assigns one: ``storeside-hq namespace assign STORE`` does, deliberately.
 
 Times are UTC epoch seconds; status is 'active' or 'revoked'; codes are written in code order.
 
@@ -43,7 +49,7 @@ from cloud_sync.central_store import CentralStore, to_epoch
 from cloud_sync.errors import InputError
 from edge_agent.domain.promotion_codec import promotion_to_dict
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
 ALL_STORES = "*"
 _DDL = (
     "CREATE TABLE snap.snapshot_meta (key TEXT PRIMARY KEY, value TEXT)",
@@ -63,6 +69,7 @@ class SnapshotSummary:
     path: Path
     store_id: str
     created_at: datetime
+    namespace: str | None  # the store's minting namespace, if HQ assigned one
     campaigns: int
     members: int
     codes: int
@@ -79,6 +86,7 @@ def write_snapshot(
         raise InputError(f"{path} is the HQ database itself")
     created_at = (now or datetime.now(UTC)).astimezone(UTC)
     bodies = _campaign_bodies(central, store_id, created_at)
+    namespace = _store_namespace(central, store_id)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.unlink(missing_ok=True)
     conn = central.conn
@@ -98,6 +106,7 @@ def write_snapshot(
                 ("format_version", FORMAT_VERSION),
                 ("created_at", created_at.isoformat()),
                 ("store_id", store_id),
+                ("namespace", namespace or ""),
             ],
         )
         conn.executemany(
@@ -136,10 +145,19 @@ def write_snapshot(
         path=path,
         store_id=store_id,
         created_at=created_at,
+        namespace=namespace,
         campaigns=counts[0],
         members=counts[1],
         codes=counts[2],
     )
+
+
+def _store_namespace(central: CentralStore, store_id: str) -> str | None:
+    """The store's assigned minting namespace (its first), or None; never HQ's own."""
+    if store_id == ALL_STORES:
+        return None
+    assigned = central.namespaces(store_id)
+    return assigned[0].namespace if assigned else None
 
 
 def _campaign_bodies(central: CentralStore, store_id: str, now: datetime) -> dict[str, str]:

@@ -69,17 +69,21 @@ class StoreConfig(Section):
         ),
     ] = "box-001"
     namespace: Annotated[
-        str,
+        str | None,
         Field(
             min_length=1,
             max_length=4,
-            description="Code namespace HQ assigned to this store for offline minting.",
+            description="Optional cross-check only: the namespace HQ's registry assigned this "
+            "store comes with its snapshot, and receipt coupons are minted there; if set, it "
+            "must match the snapshot's or the box mints nothing. Unset by default.",
         ),
-    ] = "22"
+    ] = None
 
     @field_validator("namespace")
     @classmethod
-    def _namespace_symbols(cls, value: str) -> str:
+    def _namespace_symbols(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         bad = [ch for ch in value if ch not in ALPHABET]
         if bad:
             raise ValueError(f"namespace uses characters outside the code alphabet: {bad}")
@@ -188,7 +192,8 @@ class AgentConfig(Section):
 
     @model_validator(mode="after")
     def _namespace_width(self) -> AgentConfig:
-        if len(self.store.namespace) != self.code_format.namespace_length:
+        namespace = self.store.namespace
+        if namespace is not None and len(namespace) != self.code_format.namespace_length:
             raise ValueError(
                 f"store.namespace must have code_format.namespace_length "
                 f"({self.code_format.namespace_length}) characters"

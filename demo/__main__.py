@@ -25,13 +25,13 @@ from hardware.printer.tcp_sink import PrinterSink
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "var" / "demo"
-STORES = {"store-001": "23", "store-002": "24"}  # store id: its namespace for offline minting
+STORES = ("store-001", "store-002")  # each mints in the namespace HQ's snapshot assigns it
 
 
 def store_config(store_id: str, tokens: dict[str, str], printer: dict[str, Any]) -> AgentConfig:
     return AgentConfig.model_validate(
         {
-            "store": {"store_id": store_id, "namespace": STORES[store_id]},
+            "store": {"store_id": store_id},
             "cache": {"path": str(WORK / f"{store_id}.cache.db")},
             "signing": {"key_path": str(WORK / f"{store_id}.key")},
             "printer": {**printer, "header_lines": [f"Storeside {store_id}", "Thank you!"]},
@@ -70,7 +70,10 @@ def main() -> None:
         cache = CodeCache.open(Path(cfg.cache.path), store_id=store_id)
         loaded = cache.load_snapshot(snapshots[store_id])
         cache.close()
-        say(f"   {store_id}: {loaded.codes:,} codes, {loaded.campaigns} campaigns")
+        say(
+            f"   {store_id}: {loaded.codes:,} codes, {loaded.campaigns} campaigns, "
+            f"minting in namespace {loaded.namespace}"
+        )
     with ExitStack() as stack:
         stack.callback(sink.close)
         urls = {}

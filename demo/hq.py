@@ -86,8 +86,13 @@ def hq(now: datetime, work: Path, keys: dict[str, str]) -> tuple[dict[str, Path]
         say(f"   registered {store_id}'s coupon signing key {key.key_id}")
     snapshots = {}
     for store_id in keys:
+        # storeside-hq namespace assign: where the store may mint receipt coupons offline.
+        namespace = central.assign_namespace(store_id, now=now)
         snapshots[store_id] = work / f"{store_id}.snapshot.db"
         summary = write_snapshot(central, snapshots[store_id], store_id, now=now)
-        say(f"   snapshot for {store_id}: {summary.codes:,} codes, {summary.campaigns} campaigns")
+        say(
+            f"   snapshot for {store_id}: {summary.codes:,} codes, {summary.campaigns} campaigns, "
+            f"namespace {namespace}"
+        )
     central.close()
     return snapshots, codes

@@ -9,6 +9,8 @@ agent), so they work with the POS API down. Exit status: 0 done/accepted, 1 a co
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib.metadata
 import json
 import logging
 import sys
@@ -18,13 +20,14 @@ from typing import Any
 
 from config.load import ConfigError, json_schema, load_config
 from config.model import AgentConfig
-from edge_agent import cli_keys, cli_receipt
+from edge_agent import cli_keys, cli_receipt, log_setup
 from edge_agent.api.auth import new_token, token_digest
-from edge_agent.api.schemas import DecisionOut
+from edge_agent.api.schemas import CodeStatusOut, DecisionOut
 from edge_agent.cli_support import UsageError
 from edge_agent.domain.basket import Basket, BasketLine
 from edge_agent.domain.decision import Accepted, Decision, ValidationRequest
 from edge_agent.store.errors import StoreError
+from edge_agent.store.outcomes import CodeStatusView
 from edge_agent.store.redemptions import RedemptionService
 from edge_agent.wiring import open_services, serve, utc_now
 
@@ -111,23 +114,25 @@ def _dump(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
+def _status_out(view: CodeStatusView) -> CodeStatusOut:
+    """The POS API's ``GET /v1/codes/{code}`` shape: one definition for both."""
+    return CodeStatusOut.model_validate(
+        {
+            **dataclasses.asdict(view.record),
+            "uses": view.uses,
+            "holds": [dataclasses.asdict(h) for h in view.holds],
+            "redemptions": [dataclasses.asdict(r) for r in view.redemptions],
+            "history": [dataclasses.asdict(h) for h in view.history],
+        }
+    )
+
+
 def cmd_status(args: argparse.Namespace, cfg: AgentConfig) -> int:
     def run(service: RedemptionService) -> int:
         view = service.status(args.code, utc_now())
         r = view.record
         if args.json:
-            _dump(
-                {
-                    "code": r.code,
-                    "campaign_id": r.campaign_id,
-                    "member_id": r.member_id,
-                    "linked_member_id": r.linked_member_id,
-                    "status": r.status.value,
-                    "uses": view.uses,
-                    "holds": len(view.holds),
-                    "history": [(h.seq, h.type, h.occurred_at.isoformat()) for h in view.history],
-                }
-            )
+            print(_status_out(view).model_dump_json(indent=2))
             return 0
         owner = r.member_id or r.linked_member_id or "anyone"
         print(
@@ -205,14 +210,27 @@ def cmd_link(args: argparse.Namespace, cfg: AgentConfig) -> int:
 def cmd_load_snapshot(args: argparse.Namespace, cfg: AgentConfig) -> int:
     def run(service: RedemptionService) -> int:
         info = service.cache.load_snapshot(args.file)
-        print(f"loaded {info}")
+        if args.json:
+            _dump({**dataclasses.asdict(info), "created_at": info.created_at.isoformat()})
+            return 0
+        store = service.cache.store_id
+        minting = (
+            f"namespace {info.namespace} assigned to {store}"
+            if info.namespace is not None
+            else f"no minting namespace assigned to {store} (no receipt coupons)"
+        )
+        print(
+            f"Loaded snapshot format {info.format_version} from HQ at "
+            f"{info.created_at:%Y-%m-%d %H:%M} UTC: {info.codes:,} codes, "
+            f"{info.campaigns:,} campaigns, {info.members:,} members; {minting}."
+        )
         return 0
 
     return _with_service(cfg, run)
 
 
 def cmd_serve(_: argparse.Namespace, cfg: AgentConfig) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log_setup.configure(logging.INFO)
     serve(cfg)
     return 0
 
@@ -241,6 +259,11 @@ def cmd_config_check(_: argparse.Namespace, cfg: AgentConfig) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, help="agent config file (TOML); default: defaults")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"edge-agent {importlib.metadata.version('storeside')}",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def till_opts(p: argparse.ArgumentParser) -> None:
@@ -300,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_ops_commands(sub: Any) -> None:
     p = sub.add_parser("load-snapshot", help="replace the cached codes with an HQ snapshot")
     p.add_argument("file", type=Path)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_load_snapshot)
     p = sub.add_parser("till-token", help="make a till token and its config line")
     p.add_argument("till_id")
@@ -313,6 +337,9 @@ def _add_ops_commands(sub: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Staff commands log their warnings (no signing key, ...) in the agent's format too; the
+    # server raises the level to INFO in ``cmd_serve``.
+    log_setup.configure(logging.WARNING)
     try:
         cfg = load_config(args.config)
         result: int = args.func(args, cfg)

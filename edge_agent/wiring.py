@@ -78,7 +78,7 @@ def open_services(cfg: AgentConfig, *, receipts: bool = True) -> StoreServices:
         issuing = IssueService(
             cache,
             fmt=fmt,
-            namespace=cfg.store.namespace,
+            expected_namespace=cfg.store.namespace,
             policy=cfg.receipt_offers.to_policy(),
             sign=signer.sign,
             on_issued=print_on_issue(

@@ -39,6 +39,7 @@ PUBLIC_REASON: dict[Reason, Reason] = {
     Reason.MIN_SPEND_NOT_MET: Reason.NOT_FOUND,
     Reason.MIN_QTY_NOT_MET: Reason.NOT_FOUND,
     Reason.NO_ELIGIBLE_ITEMS: Reason.NOT_FOUND,
+    Reason.DISCOUNT_ROUNDS_TO_ZERO: Reason.NOT_FOUND,
     Reason.SEGMENT_NOT_ELIGIBLE: Reason.NOT_FOUND,
     Reason.NOT_COMBINABLE: Reason.NOT_FOUND,
     Reason.ALREADY_IN_BASKET: Reason.CODE_LIMIT_REACHED,

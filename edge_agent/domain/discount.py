@@ -19,7 +19,9 @@ takes one unit of each line it uses, so two "free coffee" codes cannot both take
 
 Then ``benefit.max_discount`` caps it, and finally ``headroom`` (what is left to pay on the whole
 basket after the POS's own promotions and earlier codes) does. A discount of zero is no discount:
-the caller refuses the code rather than burn it for nothing.
+the caller refuses the code rather than burn it for nothing. A percentage that rounds to zero on
+items that do qualify (1% of 0.49) says so (``rounds_to_zero``), with the eligible amount: it is
+not the same fault as a basket with nothing eligible in it.
 
 The amount is spread over the lines it came from in proportion to what each could give
 (largest-remainder method, ties to the earlier line), so the shares are integers, never exceed a
@@ -52,6 +54,7 @@ class NoDiscount:
 
     why: str
     missing_skus: tuple[str, ...] = ()
+    eligible_amount: int = 0  # for ``rounds_to_zero``: what the percentage was taken of
 
 
 def percent_of(amount: int, basis_points: int) -> int:
@@ -161,8 +164,17 @@ def compute(
     if benefit.max_discount is not None:
         amount = min(amount, benefit.max_discount)
     if amount <= 0:
-        return NoDiscount("fully_discounted" if headroom <= 0 else "no_value")
+        return _nothing(kind, pool=pool, headroom=headroom)
     return Share(amount, _spread(amount, indices, weights), units)
+
+
+def _nothing(kind: BenefitKind, *, pool: int, headroom: int) -> NoDiscount:
+    """Why a computed discount came to zero or less."""
+    if headroom <= 0:
+        return NoDiscount("fully_discounted")
+    if kind is BenefitKind.PERCENT_OFF and pool > 0:
+        return NoDiscount("rounds_to_zero", eligible_amount=pool)
+    return NoDiscount("no_value")
 
 
 def format_money(minor: int, decimals: int = 2) -> str:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from edge_agent.domain.code_record import RedemptionInfo, Reservation
 from edge_agent.domain.decision import Accepted, LineDiscount, Reason, Refused
-from edge_agent.domain.discount import format_money
+from edge_agent.domain.discount import NoDiscount, format_money
 from edge_agent.domain.promotion import Benefit, BenefitKind, Promotion
 from edge_agent.domain.stacking import describe
 
@@ -34,6 +34,8 @@ CUSTOMER: dict[Reason, str] = {
     Reason.MIN_SPEND_NOT_MET: "Your purchase doesn't reach this offer's minimum yet.",
     Reason.MIN_QTY_NOT_MET: "This offer needs more qualifying items.",
     Reason.NO_ELIGIBLE_ITEMS: "None of the items in this purchase qualify for this code.",
+    Reason.DISCOUNT_ROUNDS_TO_ZERO: "This code's discount rounds to nothing on this purchase, "
+    "so it hasn't been used. Keep it for a larger purchase.",
     Reason.SEGMENT_NOT_ELIGIBLE: "Sorry, this offer isn't available for this membership.",
     Reason.NOT_COMBINABLE: "This code can't be combined with another offer in this purchase.",
     Reason.ALREADY_IN_BASKET: "This code is already applied to this purchase.",
@@ -296,6 +298,23 @@ def no_eligible(code: str, why: str, missing: tuple[str, ...]) -> Refused:
         f"{code} gives nothing here: {text}.",
         {"why": why, "missing_skus": list(missing)},
     )
+
+
+def rounds_to_zero(code: str, benefit: Benefit, eligible_amount: int) -> Refused:
+    return _refused(
+        code,
+        Reason.DISCOUNT_ROUNDS_TO_ZERO,
+        f"{code} gives nothing here: {benefit_words(benefit).removesuffix(' off')} of the "
+        f"qualifying {format_money(eligible_amount)} rounds to 0.00; the code is kept unused.",
+        {"eligible_amount": eligible_amount, "percent_bp": benefit.value},
+    )
+
+
+def no_discount(code: str, promotion: Promotion, share: NoDiscount) -> Refused:
+    """The refusal for a benefit that yields nothing (``discount.compute``'s ``NoDiscount``)."""
+    if share.why == "rounds_to_zero":
+        return rounds_to_zero(code, promotion.benefit, share.eligible_amount)
+    return no_eligible(code, share.why, share.missing_skus)
 
 
 def not_combinable(code: str, with_what: str, kind: str, with_class: str, rule: str) -> Refused:

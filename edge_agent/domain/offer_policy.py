@@ -62,6 +62,9 @@ class NoCouponReason(StrEnum):
     FREQUENCY_CAPPED = "FREQUENCY_CAPPED"
     CAMPAIGN_UNAVAILABLE = "CAMPAIGN_UNAVAILABLE"
     HOLDOUT = "HOLDOUT"
+    # The box has no minting namespace from HQ (or one that fails the config's cross-check):
+    # it never mints in a namespace the registry did not assign to this store.
+    NO_NAMESPACE = "NO_NAMESPACE"
 
 
 SEGMENTS = ("champion", "loyal", "at_risk", "hibernating", "one_timer")

@@ -30,6 +30,7 @@ Theory of operation
    19  MIN_SPEND_NOT_MET           qualifying spend, capped by the bill after POS discounts
    20  MIN_QTY_NOT_MET             qualifying quantity
    21  NO_ELIGIBLE_ITEMS           the benefit yields nothing (free item absent, ...)
+       DISCOUNT_ROUNDS_TO_ZERO     a percentage of qualifying items that rounds to 0
    22  NOT_COMBINABLE              with a promotion the POS already applied
    23  CACHE_STALE                 cache older than ``offline.max_cache_age`` or never synced
    ==  ==========================  ====================================================
@@ -231,7 +232,7 @@ def _check_alone(
         return messages.min_quantity(code, quantity, promo.min_quantity)
     share = compute(promo, ctx.lines, ctx.totals, ctx.quantities, ctx.bill)
     if isinstance(share, NoDiscount):
-        return messages.no_eligible(code, share.why, share.missing_skus)
+        return messages.no_discount(code, promo, share)
     for applied in request.applied:
         rule = pos_conflict(promo.stacking, applied.stacking_class)
         if rule is not None:
@@ -435,7 +436,7 @@ def _apply(
                 continue
             share = compute(promo, ctx.lines, remaining, units, headroom)
             if isinstance(share, NoDiscount):
-                refused[pos] = messages.no_eligible(code, share.why, share.missing_skus)
+                refused[pos] = messages.no_discount(code, promo, share)
                 continue
         spent = fact.usage.campaign_money + spent_campaign.get(campaign, 0)
         if promo.budget_money is not None and spent + share.amount > promo.budget_money:

@@ -2,7 +2,8 @@
 
 ``lookup`` is the hot path: it builds a ``CodeFacts`` from one joined read of the code (with its
 link overlay, use count, last redemption and campaign counters), the parsed ``Promotion`` from
-memory, and, when a member is involved, their profile, their uses of this code and their recent
+memory (dropped when another connection changed the HQ data, see ``_refresh``), and, when a
+member is involved, their profile, their uses of this code and their recent
 redemptions. ``facts_for`` gathers the same facts for a record held elsewhere (a signed token's
 claims); both share the usage reads. Writes that change redemption state live in
 ``redemptions.py``; snapshot loading in ``snapshot_load.py``.
@@ -88,6 +89,8 @@ class CodeCache:
         self.store_id = store_id
         self.box_id = box_id
         self._promotions: dict[str, Promotion] = {}
+        self._data_version = self._read_data_version()
+        self._generation = self._read_generation()
 
     @classmethod
     def open(
@@ -153,7 +156,37 @@ class CodeCache:
         busy, log, done = self.conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         return int(busy), int(log), int(done)
 
+    # -- freshness ----------------------------------------------------------------------------
+
+    def _read_data_version(self) -> int:
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def _read_generation(self) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return None if row is None else str(row[0])
+
+    def _refresh(self) -> None:
+        """Drop parsed promotions if another connection changed the HQ data since we parsed them
+        (``edge-agent load-snapshot`` beside a running agent). ``PRAGMA data_version`` changes
+        when any other connection commits to the file and costs well under a microsecond, so
+        it is checked on every read; only then is ``meta.generation`` (bumped by every change
+        of campaigns) read, so the print worker's commits do not empty the cache."""
+        version = self._read_data_version()
+        if version == self._data_version:
+            return
+        self._data_version = version
+        generation = self._read_generation()
+        if generation != self._generation:
+            self._generation = generation
+            self._promotions.clear()
+
     # -- meta ---------------------------------------------------------------------------------
+
+    def minting_namespace(self) -> str | None:
+        """The namespace HQ assigned this store for minting receipt coupons, recorded from the
+        last snapshot loaded; None if it carried none (no receipt coupons then)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'namespace'").fetchone()
+        return None if row is None else str(row[0])
 
     def synced_at(self) -> datetime | None:
         """When this cache last heard from HQ (the loaded snapshot's creation time)."""
@@ -176,6 +209,7 @@ class CodeCache:
                 "INSERT OR REPLACE INTO campaigns (campaign_id, body) VALUES (?, ?)",
                 (promotion.campaign_id, body),
             )
+            snapshot_load.bump_generation(conn)
         self._promotions.pop(promotion.campaign_id, None)
 
     def put_member(self, member: Member) -> None:
@@ -223,11 +257,13 @@ class CodeCache:
             return snapshot_load.load_snapshot(self.conn, Path(path), store_id=self.store_id)
         finally:
             self._promotions.clear()
+            self._generation = self._read_generation()
 
     # -- reads --------------------------------------------------------------------------------
 
     def promotion(self, campaign_id: str) -> Promotion | None:
         """The parsed promotion, cached in memory until its campaign changes."""
+        self._refresh()
         cached = self._promotions.get(campaign_id)
         if cached is not None:
             return cached

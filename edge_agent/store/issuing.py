@@ -10,8 +10,12 @@ Theory of operation
 2. The facts are read: the member's profile (segment), their recent issue times from
    ``coupon_issues`` and the cached promotions of the policy's campaigns; ``offer_policy.decide``
    (pure) decides. Campaigns it passed over are logged (once per campaign and reason).
-3. Grant: a code is minted offline in this store's namespace (``code_format.new_code``), new to
-   the ``codes`` table and to our own issues (retried on the astronomically rare collision),
+3. Grant: first the minting namespace: the one HQ's registry assigned to this store, recorded
+   from the last snapshot (``CodeCache.minting_namespace``). None, one that does not fit the
+   code format, or one other than the config's ``store.namespace`` (a cross-check when set):
+   no coupon, reason NO_NAMESPACE, logged once per cause; a store never mints in another
+   minter's space. Then a code is minted offline in that namespace (``code_format.new_code``),
+   new to the ``codes`` table and to our own issues (retried on the astronomically rare collision),
    signed into the QR payload by the injected ``sign``, then written: the code row (bound to the
    member, channel "receipt", the variant, the expiry), the ``coupon.issued`` ledger event with
    its outbox row, and the issue row holding the answer. Finally the injected ``on_issued`` runs
@@ -114,25 +118,49 @@ class IssueService:
         cache: CodeCache,
         *,
         fmt: CodeFormat,
-        namespace: str,
+        expected_namespace: str | None = None,
         policy: OfferPolicy,
         sign: Signer,
         on_issued: OnIssued | None = None,
         mint: Callable[[], str] | None = None,
     ) -> None:
-        """``mint`` draws one candidate code (default: ``new_code(fmt, namespace)``); it exists
-        so tests can force a collision. Whatever it returns must be a well-formed code of
-        ``fmt`` in ``namespace``."""
-        if len(namespace) != fmt.namespace_length or any(c not in ALPHABET for c in namespace):
-            raise ValueError(f"namespace {namespace!r} does not fit the code format")
+        """``expected_namespace`` (config ``store.namespace``) must equal the namespace the
+        snapshot assigned, when given. ``mint`` draws one candidate code (default:
+        ``new_code(fmt, namespace)``); it exists so tests can force a collision. Whatever it
+        returns must be a well-formed code of ``fmt`` in the assigned namespace."""
+        if expected_namespace is not None and not self._fits(fmt, expected_namespace):
+            raise ValueError(f"namespace {expected_namespace!r} does not fit the code format")
         self.cache = cache
         self.fmt = fmt
-        self.namespace = namespace
+        self.expected_namespace = expected_namespace
         self.policy = policy
         self._sign = sign
         self._on_issued = on_issued or _no_hook
-        self._draw = mint or (lambda: new_code(fmt, namespace))
+        self._draw = mint
         self._logged_skips: set[Skip] = set()
+        self._logged_namespace: str | None = None
+
+    @staticmethod
+    def _fits(fmt: CodeFormat, namespace: str) -> bool:
+        return len(namespace) == fmt.namespace_length and all(c in ALPHABET for c in namespace)
+
+    def namespace_problem(self) -> str | None:
+        """Why this box may not mint now (None: it may, in ``cache.minting_namespace()``)."""
+        namespace = self.cache.minting_namespace()
+        store = self.cache.store_id
+        if namespace is None:
+            return (
+                f"no minting namespace: HQ's last snapshot assigned none to store {store} "
+                f"(storeside-hq namespace assign {store}, then a new snapshot)"
+            )
+        if not self._fits(self.fmt, namespace):
+            return f"the snapshot's namespace {namespace!r} does not fit this box's code format"
+        if self.expected_namespace is not None and namespace != self.expected_namespace:
+            return (
+                f"the snapshot assigns namespace {namespace!r} to store {store}, but the "
+                f"config's store.namespace says {self.expected_namespace!r}"
+            )
+        return None
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -161,6 +189,9 @@ class IssueService:
             decision = self._decide(conn, checkout)
             self._log_skips(decision)
             if isinstance(decision, Grant):
+                problem = self.namespace_problem()
+                if problem is not None:  # nothing written: a refusal, like the others
+                    return self._no_namespace(checkout, problem)
                 return self._grant(conn, checkout, decision, digest)
             if isinstance(decision, Withhold):
                 return self._withhold(conn, checkout, decision, digest)
@@ -192,6 +223,19 @@ class IssueService:
 
     # -- steps --------------------------------------------------------------------------------
 
+    def _no_namespace(self, checkout: Checkout, problem: str) -> IssueOutcome:
+        if problem != self._logged_namespace:  # once per cause, not once per sale
+            self._logged_namespace = problem
+            log.warning("receipt coupons are off: %s", problem)
+        return IssueOutcome(
+            transaction_id=checkout.transaction_id,
+            coupon=None,
+            reason=NoCouponReason.NO_NAMESPACE,
+            message=f"No receipt coupon: {problem}.",
+            details={"namespace": self.cache.minting_namespace()},
+            retry_after=None,
+        )
+
     def _decide(self, conn: sqlite3.Connection, checkout: Checkout) -> OfferDecision:
         member_id = checkout.member_id
         campaigns: dict[str, Promotion] = {}
@@ -219,15 +263,17 @@ class IssueService:
                 log.warning("receipt offer campaign %s skipped: %s", skip.campaign_id, skip.why)
 
     def _mint(self, conn: sqlite3.Connection) -> str:
+        namespace = self.cache.minting_namespace()
+        assert namespace is not None  # issue() refused before deciding otherwise
         prefix = len(self.fmt.prefix)
         for _ in range(MINT_ATTEMPTS):
-            code = self._draw()
-            if parse(code, self.fmt) != code or code[prefix:].find(self.namespace) != 0:
-                raise ValueError(f"minted {code!r} is not a code of namespace {self.namespace}")
+            code = self._draw() if self._draw is not None else new_code(self.fmt, namespace)
+            if parse(code, self.fmt) != code or code[prefix:].find(namespace) != 0:
+                raise ValueError(f"minted {code!r} is not a code of namespace {namespace}")
             if conn.execute(issue_schema.CODE_TAKEN_SQL, (code,)).fetchone() is None:
                 return code
             log.warning("freshly minted code %s already exists; drawing another", code)
-        raise CodeSpaceExhaustedError(namespace=self.namespace, attempts=MINT_ATTEMPTS)
+        raise CodeSpaceExhaustedError(namespace=namespace, attempts=MINT_ATTEMPTS)
 
     def _attribution(self, checkout: Checkout, offer: Offer) -> Attribution:
         return Attribution(

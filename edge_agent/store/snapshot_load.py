@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 1. Check the snapshot through a read-only connection: the agreed tables and columns,
-   ``snapshot_meta`` (format_version '1', an aware ISO-8601 created_at, this store or '*'),
+   ``snapshot_meta`` (format_version '1' or '2', an aware ISO-8601 created_at, this store or
+   '*', and from format 2 the store's minting ``namespace``, '' for none, in the code alphabet),
    every campaign body parses, and one scan of the codes finds no bad status, unknown campaign
    or mistyped time. Any failure raises ``SnapshotError`` before the cache is touched.
 2. ATTACH it and copy each table into a ``*_next`` table in key order. Codes are copied in
@@ -11,7 +12,10 @@ Theory of operation
    appends into a WITHOUT ROWID table are what make 10M rows practical, the chunks let another
    connection's redemptions interleave, and the checkpoints keep the WAL from growing to the
    size of the whole table (automatic checkpoints are off).
-3. Swap in one transaction: drop the old tables, rename the new ones, set ``synced_at``.
+3. Swap in one transaction: drop the old tables, rename the new ones, set ``synced_at``, record
+   the snapshot's minting namespace in ``meta`` (removed when it carries none: format 1, or no
+   assignment at HQ; receipt issuing then refuses to mint) and bump ``meta.generation``, which
+   tells a running agent's other connection to drop what it parsed from the old tables.
    A crash before the swap leaves the old cache in place and some ``*_next`` debris that the
    next load drops; the swap itself is one SQLite transaction, so all or nothing.
 
@@ -33,6 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from edge_agent.domain.code_format import ALPHABET
 from edge_agent.domain.promotion_codec import PromotionFormatError, promotion_from_dict
 from edge_agent.domain.token_codec import key_id_of
 from edge_agent.store import issue_schema
@@ -40,8 +45,10 @@ from edge_agent.store.errors import SnapshotError
 from edge_agent.store.key_schema import STORE_KEY_COLUMNS
 from edge_agent.store.schema import CODE_COLUMNS, CODES_DDL, MEMBER_COLUMNS
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+READABLE_FORMATS = ("1", "2")  # format 1 carries no namespace: no receipt coupons after it
 CHUNK = 500_000
+MAX_NAMESPACE = 4  # the widest namespace a code format allows (config: namespace_length)
 _TABLES = {
     "snapshot_meta": ("key", "value"),
     "campaigns": ("campaign_id", "body"),
@@ -75,8 +82,10 @@ LIMIT 1
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SnapshotInfo:
+    format_version: str
     created_at: datetime
     store_id: str  # the snapshot's store, or '*'
+    namespace: str | None  # where this store may mint receipt coupons; None: nowhere
     campaigns: int
     members: int
     codes: int
@@ -107,8 +116,26 @@ def _check_keys(snap: sqlite3.Connection, path: Path) -> bool:
     return True
 
 
-def _check(path: Path, *, store_id: str) -> tuple[datetime, str, bool]:
-    """Read-only checks; returns (created_at, snapshot store id, has store_keys)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Checked:
+    format_version: str
+    created_at: datetime
+    store_id: str
+    namespace: str | None
+    has_keys: bool
+
+
+def _namespace(meta: dict[str, str], path: Path) -> str | None:
+    value = meta.get("namespace", "")
+    if meta.get("format_version") == "1" or value == "":
+        return None
+    if len(value) > MAX_NAMESPACE or any(ch not in ALPHABET for ch in value):
+        raise SnapshotError(f"{path}: namespace {value!r} is not a code namespace")
+    return value
+
+
+def _check(path: Path, *, store_id: str) -> _Checked:
+    """Read-only checks of everything the load relies on."""
     if not path.is_file():
         raise SnapshotError(f"{path}: no such snapshot file")
     try:
@@ -123,11 +150,13 @@ def _check(path: Path, *, store_id: str) -> tuple[datetime, str, bool]:
             if found != columns:
                 raise SnapshotError(f"{path}: table {table} has columns {found}, want {columns}")
         meta = {str(k): str(v) for k, v in snap.execute("SELECT key, value FROM snapshot_meta")}
-        if meta.get("format_version") != FORMAT_VERSION:
+        version = meta.get("format_version", "")
+        if version not in READABLE_FORMATS:
             raise SnapshotError(
-                f"{path}: format_version {meta.get('format_version')!r}, "
-                f"this agent reads {FORMAT_VERSION!r}"
+                f"{path}: format_version {version!r}, "
+                f"this agent reads {' and '.join(READABLE_FORMATS)}"
             )
+        namespace = _namespace(meta, path)
         try:
             created_at = datetime.fromisoformat(meta.get("created_at", ""))
         except ValueError as exc:
@@ -155,7 +184,13 @@ def _check(path: Path, *, store_id: str) -> tuple[datetime, str, bool]:
         raise SnapshotError(f"{path}: {exc}") from exc
     finally:
         snap.close()
-    return created_at.astimezone(UTC), snap_store, has_keys
+    return _Checked(
+        format_version=version,
+        created_at=created_at.astimezone(UTC),
+        store_id=snap_store,
+        namespace=namespace,
+        has_keys=has_keys,
+    )
 
 
 def _drop_debris(conn: sqlite3.Connection) -> None:
@@ -208,7 +243,8 @@ def _copy(conn: sqlite3.Connection, *, chunk: int) -> int:
         last = str(row[0])
 
 
-def _swap(conn: sqlite3.Connection, created_at: datetime, *, keys: bool) -> None:
+def _swap(conn: sqlite3.Connection, checked: _Checked) -> None:
+    created_at = checked.created_at
     conn.execute("BEGIN IMMEDIATE")
     try:
         # Coupons this store minted offline may not have reached HQ yet: carry them into the
@@ -217,7 +253,7 @@ def _swap(conn: sqlite3.Connection, created_at: datetime, *, keys: bool) -> None
         for table in ("codes", "campaigns", "members"):
             conn.execute(f"DROP TABLE {table}")
             conn.execute(f"ALTER TABLE {table}_next RENAME TO {table}")
-        if keys:  # a handful of rows: replaced in place, inside the same swap
+        if checked.has_keys:  # a handful of rows: replaced in place, inside the same swap
             conn.execute("DELETE FROM store_keys")
             conn.execute(
                 "INSERT INTO store_keys SELECT key_id, store_id, public_key, registered_at, "
@@ -227,6 +263,14 @@ def _swap(conn: sqlite3.Connection, created_at: datetime, *, keys: bool) -> None
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('synced_at', ?)",
             (created_at.isoformat(),),
         )
+        if checked.namespace is None:
+            conn.execute("DELETE FROM meta WHERE key = 'namespace'")
+        else:
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('namespace', ?)",
+                (checked.namespace,),
+            )
+        bump_generation(conn)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -234,12 +278,21 @@ def _swap(conn: sqlite3.Connection, created_at: datetime, *, keys: bool) -> None
         raise
 
 
+def bump_generation(conn: sqlite3.Connection) -> None:
+    """Inside the caller's transaction: mark the cache's HQ data as changed, so another
+    connection's in-memory copies (``CodeCache`` parsed promotions) are dropped."""
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('generation', '1') ON CONFLICT (key) "
+        "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+    )
+
+
 def load_snapshot(
     conn: sqlite3.Connection, path: Path, *, store_id: str, chunk: int = CHUNK
 ) -> SnapshotInfo:
     """Check, copy and swap in the snapshot at ``path`` (see the module docstring)."""
     started = time.perf_counter()
-    created_at, snap_store, has_keys = _check(path, store_id=store_id)
+    checked = _check(path, store_id=store_id)
     conn.execute("ATTACH DATABASE ? AS snap", (str(path),))
     try:
         try:
@@ -249,7 +302,7 @@ def load_snapshot(
             _drop_debris(conn)
             conn.execute("COMMIT")
             raise SnapshotError(f"{path}: {exc}") from exc
-        _swap(conn, created_at, keys=has_keys)
+        _swap(conn, checked)
     finally:
         conn.execute("DETACH DATABASE snap")
     # The old tables' pages went to the free list; the WAL holds the swap: fold it in now.
@@ -259,8 +312,10 @@ def load_snapshot(
         for t in ("campaigns", "members")
     ]
     return SnapshotInfo(
-        created_at=created_at,
-        store_id=snap_store,
+        format_version=checked.format_version,
+        created_at=checked.created_at,
+        store_id=checked.store_id,
+        namespace=checked.namespace,
         campaigns=counts[0],
         members=counts[1],
         codes=codes,

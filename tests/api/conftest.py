@@ -48,7 +48,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     cfg = AgentConfig.model_validate(
         {
             "code_format": {"prefix": "SS"},
-            "store": {"store_id": factories.STORE, "namespace": "K7"},
+            "store": {"store_id": factories.STORE},
             "cache": {"path": str(cache_path)},
             "redemption": {"hold_seconds": 60, "till_failure_limit": 5},
             "api": {

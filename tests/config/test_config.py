@@ -17,7 +17,9 @@ def test_defaults_are_valid_and_build_a_code_format() -> None:
     cfg = AgentConfig()
     fmt = cfg.code_format.to_format()
     assert fmt.prefix == "SS"
-    assert len(cfg.store.namespace) == fmt.namespace_length
+    # No namespace by default: the one to mint in comes from HQ's snapshot, never a default
+    # (the old default "22" was HQ's own first namespace).
+    assert cfg.store.namespace is None
 
 
 def test_unknown_key_is_refused_with_its_path() -> None:

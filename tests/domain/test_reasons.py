@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from edge_agent.domain.basket import AppliedPromotion
+from edge_agent.domain.basket import AppliedPromotion, Basket
 from edge_agent.domain.code_record import (
     CodeFacts,
     CodeStatus,
@@ -26,10 +26,22 @@ from edge_agent.domain.promotion import (
     OfflinePolicy,
 )
 from edge_agent.domain.token_check import TOKEN_GUESS_REASONS
-from tests.domain.factories import BASKET, NOW, SYNCED, code, facts, promotion, request, run
+from tests.domain.factories import (
+    BASKET,
+    NOW,
+    SYNCED,
+    code,
+    facts,
+    line,
+    promotion,
+    request,
+    run,
+)
 
 A = code("HQ2P9X")
 B = code("K7M4RT")
+# 1% of 0.49 is 0.0049: half-up rounding gives 0 minor units, though the item qualifies.
+SMALL_BASKET = Basket(lines=(line("GUM", 49),))
 Scenario = tuple[ValidationRequest, dict[str, CodeFacts], datetime | None]
 
 
@@ -237,6 +249,14 @@ SCENARIOS: dict[str, tuple[Reason, Callable[[], Scenario]]] = {
             SYNCED,
         ),
     ),
+    "discount_rounds_to_zero": (
+        Reason.DISCOUNT_ROUNDS_TO_ZERO,
+        lambda: (
+            request(A, basket=SMALL_BASKET),
+            {A: facts(A, promotion(benefit=Benefit(kind=BenefitKind.PERCENT_OFF, value=100)))},
+            SYNCED,
+        ),
+    ),
     "segment": (
         Reason.SEGMENT_NOT_ELIGIBLE,
         lambda: (
@@ -320,6 +340,14 @@ def test_baseline_is_accepted() -> None:
     (decision,) = run(request(A), {A: facts(A)})
     assert isinstance(decision, Accepted)
     assert decision.discount == 155
+
+
+def test_a_percentage_rounding_to_nothing_says_so() -> None:
+    decision = last_refusal(SCENARIOS["discount_rounds_to_zero"][1]())
+    # The item qualifies: saying it does not would send the cashier looking for the wrong fault.
+    assert "qualif" not in decision.customer_message.lower()
+    assert "0.49" in decision.cashier_message and "1%" in decision.cashier_message
+    assert decision.details == {"eligible_amount": 49, "percent_bp": 100}
 
 
 def test_malformed_carries_the_hint() -> None:

@@ -48,8 +48,12 @@ class Store:
         )
 
 
-def _hq(tmp: Path, now: datetime, keys: dict[str, str]) -> dict[str, Path]:
+NAMESPACES: dict[str, str] = {}  # store id: the namespace HQ assigned it (set by _hq)
+
+
+def _hq(tmp: Path, now: datetime, keys: dict[str, str], *, assign: bool = True) -> dict[str, Path]:
     central = CentralStore.create(tmp / "hq.db", fmt=AgentConfig().code_format.to_format())
+    NAMESPACES["hq"] = central.hq_namespace(now=now)  # as `storeside-hq init` takes it
     for promotion in default_receipt_campaigns(
         starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=60)
     ):
@@ -59,16 +63,18 @@ def _hq(tmp: Path, now: datetime, keys: dict[str, str]) -> dict[str, Path]:
         store_keys.register(central, store_id, public_key, now=now)
     snapshots = {}
     for store_id in keys:
+        if assign:
+            NAMESPACES[store_id] = central.assign_namespace(store_id, now=now)
         snapshots[store_id] = tmp / f"{store_id}.snapshot.db"
         write_snapshot(central, snapshots[store_id], store_id, now=now)
     central.close()
     return snapshots
 
 
-def _config(tmp: Path, store_id: str, namespace: str, token: str, printer: dict[str, Any]) -> Any:
+def _config(tmp: Path, store_id: str, token: str, printer: dict[str, Any]) -> Any:
     return AgentConfig.model_validate(
         {
-            "store": {"store_id": store_id, "namespace": namespace},
+            "store": {"store_id": store_id},  # the namespace comes from HQ's snapshot
             "cache": {"path": str(tmp / f"{store_id}.cache.db")},
             "signing": {"key_path": str(tmp / f"{store_id}.key")},
             "printer": printer,
@@ -95,8 +101,8 @@ def chain(
     }
     tokens = {"store-001": new_token(), "store-002": new_token()}
     cfgs = {
-        "store-001": _config(tmp_path, "store-001", "23", tokens["store-001"], printer),
-        "store-002": _config(tmp_path, "store-002", "24", tokens["store-002"], printer),
+        "store-001": _config(tmp_path, "store-001", tokens["store-001"], printer),
+        "store-002": _config(tmp_path, "store-002", tokens["store-002"], printer),
     }
     keys = {s: signing_key.create(Path(c.signing.key_path)).public_key for s, c in cfgs.items()}
     for store_id, snapshot in _hq(tmp_path, now, keys).items():
@@ -146,6 +152,8 @@ def test_printed_coupon_scans_back_and_redeems_once_in_another_store(
         member, answer = _issue(till, "T1")
     assert answer["print"]["status"] == "printed", answer
     coupon = answer["coupon"]
+    # Minted in the namespace HQ's registry assigned store-001, never HQ's own.
+    assert coupon["code"][2:4] == NAMESPACES["store-001"] != NAMESPACES["hq"]
     printed = b"".join(sink.wait_connections(1))
     assert coupon["display"].encode() in printed
     (scanned,) = qr_texts(printed)  # zxing-cpp reads what the printer received
@@ -191,3 +199,34 @@ def test_printer_down_at_checkout_then_back(chain: tuple[Store, Store, PrinterSi
     streams = sink.wait_connections(2)
     assert b"REPRINT" in streams[-1]
     assert sum(answer["coupon"]["display"].encode() in s for s in streams) == 2
+
+
+def test_a_store_hq_assigned_no_namespace_issues_no_coupons_and_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = new_token()
+    cfg = _config(tmp_path, "store-009", token, {"kind": "simulated"})
+    key = signing_key.create(Path(cfg.signing.key_path)).public_key
+    (snapshot,) = _hq(tmp_path, datetime.now(UTC), {"store-009": key}, assign=False).values()
+    cache = CodeCache.open(Path(cfg.cache.path), store_id="store-009")
+    cache.load_snapshot(snapshot)
+    cache.close()
+    agent = build_app(cfg)
+    answers = []
+    try:
+        with serving(agent.app) as url, caplog.at_level("WARNING"):
+            store = Store("store-009", url, token)
+            with store.client() as till:
+                for member in LOYAL:
+                    body = {"transaction_id": f"T-{member}", "cashier_id": "c", "member_id": member}
+                    answers.append(
+                        till.post("/v1/receipt-coupons", json={**body, "basket": BASKET}).json()
+                    )
+    finally:
+        agent.close()
+    assert not any(a["issued"] for a in answers)
+    refused = [a for a in answers if a["reason"] == "NO_NAMESPACE"]
+    assert refused and all(a["reason"] in ("NO_NAMESPACE", "HOLDOUT") for a in answers)
+    assert "storeside-hq namespace assign store-009" in refused[0]["message"]
+    warnings = [m for r in caplog.records if "receipt coupons are off" in (m := r.getMessage())]
+    assert len(warnings) == 1  # once, not once per sale

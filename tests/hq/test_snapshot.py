@@ -14,6 +14,7 @@ from cloud_sync.errors import InputError
 from cloud_sync.minting import mint_anonymous, mint_for_members
 from cloud_sync.snapshot import write_snapshot
 from edge_agent.store import schema, snapshot_load
+from edge_agent.store.cache import CodeCache
 from tests.hq.conftest import NOW, campaign
 
 CODE_COLUMNS = (
@@ -74,9 +75,10 @@ def test_snapshot_has_the_agreed_tables_and_only_this_stores_campaigns(
         "codes": CODE_COLUMNS,
     }
     assert dict(snap.execute("SELECT key, value FROM snapshot_meta")) == {
-        "format_version": "1",
+        "format_version": "2",
         "created_at": later.isoformat(),
         "store_id": "S1",
+        "namespace": "",  # S1 has none assigned: it may not mint
     }
     bodies = {c: json.loads(b) for c, b in snap.execute("SELECT campaign_id, body FROM campaigns")}
     assert set(bodies) == {"SPRING", "S1ONLY"}
@@ -124,3 +126,26 @@ def test_the_hq_database_is_never_overwritten(central: CentralStore) -> None:
         write_snapshot(central, central.path, "S1", now=NOW)
     assert central.count_codes() == 0
     assert central.campaign("SPRING").campaign_id == "SPRING"
+
+
+def test_the_snapshot_carries_the_namespace_the_registry_assigned(
+    central: CentralStore, tmp_path: Path
+) -> None:
+    _fill(central)
+    hq = central.hq_namespace(now=NOW)
+    mine = central.assign_namespace("S1", now=NOW)
+    assert mine != hq
+    s1 = write_snapshot(central, tmp_path / "s1.db", "S1", now=NOW)
+    assert s1.namespace == mine
+    meta = dict(sqlite3.connect(tmp_path / "s1.db").execute("SELECT * FROM snapshot_meta"))
+    assert meta["namespace"] == mine
+    fleet = write_snapshot(central, tmp_path / "all.db", "*", now=NOW)
+    assert fleet.namespace is None  # a snapshot for every store gives none of them a namespace
+    # And the box records it when loading, and mints only there.
+    cache = CodeCache.open(tmp_path / "box.db", store_id="S1")
+    info = cache.load_snapshot(tmp_path / "s1.db")
+    assert (info.format_version, info.namespace) == ("2", mine)
+    assert cache.minting_namespace() == mine
+    cache.load_snapshot(tmp_path / "all.db")
+    assert cache.minting_namespace() is None
+    cache.close()

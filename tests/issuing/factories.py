@@ -21,9 +21,10 @@ from edge_agent.receipt_campaigns import default_receipt_campaigns
 from edge_agent.store.cache import CodeCache
 from edge_agent.store.issue_outcome import Checkout, IssuedCoupon
 from edge_agent.store.issuing import IssueService
+from tests.store import factories as store_factories
 
 FMT = CodeFormat(prefix="SS")
-NAMESPACE = "22"
+NAMESPACE = "23"  # the store's, from HQ's registry ("22" is HQ's own first namespace)
 STORE = "S1"
 NOW = datetime(2025, 3, 1, 12, 0, 30, 123_456, tzinfo=UTC)
 BASKET = Basket(
@@ -72,12 +73,20 @@ def member_id(
     raise AssertionError("unreachable")
 
 
-def open_cache(path: Path, *, members: tuple[Member, ...] = ()) -> CodeCache:
+def open_cache(
+    path: Path, *, members: tuple[Member, ...] = (), namespace: str = NAMESPACE
+) -> CodeCache:
+    """A cache loaded from a real snapshot carrying the receipt campaigns, ``members`` and
+    the store's minting ``namespace`` ('' for none), as HQ ships them."""
     cache = CodeCache.open(path, store_id=STORE)
-    for promotion in default_receipt_campaigns(starts_at=CAMPAIGN_START, ends_at=CAMPAIGN_END):
-        cache.put_campaign(promotion)
-    for member in members:
-        cache.put_member(member)
+    snapshot = store_factories.write_snapshot(
+        path.with_name(f"{path.stem}.snapshot.db"),
+        store_id=STORE,
+        campaigns=default_receipt_campaigns(starts_at=CAMPAIGN_START, ends_at=CAMPAIGN_END),
+        members=members,
+        namespace=namespace,
+    )
+    cache.load_snapshot(snapshot)
     return cache
 
 
@@ -112,7 +121,6 @@ def service(
     return IssueService(
         cache,
         fmt=FMT,
-        namespace=NAMESPACE,
         policy=pol or policy(),
         sign=signer,
         on_issued=on_issued,

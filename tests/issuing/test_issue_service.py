@@ -265,14 +265,16 @@ def test_holdout_gets_no_coupon_but_the_event_records_the_offer(cache: CodeCache
 
 def test_holdout_agrees_across_stores(tmp_path: Path) -> None:
     answers = []
-    for store in ("S1", "S2"):
+    for store, namespace in (("S1", "23"), ("S2", "24")):
         c = CodeCache.open(tmp_path / f"{store}.db", store_id=store)
-        for p in default_receipt_campaigns(
+        campaigns = default_receipt_campaigns(
             starts_at=NOW - timedelta(days=1), ends_at=NOW + timedelta(days=60)
-        ):
-            c.put_campaign(p)
-        for m in MEMBERS:
-            c.put_member(m)
+        )
+        snap = tmp_path / f"{store}.snapshot.db"
+        write_snapshot(
+            snap, store_id=store, campaigns=campaigns, members=MEMBERS, namespace=namespace
+        )
+        c.load_snapshot(snap)
         answers.append(
             [service(c).issue(checkout(f"{store}-{m}", member=m)).reason for m in (LOYAL, HELD)]
         )
@@ -429,4 +431,34 @@ def test_bad_requests_are_typed(cache: CodeCache) -> None:
     with pytest.raises(ValueError, match="aware"):
         service(cache).issue(checkout(member=LOYAL, now=NOW.replace(tzinfo=None)))
     with pytest.raises(ValueError, match="namespace"):
-        IssueService(cache, fmt=FMT, namespace="0O", policy=policy(), sign=sign)
+        IssueService(cache, fmt=FMT, expected_namespace="0O", policy=policy(), sign=sign)
+
+
+def _no_namespace_refusal(cache: CodeCache, svc: IssueService, needle: str) -> None:
+    outcome = svc.issue(checkout(member=LOYAL))
+    assert outcome.coupon is None
+    assert outcome.reason is NoCouponReason.NO_NAMESPACE
+    assert needle in outcome.message
+    assert count(cache, "codes") == 0 and count(cache, "coupon_issues") == 0
+
+
+def test_no_namespace_from_hq_means_no_receipt_coupons(tmp_path: Path) -> None:
+    cache = open_cache(tmp_path / "cache.db", members=MEMBERS, namespace="")
+    _no_namespace_refusal(cache, service(cache), "namespace assign")
+
+
+def test_a_config_namespace_is_only_a_cross_check_of_the_snapshots(tmp_path: Path) -> None:
+    cache = open_cache(tmp_path / "cache.db", members=MEMBERS, namespace="24")
+    crossed = IssueService(cache, fmt=FMT, expected_namespace=NAMESPACE, policy=policy(), sign=sign)
+    _no_namespace_refusal(cache, crossed, "'24'")
+    agreed = IssueService(cache, fmt=FMT, expected_namespace="24", policy=policy(), sign=sign)
+    coupon = agreed.issue(checkout("T-2", member=LOYAL)).coupon
+    assert coupon is not None and coupon.code[2:4] == "24"
+
+
+def test_a_format_1_snapshot_leaves_no_namespace(tmp_path: Path) -> None:
+    cache = open_cache(tmp_path / "cache.db", members=MEMBERS)
+    assert cache.minting_namespace() == NAMESPACE
+    old = write_snapshot(tmp_path / "v1.db", store_id=STORE, format_version="1", namespace="25")
+    cache.load_snapshot(old)
+    assert cache.minting_namespace() is None

@@ -107,9 +107,11 @@ def write_snapshot(
     campaigns: Iterable[Promotion] = (),
     members: Iterable[Member] = (),
     codes: Iterable[tuple[object, ...]] = (),
-    format_version: str = "1",
+    format_version: str = "2",
+    namespace: str = "",
 ) -> Path:
-    """A snapshot file in the agreed format (see snapshot_load.py)."""
+    """A snapshot file in the agreed format (see snapshot_load.py); ``namespace`` is the
+    store's minting namespace ('' for none)."""
     conn = sqlite3.connect(path)
     conn.executescript(
         """
@@ -124,7 +126,12 @@ def write_snapshot(
     )
     conn.executemany(
         "INSERT INTO snapshot_meta VALUES (?, ?)",
-        [("format_version", format_version), ("created_at", created_at), ("store_id", store_id)],
+        [
+            ("format_version", format_version),
+            ("created_at", created_at),
+            ("store_id", store_id),
+            ("namespace", namespace),
+        ],
     )
     conn.executemany(
         "INSERT INTO campaigns VALUES (?, ?)",

@@ -16,7 +16,7 @@ from edge_agent.store.housekeeping import prune
 from edge_agent.store.issue_outcome import Checkout
 from edge_agent.store.redemptions import RedemptionService
 from edge_agent.wiring import open_services
-from tests.store.factories import BASKET, FMT, NOW, A, G, open_cache, req
+from tests.store.factories import BASKET, FMT, NOW, A, G, open_cache, req, write_snapshot
 
 
 def count(service: RedemptionService, table: str) -> int:
@@ -93,11 +93,16 @@ def test_services_housekeeping_also_forgets_old_coupon_issues(tmp_path: Path) ->
     signing_key.create(tmp_path / "store.key")
     services = open_services(cfg)
     try:
-        for promotion in default_receipt_campaigns(
-            starts_at=NOW - timedelta(days=1), ends_at=NOW + timedelta(days=90)
-        ):
-            services.cache.put_campaign(promotion)
-        services.cache.put_member(Member(member_id="M9", segment="loyal"))
+        snapshot = write_snapshot(  # HQ's: the campaigns, the member and S1's namespace
+            tmp_path / "s1.snapshot.db",
+            store_id="S1",
+            campaigns=default_receipt_campaigns(
+                starts_at=NOW - timedelta(days=1), ends_at=NOW + timedelta(days=90)
+            ),
+            members=[Member(member_id="M9", segment="loyal")],
+            namespace="K7",
+        )
+        services.cache.load_snapshot(snapshot)
         services.cache.set_synced_at(NOW)
         services.issuing.issue(  # issued or held out: either way an issue row is written
             Checkout(

@@ -109,13 +109,14 @@ def _exec(sql: str, *params: object) -> Callable[[Path], None]:
 MALFORMED: dict[str, Callable[[Path], None]] = {
     "missing_table": _exec("DROP TABLE members"),
     "extra_column": _exec("ALTER TABLE codes ADD COLUMN extra TEXT"),
-    "format_version": _exec("UPDATE snapshot_meta SET value = '2' WHERE key = 'format_version'"),
+    "format_version": _exec("UPDATE snapshot_meta SET value = '3' WHERE key = 'format_version'"),
     "naive_created_at": _exec(
         "UPDATE snapshot_meta SET value = '2025-03-01T11:00:00' WHERE key = 'created_at'"
     ),
     "bad_created_at": _exec(
         "UPDATE snapshot_meta SET value = 'yesterday' WHERE key = 'created_at'"
     ),
+    "bad_namespace": _exec("UPDATE snapshot_meta SET value = '0O' WHERE key = 'namespace'"),
     "other_store": _exec("UPDATE snapshot_meta SET value = 'S9' WHERE key = 'store_id'"),
     "campaign_json": _exec("UPDATE campaigns SET body = '{not json' WHERE campaign_id = 'C1'"),
     "campaign_schema": _exec("UPDATE campaigns SET body = '{\"x\": 1}' WHERE campaign_id = 'C1'"),
