@@ -41,7 +41,7 @@ from cloud_sync.errors import (
     UnknownMemberError,
 )
 from cloud_sync.hq_schema import connect, migrate, transaction
-from cloud_sync.literal_codes import literal_problem, normalise_literal
+from cloud_sync.literal_codes import literal_problem, neighbours, normalise_literal
 from edge_agent.domain.code_format import BASE, CodeFormat, namespace_string
 from edge_agent.domain.code_record import CodeRecord, CodeStatus
 from edge_agent.domain.promotion import Member, Promotion
@@ -52,6 +52,7 @@ from edge_agent.domain.promotion_codec import (
 )
 
 HQ_MINTER = "hq"
+_NEAR_BATCH = 500  # literals per neighbour lookup: ~700 neighbours each
 _UPSERT_MEMBER = (
     "INSERT INTO members (member_id, segment, tier, proximity_consent) "
     "VALUES (:id, coalesce(:segment, 'loyal'), coalesce(:tier, 'standard'), "
@@ -410,6 +411,9 @@ class CentralStore:
             self.campaign(campaign_id)
             if self.conn.execute("SELECT 1 FROM codes WHERE code = ?", (code,)).fetchone():
                 raise CodeExistsError(code, "it already exists")
+            near = self.near_codes([code]).get(code)
+            if near is not None:
+                raise CodeExistsError(code, near)
             run_id = self.new_run(campaign_id, kind="generic", namespaces="", created=1, now=now)
             self.conn.execute(
                 "INSERT INTO codes (code, campaign_id, member_id, status, channel, variant, "
@@ -425,7 +429,42 @@ class CentralStore:
                     run_id,
                 ),
             )
+            self.conn.execute("INSERT INTO literal_codes (code) VALUES (?)", (code,))
         return code
+
+    def near_codes(self, codes: Sequence[str]) -> dict[str, str]:
+        """For each of ``codes`` one mistype away from a code HQ holds: why, naming that code.
+
+        The neighbours of each literal are looked up by primary key, a batch at a time.
+        """
+        found: dict[str, str] = {}
+        for start in range(0, len(codes), _NEAR_BATCH):
+            near = {code: neighbours(code) for code in codes[start : start + _NEAR_BATCH]}
+            wanted = sorted(set().union(*near.values()))
+            rows = self.conn.execute(
+                "SELECT code, campaign_id FROM codes "
+                "WHERE code IN (SELECT value FROM json_each(?))",
+                (json.dumps(wanted),),
+            )
+            hits = {str(c): str(campaign) for c, campaign in rows}
+            for code, around in near.items():
+                other = min((n for n in around if n in hits), default=None)
+                if other is not None:
+                    found[code] = (
+                        f"it is one mistype away from {other} (campaign {hits[other]}), "
+                        "so a typo of one would be taken for the other"
+                    )
+        return found
+
+    def literals_near_length(self, length: int) -> list[str]:
+        """Literals within one character of ``length``: those minting must keep clear of."""
+        return [
+            str(c)
+            for (c,) in self.conn.execute(
+                "SELECT code FROM literal_codes WHERE length(code) BETWEEN ? AND ?",
+                (length - 1, length + 1),
+            )
+        ]
 
     def new_run(
         self, campaign_id: str, *, kind: str, namespaces: str, created: int, now: datetime

@@ -21,7 +21,7 @@ from typing import TextIO
 
 from cloud_sync.central_store import CentralStore, MemberRow, from_epoch, to_epoch
 from cloud_sync.errors import CampaignEndedError, InputError
-from cloud_sync.literal_codes import literal_problem, normalise_literal
+from cloud_sync.literal_codes import literal_problem, neighbours, normalise_literal
 
 MEMBER_COLUMNS = ("member_id", "segment", "tier", "proximity_consent", "channel", "variant")
 IMPORT_COLUMNS = ("code", "member_id", "channel", "variant", "expires_at")
@@ -156,6 +156,15 @@ def import_codes(
             rejects.append(Refusal(line, raw, problem))
         elif code in first_line:
             duplicates.append(Refusal(line, code, f"repeats line {first_line[code]}"))
+        elif (other := _near_in_file(code, first_line)) is not None:
+            rejects.append(
+                Refusal(
+                    line,
+                    code,
+                    f"it is one mistype away from {other} (line {first_line[other]}), "
+                    "so a typo of one would be taken for the other",
+                )
+            )
         else:
             first_line[code] = line
             rows[code] = (
@@ -173,6 +182,8 @@ def import_codes(
             raise CampaignEndedError(campaign_id)
         for code, other in _existing(central, list(rows)):
             duplicates.append(Refusal(rows.pop(code)[0], code, f"already exists ({other})"))
+        for code, why in central.near_codes(sorted(rows)).items():
+            rejects.append(Refusal(rows.pop(code)[0], code, why))
         members = {r[1] for r in rows.values() if r[1] is not None}
         unknown = members - _known_members(central, sorted(members))
         for code in [c for c, r in rows.items() if r[1] in unknown]:
@@ -191,6 +202,9 @@ def import_codes(
                 for code, (_, member, ch, var, expires) in sorted(rows.items())
             ),
         )
+        central.conn.executemany(
+            "INSERT INTO literal_codes (code) VALUES (?)", ((code,) for code in sorted(rows))
+        )
     return ImportReport(
         campaign_id=campaign_id,
         run_id=run_id,
@@ -198,6 +212,12 @@ def import_codes(
         duplicates=tuple(sorted(duplicates, key=lambda r: r.line)),
         rejects=tuple(sorted(rejects, key=lambda r: r.line)),
     )
+
+
+def _near_in_file(code: str, earlier: dict[str, int]) -> str | None:
+    """An earlier row of the same file one mistype away from ``code`` (the first by line)."""
+    near = [n for n in neighbours(code) if n in earlier]
+    return min(near, key=earlier.__getitem__) if near else None
 
 
 def _existing(central: CentralStore, codes: list[str]) -> list[tuple[str, str]]:

@@ -51,6 +51,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "public_key BLOB NOT NULL, registered_at INTEGER NOT NULL, revoked_at INTEGER) "
         "WITHOUT ROWID",
     ),
+    (
+        # Literal (generic and imported) codes again, so minting can find those within one
+        # character of the format's length without scanning every code (literal_codes.py).
+        "CREATE TABLE literal_codes (code TEXT PRIMARY KEY) WITHOUT ROWID",
+        "INSERT INTO literal_codes SELECT code FROM codes WHERE run_id IN "
+        "(SELECT run_id FROM issue_runs WHERE kind IN ('generic', 'imported'))",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

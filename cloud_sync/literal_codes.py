@@ -1,24 +1,45 @@
 """Literal codes: brand-supplied imports and generic codes chosen by a person (``HOLIMAN100``).
 
 They may have any shape, so they are only normalised (case, spaces, dashes) and checked for
-being typeable. One shape is refused: a literal that parses as a well-formed minted code. Such
-a string lies inside some minter's namespace, and that minter (possibly a store, offline) could
-draw the same string later; refusing it keeps "disjoint namespaces" a real guarantee.
+being typeable. Two shapes are refused:
+
+* A literal that parses as a well-formed minted code. Such a string lies inside some minter's
+  namespace, and that minter (possibly a store, offline) could draw the same string later;
+  refusing it keeps "disjoint namespaces" a real guarantee.
+* A literal one mistype away from a code HQ already holds (issue 6). The store looks a string
+  up verbatim when its check character fails, so if ``SSK7HQ2P9XN`` (a typo of the minted
+  ``SSK7HQ2P9XM``) were a literal, the typo would redeem the literal. "One mistype" is one
+  substitution, one swap of neighbours, one insertion or one deletion (Damerau distance 1),
+  over the characters a normalised literal can hold. The check is done by generating the
+  literal's neighbours (about 72 per character) and looking them up by primary key, never by
+  scanning; minting does the reverse and redraws codes next to a literal (``minting.py``).
 """
 
 from __future__ import annotations
 
 import re
+import string
 
-from edge_agent.domain.code_format import CodeFormat, normalise, parse
+from edge_agent.domain.code_format import (
+    ALPHABET,
+    CodeFormat,
+    body_is_consistent,
+    normalise,
+    parse,
+)
 
 MIN_LENGTH = 3
 MAX_LENGTH = 40
+# What survives ``normalise`` and ``_TYPEABLE``: the space a typo of a literal lives in.
+TYPED = string.ascii_uppercase + string.digits
 _TYPEABLE = re.compile(r"[A-Z0-9]+")
 
 
 def literal_problem(code: str, fmt: CodeFormat) -> str | None:
-    """Why the normalised ``code`` cannot be stored as a literal, or None if it can."""
+    """Why the normalised ``code`` cannot be stored as a literal, or None if it can.
+
+    This is the shape check only; ``CentralStore.near_codes`` checks it against known codes.
+    """
     if not code:
         return "empty code"
     if not _TYPEABLE.fullmatch(code):
@@ -32,3 +53,39 @@ def literal_problem(code: str, fmt: CodeFormat) -> str | None:
 
 def normalise_literal(raw: str) -> str:
     return normalise(raw.strip())
+
+
+def neighbours(code: str) -> set[str]:
+    """Every string one substitution, adjacent swap, insertion or deletion from ``code``."""
+    out: set[str] = set()
+    n = len(code)
+    for i in range(n):
+        head, tail = code[:i], code[i + 1 :]
+        out.add(head + tail)
+        if i + 1 < n and code[i] != code[i + 1]:
+            out.add(head + code[i + 1] + code[i] + code[i + 2 :])
+        out.update(head + ch + tail for ch in TYPED if ch != code[i])
+    for i in range(n + 1):
+        head, tail = code[:i], code[i:]
+        out.update(head + ch + tail for ch in TYPED)
+    out.discard(code)
+    return out
+
+
+def mintable_neighbours(literal: str, fmt: CodeFormat, head: str) -> list[str]:
+    """The neighbours of ``literal`` that are well-formed codes beginning with ``head``.
+
+    ``head`` is prefix + namespace: what minting there must not draw. Only literals within one
+    character of the format's length can have any, so the rest cost nothing.
+    """
+    if abs(len(literal) - fmt.length) > 1:
+        return []
+    start = len(fmt.prefix)
+    return sorted(
+        n
+        for n in neighbours(literal)
+        if len(n) == fmt.length
+        and n.startswith(head)
+        and all(ch in ALPHABET for ch in n[start:])
+        and body_is_consistent(n[start:])
+    )
