@@ -124,7 +124,10 @@ def parse_time(value: str, what: str) -> datetime:
         raise InputError(f"{what}: not an ISO 8601 timestamp: {value!r}") from exc
     if parsed.tzinfo is None:
         raise InputError(f"{what}: timestamp needs a UTC offset (e.g. +00:00): {value!r}")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-05:00 is past datetime.max in UTC
+        raise InputError(f"{what}: out of range: {value!r}") from None
 
 
 def import_codes(
