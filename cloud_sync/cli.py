@@ -30,6 +30,7 @@ from cloud_sync.central_store import CentralStore
 from cloud_sync.code_io import export_codes, import_codes, parse_time, read_members
 from cloud_sync.errors import HqError, InputError, validation_problems
 from cloud_sync.minting import Issue, mint_anonymous, mint_for_members
+from cloud_sync.receipt_campaigns import create_receipt_campaigns
 from cloud_sync.snapshot import write_snapshot
 from cloud_sync.store_keys import StoreKey
 from cloud_sync.store_keys import keys as store_keys
@@ -108,6 +109,30 @@ def _campaign_create(args: argparse.Namespace, now: datetime) -> int:
     with _open(args) as central:
         central.create_campaign(promotion, now=now, replace=args.replace)
     print(f"campaign {promotion.campaign_id} {'saved' if args.replace else 'created'}")
+    return 0
+
+
+def _receipt_campaigns_create(args: argparse.Namespace, now: datetime) -> int:
+    starts = now if args.starts_at is None else parse_time(args.starts_at, "--starts-at")
+    with _open(args) as central:
+        made = create_receipt_campaigns(
+            central,
+            now=now,
+            starts_at=starts,
+            ends_at=starts + timedelta(days=args.days),
+            nudge_categories=frozenset(args.nudge_category),
+            replace=args.replace,
+        )
+    for p in made:
+        scope = ", ".join(sorted(p.eligible_categories)) or "whole purchase"
+        print(
+            f"campaign {p.campaign_id} {'saved' if args.replace else 'created'}: {p.name} "
+            f"({scope}), {p.starts_at.isoformat()} to {p.ends_at.isoformat()}"
+        )
+    print(
+        "each issuing store also needs `namespace assign STORE` (its offline minting block), "
+        "`keys register STORE PUBKEY` and a fresh `snapshot`"
+    )
     return 0
 
 
@@ -376,6 +401,26 @@ def _add_setup(sub: _Sub[_Parser]) -> None:
     p.add_argument("store")
     p.add_argument("allocation", type=_whole(0, 10**12))
     p.set_defaults(handler=_campaign_allocate)
+
+    receipt = sub.add_parser(
+        "receipt-campaigns", help="the campaigns stores issue next-visit receipt coupons for"
+    ).add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p = receipt.add_parser(
+        "create", help="the five segment campaigns the default [receipt_offers] config names"
+    )
+    p.add_argument("--starts-at", help="ISO 8601 with offset (default: now)")
+    p.add_argument(
+        "--days", type=_whole(1, MAX_VALID_DAYS), default=90, help="how long they run (default 90)"
+    )
+    p.add_argument(
+        "--nudge-category",
+        action="append",
+        default=[],
+        metavar="CATEGORY",
+        help="narrow the loyal and one-timer offers to this category (repeatable)",
+    )
+    p.add_argument("--replace", action="store_true", help="redefine them if they exist")
+    p.set_defaults(handler=_receipt_campaigns_create)
 
     members = sub.add_parser("members", help="member lists").add_subparsers(
         dest="action", required=True, parser_class=_Parser
