@@ -38,7 +38,11 @@ from cloud_sync.store_keys import register as register_key
 from cloud_sync.store_keys import revoke as revoke_key
 from config.model import CodeFormatConfig
 from edge_agent.domain.code_format import CodeFormat
-from edge_agent.domain.promotion_codec import PromotionFormatError, promotion_from_dict
+from edge_agent.domain.promotion_codec import (
+    PromotionFormatError,
+    campaign_json_schema,
+    promotion_from_dict,
+)
 
 PROG = "storeside-hq"
 MAX_SHOWN = 10  # refused import rows echoed on stderr; --report has them all
@@ -101,6 +105,8 @@ def _campaign_create(args: argparse.Namespace, now: datetime) -> int:
     path = Path(args.file)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(doc, dict):
+            doc.pop("$schema", None)  # editors' pointer to config/campaign.schema.json
         promotion = promotion_from_dict(doc)
     except OSError as exc:
         raise InputError(f"{path}: {exc.strerror}") from exc
@@ -133,6 +139,11 @@ def _receipt_campaigns_create(args: argparse.Namespace, now: datetime) -> int:
         "each issuing store also needs `namespace assign STORE` (its offline minting block), "
         "`keys register STORE PUBKEY` and a fresh `snapshot`"
     )
+    return 0
+
+
+def _campaign_schema(args: argparse.Namespace, now: datetime) -> int:
+    sys.stdout.write(campaign_json_schema())
     return 0
 
 
@@ -390,10 +401,14 @@ def _add_setup(sub: _Sub[_Parser]) -> None:
     campaign = sub.add_parser("campaign", help="define and list campaigns").add_subparsers(
         dest="action", required=True, parser_class=_Parser
     )
-    p = campaign.add_parser("create", help="define a campaign from a promotion JSON file")
+    p = campaign.add_parser(
+        "create", help="define a campaign from a JSON file (config/campaign.example.json)"
+    )
     p.add_argument("file")
     p.add_argument("--replace", action="store_true", help="redefine an existing campaign")
     p.set_defaults(handler=_campaign_create)
+    p = campaign.add_parser("schema", help="print the campaign file's JSON schema")
+    p.set_defaults(handler=_campaign_schema)
     p = campaign.add_parser("list", help="campaigns with their state and code counts")
     p.set_defaults(handler=_campaign_list)
     p = campaign.add_parser("allocate", help="set one store's share of a campaign's budget")
