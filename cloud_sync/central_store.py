@@ -440,10 +440,12 @@ class CentralStore:
         found: dict[str, str] = {}
         for start in range(0, len(codes), _NEAR_BATCH):
             near = {code: neighbours(code) for code in codes[start : start + _NEAR_BATCH]}
-            wanted = sorted(set().union(*near.values()))
+            wanted = list(set().union(*near.values()))
+            # A join probes the primary key once per neighbour; `IN (SELECT ...)` would first
+            # build a temporary index of the ~350k neighbours (measured 2x slower).
             rows = self.conn.execute(
-                "SELECT code, campaign_id FROM codes "
-                "WHERE code IN (SELECT value FROM json_each(?))",
+                "SELECT c.code, c.campaign_id FROM json_each(?) AS j "
+                "CROSS JOIN codes AS c ON c.code = j.value",
                 (json.dumps(wanted),),
             )
             hits = {str(c): str(campaign) for c, campaign in rows}

@@ -21,7 +21,7 @@ from typing import TextIO
 
 from cloud_sync.central_store import CentralStore, MemberRow, from_epoch, to_epoch
 from cloud_sync.errors import CampaignEndedError, InputError
-from cloud_sync.literal_codes import literal_problem, neighbours, normalise_literal
+from cloud_sync.literal_codes import NearIndex, literal_problem, normalise_literal
 
 MEMBER_COLUMNS = ("member_id", "segment", "tier", "proximity_consent", "channel", "variant")
 IMPORT_COLUMNS = ("code", "member_id", "channel", "variant", "expires_at")
@@ -144,6 +144,7 @@ def import_codes(
     rejects: list[Refusal] = []
     duplicates: list[Refusal] = []
     first_line: dict[str, int] = {}
+    earlier = NearIndex()
     rows: dict[str, tuple[int, str | None, str, str, int | None]] = {}
     for line, cells in _rows(path, "code", IMPORT_COLUMNS):
         raw = cells.get("code", "")
@@ -159,7 +160,7 @@ def import_codes(
             rejects.append(Refusal(line, raw, problem))
         elif code in first_line:
             duplicates.append(Refusal(line, code, f"repeats line {first_line[code]}"))
-        elif (other := _near_in_file(code, first_line)) is not None:
+        elif (other := _near_in_file(code, earlier, first_line)) is not None:
             rejects.append(
                 Refusal(
                     line,
@@ -170,6 +171,7 @@ def import_codes(
             )
         else:
             first_line[code] = line
+            earlier.add(code)
             rows[code] = (
                 line,
                 cells.get("member_id"),
@@ -217,10 +219,10 @@ def import_codes(
     )
 
 
-def _near_in_file(code: str, earlier: dict[str, int]) -> str | None:
+def _near_in_file(code: str, earlier: NearIndex, first_line: dict[str, int]) -> str | None:
     """An earlier row of the same file one mistype away from ``code`` (the first by line)."""
-    near = [n for n in neighbours(code) if n in earlier]
-    return min(near, key=earlier.__getitem__) if near else None
+    near = earlier.near(code)
+    return min(near, key=first_line.__getitem__) if near else None
 
 
 def _existing(central: CentralStore, codes: list[str]) -> list[tuple[str, str]]:

@@ -72,6 +72,46 @@ def neighbours(code: str) -> set[str]:
     return out
 
 
+def one_edit_apart(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` differ by exactly one substitution, swap, insertion or deletion."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    if len(a) < len(b):
+        return a[i:] == b[i + 1 :]
+    return a[i + 1 :] == b[i + 1 :] or (
+        i + 1 < len(a) and a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2 :] == b[i + 2 :]
+    )
+
+
+class NearIndex:
+    """Strings added so far, found again by any string one edit away, in O(length) lookups.
+
+    Each string is filed under itself and its deletions: two strings one edit apart always
+    share one of those keys (a substitution or swap at i: both minus their i-th character;
+    an insertion: the longer minus it is the shorter). Candidates are then confirmed.
+    """
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, list[str]] = {}
+
+    @staticmethod
+    def _keys(code: str) -> set[str]:
+        return {code} | {code[:i] + code[i + 1 :] for i in range(len(code))}
+
+    def add(self, code: str) -> None:
+        for key in self._keys(code):
+            self._by_key.setdefault(key, []).append(code)
+
+    def near(self, code: str) -> list[str]:
+        found = {c for key in self._keys(code) for c in self._by_key.get(key, ())}
+        return sorted(c for c in found if one_edit_apart(c, code))
+
+
 def mintable_neighbours(literal: str, fmt: CodeFormat, head: str) -> list[str]:
     """The neighbours of ``literal`` that are well-formed codes beginning with ``head``.
 

@@ -15,7 +15,7 @@ import pytest
 from cloud_sync.central_store import CentralStore
 from cloud_sync.code_io import import_codes
 from cloud_sync.errors import CodeExistsError
-from cloud_sync.literal_codes import TYPED, neighbours
+from cloud_sync.literal_codes import TYPED, NearIndex, neighbours, one_edit_apart
 from cloud_sync.minting import mint_anonymous
 from edge_agent.domain.code_format import ALPHABET, make_code, parse
 from tests.hq.conftest import FMT, NOW, SMALL
@@ -115,3 +115,16 @@ def test_minting_redraws_codes_one_mistype_from_a_literal(
     assert len(minted) == 27_000
     near = [lit for lit in stored if lit not in minted and neighbours(lit) & minted]
     assert near == []
+
+
+def test_one_edit_apart_and_the_near_index_agree_with_the_neighbours() -> None:
+    rng = random.Random(7)
+    print("seed 7")
+    words = ["".join(rng.choice("AB12") for _ in range(rng.randrange(3, 7))) for _ in range(300)]
+    index = NearIndex()
+    for w in words:
+        index.add(w)
+    for w in words[:60]:
+        around = neighbours(w)
+        assert {v for v in words if one_edit_apart(w, v)} == around & set(words)
+        assert set(index.near(w)) == around & set(words)
