@@ -112,6 +112,8 @@ def _campaign_create(args: argparse.Namespace, now: datetime) -> int:
         raise InputError(f"{path}: {exc.strerror}") from exc
     except (ValueError, PromotionFormatError) as exc:  # JSONDecodeError is a ValueError
         raise InputError(f"{path}: {exc}") from exc
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply to be a campaign") from None
     with _open(args) as central:
         central.create_campaign(promotion, now=now, replace=args.replace)
     print(f"campaign {promotion.campaign_id} {'saved' if args.replace else 'created'}")
@@ -120,12 +122,16 @@ def _campaign_create(args: argparse.Namespace, now: datetime) -> int:
 
 def _receipt_campaigns_create(args: argparse.Namespace, now: datetime) -> int:
     starts = now if args.starts_at is None else parse_time(args.starts_at, "--starts-at")
+    try:
+        ends = starts + timedelta(days=args.days)
+    except OverflowError:
+        raise InputError("--starts-at: the campaigns would end out of range") from None
     with _open(args) as central:
         made = create_receipt_campaigns(
             central,
             now=now,
             starts_at=starts,
-            ends_at=starts + timedelta(days=args.days),
+            ends_at=ends,
             nudge_categories=frozenset(args.nudge_category),
             replace=args.replace,
         )
@@ -213,6 +219,13 @@ def _mint(args: argparse.Namespace, now: datetime) -> int:
 
 
 def _import(args: argparse.Namespace, now: datetime) -> int:
+    with contextlib.ExitStack() as stack:
+        # Opened first: a report that cannot be written refuses the import before it stores.
+        out = None if args.report is None else stack.enter_context(_output(args.report))
+        return _import_into(args, now, out)
+
+
+def _import_into(args: argparse.Namespace, now: datetime, out: TextIO | None) -> int:
     with _open(args) as central, _progress(None, "row", quiet=args.quiet) as bar:
         report = import_codes(
             central,
@@ -235,11 +248,10 @@ def _import(args: argparse.Namespace, now: datetime) -> int:
         print(f"{args.file}:{r.line}: {kind}: {r.code!r}: {r.reason}", file=sys.stderr)
     if len(refused) > MAX_SHOWN:
         print(f"... and {len(refused) - MAX_SHOWN} more", file=sys.stderr)
-    if args.report is not None:
-        with _output(args.report) as out:
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(("line", "code", "kind", "reason"))
-            writer.writerows((r.line, r.code, kind, r.reason) for kind, r in refused)
+    if out is not None:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(("line", "code", "kind", "reason"))
+        writer.writerows((r.line, r.code, kind, r.reason) for kind, r in refused)
     return 1 if refused else 0
 
 
@@ -253,7 +265,13 @@ def _output(name: str) -> Iterator[TextIO]:
             handle = stack.enter_context(Path(name).open("w", newline="", encoding="utf-8"))
         except OSError as exc:
             raise InputError(f"{name}: {exc.strerror}") from exc
-        yield handle
+        try:
+            yield handle
+            handle.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:  # disk full while writing
+            raise InputError(f"{name}: {exc.strerror}") from exc
 
 
 def _export(args: argparse.Namespace, now: datetime) -> int:

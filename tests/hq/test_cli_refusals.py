@@ -82,6 +82,8 @@ def hq(tmp_path: Path) -> Path:
     )
     (tmp_path / "adir").mkdir()
     (tmp_path / "m.csv").write_text("member_id\nm1\n", encoding="utf-8")
+    (tmp_path / "ok.csv").write_text("code\nOKCODE1\n", encoding="utf-8")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
     assert main(["--db", str(db), "init"]) == 0
     assert main(["--db", str(db), "campaign", "create", str(tmp_path / "c.json")]) == 0
     assert main(["--db", str(db), "--quiet", "mint", "--campaign", "C", "--count", "5000"]) == 0
@@ -105,6 +107,10 @@ def hq(tmp_path: Path) -> Path:
         (["campaign", "create", "{d}/adir"], "Is a directory"),
         (["members", "import", "{d}/absent.csv"], "No such file"),
         (["keys", "register", "S1", "notakey"], "public key"),
+        (["campaign", "create", "{d}/deep.json"], "nested"),
+        (["receipt-campaigns", "create", "--starts-at", "9999-12-01T00:00:00+00:00"], "range"),
+        (["export", "--campaign", "C", "/dev/full"], "No space left"),
+        (["import", "--campaign", "C", "{d}/ok.csv", "--report", "{d}/adir"], "adir"),
     ],
 )
 def test_bad_inputs_are_one_line_and_exit_2(
@@ -114,6 +120,7 @@ def test_bad_inputs_are_one_line_and_exit_2(
     argv = ["--db", str(hq / "hq.db"), *(a.format(d=hq) for a in args)]
     code = _exit(argv)
     _assert_one_line_refusal(code, capsys.readouterr().err, message)
+    assert main(["--db", str(hq / "hq.db"), "revoke", "OKCODE1"]) == 2  # exit 2: nothing stored
 
 
 def _hq_process(*args: str) -> list[str]:
