@@ -207,9 +207,7 @@ def import_codes(
                 for code, (_, member, ch, var, expires) in sorted(rows.items())
             ),
         )
-        central.conn.executemany(
-            "INSERT INTO literal_codes (code) VALUES (?)", ((code,) for code in sorted(rows))
-        )
+        central.add_literals(sorted(rows))
     return ImportReport(
         campaign_id=campaign_id,
         run_id=run_id,

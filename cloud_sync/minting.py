@@ -11,7 +11,7 @@ rolls the file back). Inside it:
    Codes one mistype away from a literal (generic or imported) count as held too, so they are
    redrawn like any collision: the literals within one character of the code length are read
    from ``literal_codes`` and their well-formed neighbours in the namespace generated
-   (``literal_codes.mintable_neighbours``), about 72 per character of each such literal.
+   (``literal_codes.mintable_neighbours``), a few per character of each such literal.
 3. Codes are written in sorted key order in chunks. Sorted appends into the WITHOUT ROWID table
    touch each page once (PERFORMANCE.md: 14 s against 80-95 s in random order).
 

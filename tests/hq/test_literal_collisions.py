@@ -15,10 +15,16 @@ import pytest
 from cloud_sync.central_store import CentralStore
 from cloud_sync.code_io import import_codes
 from cloud_sync.errors import CodeExistsError
-from cloud_sync.literal_codes import TYPED, NearIndex, neighbours, one_edit_apart
+from cloud_sync.literal_codes import (
+    TYPED,
+    NearIndex,
+    mintable_neighbours,
+    neighbours,
+    one_edit_apart,
+)
 from cloud_sync.minting import mint_anonymous
-from edge_agent.domain.code_format import ALPHABET, make_code, parse
-from tests.hq.conftest import FMT, NOW, SMALL
+from edge_agent.domain.code_format import ALPHABET, CodeFormat, make_code, parse
+from tests.hq.conftest import FMT, NOW, SMALL, campaign
 
 
 def _edits(code: str) -> dict[str, str]:
@@ -128,3 +134,41 @@ def test_one_edit_apart_and_the_near_index_agree_with_the_neighbours() -> None:
         around = neighbours(w)
         assert {v for v in words if one_edit_apart(w, v)} == around & set(words)
         assert set(index.near(w)) == around & set(words)
+
+
+@pytest.mark.parametrize("fmt", [FMT, SMALL, CodeFormat(prefix="O0L", random_length=6)])
+def test_mintable_neighbours_are_exactly_the_well_formed_neighbours(fmt: CodeFormat) -> None:
+    rng = random.Random(8)
+    print("seed 8")
+    for _ in range(400):
+        code = make_code(fmt, "K7", "".join(rng.choice(ALPHABET) for _ in range(fmt.random_length)))
+        word = list(code)
+        for _ in range(rng.randrange(1, 3)):  # one or two random edits of a real code
+            i = rng.randrange(len(word))
+            match rng.randrange(3):
+                case 0:
+                    word[i] = rng.choice(TYPED)
+                case 1:
+                    word.insert(i, rng.choice(ALPHABET))
+                case _:
+                    del word[i]
+        literal = "".join(word)
+        for head in (fmt.prefix, fmt.prefix + "K7"):
+            brute = sorted(
+                n for n in neighbours(literal) if n.startswith(head) and parse(n, fmt) == n
+            )
+            assert mintable_neighbours(literal, fmt, head) == brute, literal
+
+
+def test_a_file_from_before_the_rule_gets_its_literals_indexed(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with CentralStore.create(path, fmt=FMT) as old:
+        old.create_campaign(campaign(), now=NOW)
+        old.create_generic("SPRING", "HOLIMAN100", now=NOW)
+        old.conn.execute("DROP TABLE literal_keys")
+        old.conn.execute("DROP TABLE literal_codes")
+        old.conn.execute("PRAGMA user_version = 2")  # as schema version 2 left it
+    with CentralStore.open(path) as central:
+        with pytest.raises(CodeExistsError, match="one mistype away from HOLIMAN100"):
+            central.create_generic("SPRING", "HOLIMAN10O", now=NOW)
+        assert central.literals_near_length(10) == ["HOLIMAN100"]
