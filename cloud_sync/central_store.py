@@ -41,7 +41,13 @@ from cloud_sync.errors import (
     UnknownMemberError,
 )
 from cloud_sync.hq_schema import connect, migrate, transaction
-from cloud_sync.literal_codes import literal_problem, normalise_literal
+from cloud_sync.literal_codes import (
+    deletion_keys,
+    literal_problem,
+    mintable_neighbours,
+    normalise_literal,
+    one_edit_apart,
+)
 from edge_agent.domain.code_format import BASE, CodeFormat, namespace_string
 from edge_agent.domain.code_record import CodeRecord, CodeStatus
 from edge_agent.domain.promotion import Member, Promotion
@@ -52,6 +58,7 @@ from edge_agent.domain.promotion_codec import (
 )
 
 HQ_MINTER = "hq"
+_NEAR_BATCH = 5_000  # literals per lookup: ~12 keys and ~3 neighbours a character each
 _UPSERT_MEMBER = (
     "INSERT INTO members (member_id, segment, tier, proximity_consent) "
     "VALUES (:id, coalesce(:segment, 'loyal'), coalesce(:tier, 'standard'), "
@@ -410,6 +417,9 @@ class CentralStore:
             self.campaign(campaign_id)
             if self.conn.execute("SELECT 1 FROM codes WHERE code = ?", (code,)).fetchone():
                 raise CodeExistsError(code, "it already exists")
+            near = self.near_codes([code]).get(code)
+            if near is not None:
+                raise CodeExistsError(code, near)
             run_id = self.new_run(campaign_id, kind="generic", namespaces="", created=1, now=now)
             self.conn.execute(
                 "INSERT INTO codes (code, campaign_id, member_id, status, channel, variant, "
@@ -425,7 +435,72 @@ class CentralStore:
                     run_id,
                 ),
             )
+            self.add_literals([code])
         return code
+
+    def near_codes(self, codes: Sequence[str]) -> dict[str, str]:
+        """For each of ``codes`` one mistype away from a code HQ holds: why, naming that code.
+
+        Minted codes: the literal's well-formed neighbours (a few a character) are looked up.
+        Literals: its deletion keys are looked up in ``literal_keys`` and the hits confirmed.
+        Both are primary-key probes, a batch of literals at a time; nothing is scanned.
+        """
+        found: dict[str, str] = {}
+        for start in range(0, len(codes), _NEAR_BATCH):
+            batch = codes[start : start + _NEAR_BATCH]
+            minted = {c: mintable_neighbours(c, self.fmt, self.fmt.prefix) for c in batch}
+            keys = {c: deletion_keys(c) for c in batch}
+            held = {
+                str(c): str(campaign)
+                for c, campaign in self.conn.execute(
+                    "SELECT c.code, c.campaign_id FROM json_each(?) AS j "
+                    "CROSS JOIN codes AS c ON c.code = j.value",
+                    (json.dumps(list({n for ns in minted.values() for n in ns})),),
+                )
+            }
+            by_key: dict[str, list[str]] = {}
+            for key, code in self.conn.execute(
+                "SELECT k.key, k.code FROM json_each(?) AS j "
+                "CROSS JOIN literal_keys AS k ON k.key = j.value",
+                (json.dumps(list({k for ks in keys.values() for k in ks})),),
+            ):
+                by_key.setdefault(str(key), []).append(str(code))
+            literal_hits = {
+                code: {o for k in keys[code] for o in by_key.get(k, ()) if one_edit_apart(o, code)}
+                for code in batch
+            }
+            for code in batch:
+                near = sorted({n for n in minted[code] if n in held} | literal_hits[code])
+                if near:
+                    other = near[0]
+                    campaign = held.get(other) or self._campaign_of(other)
+                    found[code] = (
+                        f"it is one mistype away from {other} (campaign {campaign}), "
+                        "so a typo of one would be taken for the other"
+                    )
+        return found
+
+    def _campaign_of(self, code: str) -> str:
+        row = self.conn.execute("SELECT campaign_id FROM codes WHERE code = ?", (code,)).fetchone()
+        return "?" if row is None else str(row[0])
+
+    def add_literals(self, codes: Sequence[str]) -> None:
+        """Record stored literal codes for the mistype checks; call inside ``write()``."""
+        self.conn.executemany("INSERT INTO literal_codes (code) VALUES (?)", ((c,) for c in codes))
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO literal_keys (key, code) VALUES (?, ?)",
+            ((k, c) for c in codes for k in deletion_keys(c)),
+        )
+
+    def literals_near_length(self, length: int) -> list[str]:
+        """Literals within one character of ``length``: those minting must keep clear of."""
+        return [
+            str(c)
+            for (c,) in self.conn.execute(
+                "SELECT code FROM literal_codes WHERE length(code) BETWEEN ? AND ?",
+                (length - 1, length + 1),
+            )
+        ]
 
     def new_run(
         self, campaign_id: str, *, kind: str, namespaces: str, created: int, now: datetime

@@ -21,7 +21,7 @@ from typing import TextIO
 
 from cloud_sync.central_store import CentralStore, MemberRow, from_epoch, to_epoch
 from cloud_sync.errors import CampaignEndedError, InputError
-from cloud_sync.literal_codes import literal_problem, normalise_literal
+from cloud_sync.literal_codes import NearIndex, literal_problem, normalise_literal
 
 MEMBER_COLUMNS = ("member_id", "segment", "tier", "proximity_consent", "channel", "variant")
 IMPORT_COLUMNS = ("code", "member_id", "channel", "variant", "expires_at")
@@ -124,7 +124,10 @@ def parse_time(value: str, what: str) -> datetime:
         raise InputError(f"{what}: not an ISO 8601 timestamp: {value!r}") from exc
     if parsed.tzinfo is None:
         raise InputError(f"{what}: timestamp needs a UTC offset (e.g. +00:00): {value!r}")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-05:00 is past datetime.max in UTC
+        raise InputError(f"{what}: out of range: {value!r}") from None
 
 
 def import_codes(
@@ -141,6 +144,7 @@ def import_codes(
     rejects: list[Refusal] = []
     duplicates: list[Refusal] = []
     first_line: dict[str, int] = {}
+    earlier = NearIndex()
     rows: dict[str, tuple[int, str | None, str, str, int | None]] = {}
     for line, cells in _rows(path, "code", IMPORT_COLUMNS):
         raw = cells.get("code", "")
@@ -156,8 +160,18 @@ def import_codes(
             rejects.append(Refusal(line, raw, problem))
         elif code in first_line:
             duplicates.append(Refusal(line, code, f"repeats line {first_line[code]}"))
+        elif (other := _near_in_file(code, earlier, first_line)) is not None:
+            rejects.append(
+                Refusal(
+                    line,
+                    code,
+                    f"it is one mistype away from {other} (line {first_line[other]}), "
+                    "so a typo of one would be taken for the other",
+                )
+            )
         else:
             first_line[code] = line
+            earlier.add(code)
             rows[code] = (
                 line,
                 cells.get("member_id"),
@@ -173,6 +187,8 @@ def import_codes(
             raise CampaignEndedError(campaign_id)
         for code, other in _existing(central, list(rows)):
             duplicates.append(Refusal(rows.pop(code)[0], code, f"already exists ({other})"))
+        for code, why in central.near_codes(sorted(rows)).items():
+            rejects.append(Refusal(rows.pop(code)[0], code, why))
         members = {r[1] for r in rows.values() if r[1] is not None}
         unknown = members - _known_members(central, sorted(members))
         for code in [c for c, r in rows.items() if r[1] in unknown]:
@@ -191,6 +207,7 @@ def import_codes(
                 for code, (_, member, ch, var, expires) in sorted(rows.items())
             ),
         )
+        central.add_literals(sorted(rows))
     return ImportReport(
         campaign_id=campaign_id,
         run_id=run_id,
@@ -198,6 +215,12 @@ def import_codes(
         duplicates=tuple(sorted(duplicates, key=lambda r: r.line)),
         rejects=tuple(sorted(rejects, key=lambda r: r.line)),
     )
+
+
+def _near_in_file(code: str, earlier: NearIndex, first_line: dict[str, int]) -> str | None:
+    """An earlier row of the same file one mistype away from ``code`` (the first by line)."""
+    near = earlier.near(code)
+    return min(near, key=first_line.__getitem__) if near else None
 
 
 def _existing(central: CentralStore, codes: list[str]) -> list[tuple[str, str]]:

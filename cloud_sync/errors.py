@@ -19,6 +19,8 @@ and exits 2; anything else escaping is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class HqError(Exception):
     """Base of every error raised by cloud_sync."""
@@ -70,3 +72,10 @@ class UnknownMemberError(HqError):
 
 class NamespaceExhaustedError(HqError):
     """All ``31 ** namespace_length`` namespaces are assigned; a longer format is needed."""
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """Every error of a pydantic validation as ``key.path: what is wrong``, on one line."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+    )

@@ -51,6 +51,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "public_key BLOB NOT NULL, registered_at INTEGER NOT NULL, revoked_at INTEGER) "
         "WITHOUT ROWID",
     ),
+    (
+        # Literal (generic and imported) codes again, so minting can find those within one
+        # character of the format's length without scanning every code (literal_codes.py).
+        "CREATE TABLE literal_codes (code TEXT PRIMARY KEY) WITHOUT ROWID",
+        "INSERT INTO literal_codes SELECT code FROM codes WHERE run_id IN "
+        "(SELECT run_id FROM issue_runs WHERE kind IN ('generic', 'imported'))",
+        # Each literal under itself and its one-character deletions: two literals one mistype
+        # apart share a key, so a new literal finds them in length + 1 probes (NearIndex).
+        "CREATE TABLE literal_keys (key TEXT NOT NULL, code TEXT NOT NULL, "
+        "PRIMARY KEY (key, code)) WITHOUT ROWID",
+        "INSERT OR IGNORE INTO literal_keys (key, code) "
+        "WITH RECURSIVE cut(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM cut WHERE i < 40) "
+        "SELECT substr(code, 1, i) || substr(code, i + 2), code FROM literal_codes, cut "
+        "WHERE i < length(code) UNION ALL SELECT code, code FROM literal_codes",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

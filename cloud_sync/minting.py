@@ -8,6 +8,10 @@ rolls the file back). Inside it:
 1. ``plan_hq_namespaces`` picks HQ namespaces with room (assigning a fresh one when needed).
 2. Per namespace, the codes HQ already holds there are read back (a range scan on the primary
    key, skipped for a fresh namespace) and ``draw_unique`` draws distinct values avoiding them.
+   Codes one mistype away from a literal (generic or imported) count as held too, so they are
+   redrawn like any collision: the literals within one character of the code length are read
+   from ``literal_codes`` and their well-formed neighbours in the namespace generated
+   (``literal_codes.mintable_neighbours``), a few per character of each such literal.
 3. Codes are written in sorted key order in chunks. Sorted appends into the WITHOUT ROWID table
    touch each page once (PERFORMANCE.md: 14 s against 80-95 s in random order).
 
@@ -36,6 +40,7 @@ import numpy as np
 from cloud_sync import code_batch
 from cloud_sync.central_store import CentralStore, MemberRow, to_epoch
 from cloud_sync.errors import CampaignEndedError, InputError
+from cloud_sync.literal_codes import mintable_neighbours
 from edge_agent.domain.code_format import ALPHABET
 from edge_agent.domain.promotion import Promotion
 
@@ -200,12 +205,17 @@ def _draw(central: CentralStore, count: int, now: datetime) -> _Drawn:
     fmt = central.fmt
     per_namespace: list[tuple[str, code_batch.Values]] = []
     duplicates = collisions = 0
+    literals = central.literals_near_length(fmt.length)
     for namespace, take, issued in central.plan_hq_namespaces(
         count, max_fill=MAX_NAMESPACE_FILL, now=now
     ):
         taken = np.empty(0, dtype=np.int64)
         if issued:
             taken = _taken(central, namespace)
+        if literals:
+            # Codes one mistype from a literal count as taken: a typo of one must never be
+            # taken for the other at the till (literal_codes.py).
+            taken = np.union1d(taken, _next_to_literals(central, namespace, literals))
         draw = code_batch.draw_unique(take, fmt.random_length, taken)
         per_namespace.append((namespace, draw.values))
         duplicates += draw.duplicates
@@ -231,6 +241,15 @@ def _taken(central: CentralStore, namespace: str) -> code_batch.Values:
         ).fetchone()
         parts.append(code_batch.decode(fmt, namespace, str(joined)))
     return np.concatenate(parts)
+
+
+def _next_to_literals(
+    central: CentralStore, namespace: str, literals: list[str]
+) -> code_batch.Values:
+    fmt = central.fmt
+    head = fmt.prefix + namespace
+    near = [n for lit in literals for n in mintable_neighbours(lit, fmt, head)]
+    return code_batch.decode(fmt, namespace, "".join(near))
 
 
 def _finish(central: CentralStore, run_id: int, campaign_id: str, drawn: _Drawn) -> MintReport:

@@ -8,11 +8,11 @@ from pathlib import Path
 from cloud_sync import store_keys
 from cloud_sync.central_store import CentralStore, MemberRow
 from cloud_sync.minting import Issue, mint_anonymous, mint_for_members
+from cloud_sync.receipt_campaigns import create_receipt_campaigns
 from cloud_sync.snapshot import write_snapshot
 from config.model import AgentConfig
 from demo.narration import say, step
 from edge_agent.domain.promotion import Benefit, BenefitKind, Limits, Promotion, StackingRule
-from edge_agent.receipt_campaigns import default_receipt_campaigns
 
 GENERIC = "HOLIMAN100"
 MEMBERS = (
@@ -76,10 +76,10 @@ def hq(now: datetime, work: Path, keys: dict[str, str]) -> tuple[dict[str, Path]
             "SELECT member_id, code FROM codes WHERE campaign_id = 'spring-10'"
         )
     }
-    for promotion in default_receipt_campaigns(
-        starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=90)
-    ):
-        central.create_campaign(promotion, now=now)
+    # The same function as `storeside-hq receipt-campaigns create`.
+    create_receipt_campaigns(
+        central, now=now, starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=90)
+    )
     say("   created the five receipt campaigns, one per segment (DOMAIN.md section 3)")
     for store_id, public_key in keys.items():
         key = store_keys.register(central, store_id, public_key, now=now)

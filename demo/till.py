@@ -42,7 +42,10 @@ def till_story(url: str, tokens: dict[str, str], codes: dict[str, str]) -> None:
         step(f"Alice (gold member) scans her app coupon {alice} on a 29.85 basket")
         show(t1.post("/v1/validate", json=body(alice, member="alice")).json()["decisions"][0])
 
-        typo = alice[:-3] + alice[-2] + alice[-3] + alice[-1]
+        # Swap the last two neighbours that differ (swapping equal ones would change nothing,
+        # which made the demo miss its MALFORMED about one run in 31).
+        i = max(j for j in range(len(alice) - 1) if alice[j] != alice[j + 1])
+        typo = alice[:i] + alice[i + 1] + alice[i] + alice[i + 2 :]
         step(f"The cashier types it by hand and swaps two characters: {typo}")
         show(t1.post("/v1/validate", json=body(typo, member="alice")).json()["decisions"][0])
 

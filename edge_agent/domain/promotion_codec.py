@@ -1,13 +1,41 @@
-"""Promotions as JSON-ready dicts: the form HQ stores, ships in snapshots and the CLI reads.
+"""Promotions as JSON-ready dicts: the campaign file, the body HQ stores and snapshots ship.
 
-Strict both ways: an unknown key or a wrong type raises ``PromotionFormatError`` naming the
-field, so a bad campaign file is refused whole instead of half-applied.
+One definition (``CampaignFile``, pydantic) serves all three: ``storeside-hq campaign create``
+validates a file with it, HQ and the store write and read campaign bodies with it, and
+``config/campaign.schema.json`` is generated from it (a test keeps it current). Its JSON is
+exactly what the hand-written codec before it wrote, so a box reads old and new bodies alike.
+
+Closed and strict: unknown keys are errors, integers must be integers (``true`` and ``"5"`` are
+not), timestamps are ISO 8601 strings with a UTC offset, and every number has a bound (an
+unbounded one once crashed ``timedelta`` or SQLite). Every error is reported at once, with its
+path: ``benefit.value: ...; limits.total_uses_per_code: ...``.
+
+Units: money is in minor units (cents); a percentage is in **basis points** (1 bp = 0.01%,
+1000 = 10%, 10000 = 100%); durations are seconds. pydantic is a data-definition library, not
+I/O, so the domain may use it (``tests/test_import_boundaries.py``).
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from edge_agent.domain.promotion import (
     Benefit,
@@ -18,250 +46,357 @@ from edge_agent.domain.promotion import (
     StackingRule,
 )
 
+MAX_COUNT = 10**12  # uses, budgets, allocations: far above any campaign, inside SQLite's int64
+MAX_MONEY = 10**12  # minor units
+MAX_SECONDS = 10 * 366 * 86_400  # ten years; timedelta and epoch arithmetic stay safe
+MAX_BASIS_POINTS = 10_000  # 100%
+
 
 class PromotionFormatError(ValueError):
-    """A campaign document that does not describe a valid promotion."""
+    """A campaign document that does not describe a valid promotion; ``problems`` lists all."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
-def _ts(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
-
-
-def _parse_ts(value: object, name: str) -> datetime:
-    if not isinstance(value, str):
-        raise PromotionFormatError(f"{name}: expected an ISO 8601 timestamp")
+def _utc(value: datetime) -> datetime:
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise PromotionFormatError(f"{name}: {exc}") from exc
-    if parsed.tzinfo is None:
-        raise PromotionFormatError(f"{name}: timestamp needs a UTC offset")
-    return parsed.astimezone(UTC)
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+05:00 is before datetime.min in UTC
+        raise ValueError("timestamp is out of range in UTC") from None
 
 
-def _int(value: object, name: str, *, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise PromotionFormatError(f"{name}: expected an integer")
-    if value < 0:
-        raise PromotionFormatError(f"{name}: must not be negative")
+def _text_only(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError("expected an ISO 8601 timestamp with a UTC offset, as a string")
     return value
 
 
-def _req_int(value: object, name: str) -> int:
-    result = _int(value, name)
-    assert result is not None
-    return result
+Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
+Money = Annotated[StrictInt, Field(ge=0, le=MAX_MONEY)]
+Seconds = Annotated[StrictInt, Field(ge=0, le=MAX_SECONDS)]
+Names = Annotated[
+    frozenset[Annotated[StrictStr, Field(min_length=1, max_length=128)]],
+    Field(max_length=100_000),
+    PlainSerializer(sorted, return_type=list[str]),
+]
+Timestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_text_only),
+    AfterValidator(_utc),
+    PlainSerializer(lambda d: d.astimezone(UTC).isoformat(), return_type=str),
+]
 
 
-def _strs(value: object, name: str) -> frozenset[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise PromotionFormatError(f"{name}: expected a list of strings")
-    return frozenset(value)
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _check_keys(doc: dict[str, Any], allowed: set[str], where: str) -> None:
-    unknown = set(doc) - allowed
-    if unknown:
-        raise PromotionFormatError(f"{where}: unknown keys {sorted(unknown)}")
+class BenefitFile(_Section):
+    """What the code gives: the kind decides which other fields matter."""
+
+    model_config = ConfigDict(title="Benefit")
+
+    kind: Annotated[
+        BenefitKind,
+        Field(description="percent_off, fixed_off, free_item or bundle_price."),
+    ]
+    value: Annotated[
+        StrictInt,
+        Field(
+            ge=0,
+            le=MAX_MONEY,
+            validate_default=True,
+            description="percent_off: basis points (1 bp = 0.01%; 1000 = 10%, at most 10000). "
+            "fixed_off: minor units off the eligible lines. bundle_price: what the bundle "
+            "costs, in minor units. free_item: unused (0).",
+        ),
+    ] = 0
+    free_sku: Annotated[
+        StrictStr | None,
+        Field(
+            min_length=1,
+            max_length=128,
+            validate_default=True,
+            description="free_item: the SKU of which one unit is free (it must be in the basket).",
+        ),
+    ] = None
+    bundle_skus: Annotated[
+        tuple[Annotated[StrictStr, Field(min_length=1, max_length=128)], ...],
+        Field(
+            max_length=100,
+            validate_default=True,
+            description="bundle_price: the SKUs bought together (two or more).",
+        ),
+    ] = ()
+    max_discount: Annotated[
+        Money | None, Field(description="Cap on the discount in minor units; null: uncapped.")
+    ] = None
+
+    @field_validator("value")
+    @classmethod
+    def _percent_in_basis_points(cls, value: int, info: ValidationInfo) -> int:
+        if info.data.get("kind") is BenefitKind.PERCENT_OFF and value > MAX_BASIS_POINTS:
+            raise ValueError(
+                f"percent_off is in basis points (1000 = 10%): at most {MAX_BASIS_POINTS}, "
+                f"got {value}"
+            )
+        return value
+
+    @field_validator("free_sku")
+    @classmethod
+    def _free_item_names_its_sku(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("kind") is BenefitKind.FREE_ITEM and not value:
+            raise ValueError("required for free_item")
+        return value
+
+    @field_validator("bundle_skus")
+    @classmethod
+    def _bundle_has_two(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if info.data.get("kind") is BenefitKind.BUNDLE_PRICE and len(set(value)) < 2:
+            raise ValueError("a bundle needs two or more SKUs")
+        return value
+
+
+class StackingFile(_Section):
+    """Explicit stacking (DOMAIN.md section 1): what this combines with, and in which order."""
+
+    model_config = ConfigDict(title="Stacking")
+
+    stacking_class: Annotated[
+        StrictStr,
+        Field(
+            min_length=1,
+            max_length=64,
+            description="This promotion's class, e.g. member_coupon, partner_code, "
+            "receipt_coupon; other promotions name it in their combines_with.",
+        ),
+    ]
+    exclusive: Annotated[StrictBool, Field(description="Combines with nothing at all.")] = False
+    combines_with: Annotated[
+        Names,
+        Field(description="Classes this may combine with; both sides must name each other."),
+    ] = frozenset()
+    order: Annotated[
+        Count,
+        Field(description="Application order, lower first; later discounts apply to what is left."),
+    ] = 100
+
+
+class LimitsFile(_Section):
+    """Use limits; a member-bound single-use code has total_uses_per_code 1."""
+
+    model_config = ConfigDict(title="Limits")
+
+    total_uses_per_code: Annotated[
+        Count | None, Field(description="Redemptions of one code in all; null: unlimited.")
+    ] = 1
+    uses_per_member: Annotated[
+        Count | None,
+        Field(description="Redemptions of one code per member (generic codes); null: unlimited."),
+    ] = None
+    uses_per_transaction: Annotated[
+        Count, Field(description="How many times one transaction may apply the code.")
+    ] = 1
+    member_velocity_count: Annotated[
+        Count | None,
+        Field(description="At most this many redemptions by one member per window; null: off."),
+    ] = None
+    member_velocity_window_s: Annotated[
+        Seconds, Field(description="The rolling window of member_velocity_count, in seconds.")
+    ] = 86_400
+
+
+class OfflineFile(_Section):
+    """How stale the store's cache may be before this campaign needs an online check."""
+
+    model_config = ConfigDict(title="Offline")
+
+    max_cache_age_s: Annotated[
+        Seconds, Field(description="Oldest snapshot age at which codes still redeem, seconds.")
+    ] = 86_400
+    high_value_threshold: Annotated[
+        Money | None,
+        Field(description="Discounts at or above this (minor units) need fresh data; null: off."),
+    ] = None
+    uncapped_max_cache_age_s: Annotated[
+        Seconds,
+        Field(description="The shorter bound for codes with no use cap or money cap, seconds."),
+    ] = 3_600
+
+
+class CampaignFile(_Section):
+    """A campaign: the promotion its codes unlock. Money in minor units, percent in basis points."""
+
+    model_config = ConfigDict(title="Campaign")
+
+    campaign_id: Annotated[
+        StrictStr, Field(min_length=1, max_length=128, description="Unique campaign id.")
+    ]
+    name: Annotated[
+        StrictStr, Field(min_length=1, max_length=200, description="Shown to cashier and member.")
+    ]
+    benefit: Annotated[BenefitFile, Field(description="What a code gives.")]
+    stacking: Annotated[StackingFile, Field(description="What it combines with.")]
+    starts_at: Annotated[Timestamp, Field(description="ISO 8601 with offset; codes work from.")]
+    ends_at: Annotated[
+        Timestamp,
+        Field(validate_default=True, description="ISO 8601 with offset, after starts_at."),
+    ]
+    min_spend: Annotated[
+        Money, Field(description="Minimum eligible spend, minor units; 0: none.")
+    ] = 0
+    min_quantity: Annotated[Count, Field(description="Minimum eligible items; 0: none.")] = 0
+    eligible_skus: Annotated[
+        Names, Field(description="SKUs the benefit applies to; with categories empty: all.")
+    ] = frozenset()
+    eligible_categories: Annotated[
+        Names, Field(description="Categories the benefit applies to (or the SKUs above).")
+    ] = frozenset()
+    eligible_segments: Annotated[
+        Names, Field(description="Member segments that may get codes; empty: every segment.")
+    ] = frozenset()
+    allowed_stores: Annotated[
+        Names, Field(description="Stores that redeem it (and get it in snapshots); empty: all.")
+    ] = frozenset()
+    requires_member: Annotated[
+        StrictBool, Field(description="Only for an identified member (loyalty card or app).")
+    ] = False
+    budget_count: Annotated[
+        Count | None, Field(description="Redemptions in all, every store; null: unlimited.")
+    ] = None
+    budget_money: Annotated[
+        Money | None, Field(description="Discount given in all, minor units; null: unlimited.")
+    ] = None
+    store_allocation: Annotated[
+        Count | None,
+        Field(description="A store's share of budget_count (HQ sets it per store); null: none."),
+    ] = None
+    limits: Annotated[LimitsFile, Field(description="Use limits.")] = LimitsFile()
+    offline: Annotated[OfflineFile, Field(description="Offline redemption policy.")] = OfflineFile()
+    active: Annotated[
+        StrictBool, Field(description="false withdraws the whole campaign at every store.")
+    ] = True
+
+    @field_validator("ends_at")
+    @classmethod
+    def _ends_after_start(cls, value: datetime, info: ValidationInfo) -> datetime:
+        starts = info.data.get("starts_at")
+        if starts is not None and value <= starts:
+            raise ValueError("must be after starts_at")
+        return value
+
+    def to_promotion(self) -> Promotion:
+        b, s, lim, off = self.benefit, self.stacking, self.limits, self.offline
+        return Promotion(
+            campaign_id=self.campaign_id,
+            name=self.name,
+            benefit=Benefit(
+                kind=b.kind,
+                value=b.value,
+                free_sku=b.free_sku,
+                bundle_skus=tuple(sorted(b.bundle_skus)),
+                max_discount=b.max_discount,
+            ),
+            stacking=StackingRule(
+                stacking_class=s.stacking_class,
+                exclusive=s.exclusive,
+                combines_with=s.combines_with,
+                order=s.order,
+            ),
+            starts_at=self.starts_at,
+            ends_at=self.ends_at,
+            min_spend=self.min_spend,
+            min_quantity=self.min_quantity,
+            eligible_skus=self.eligible_skus,
+            eligible_categories=self.eligible_categories,
+            eligible_segments=self.eligible_segments,
+            allowed_stores=self.allowed_stores,
+            requires_member=self.requires_member,
+            budget_count=self.budget_count,
+            budget_money=self.budget_money,
+            store_allocation=self.store_allocation,
+            limits=Limits(
+                total_uses_per_code=lim.total_uses_per_code,
+                uses_per_member=lim.uses_per_member,
+                uses_per_transaction=lim.uses_per_transaction,
+                member_velocity_count=lim.member_velocity_count,
+                member_velocity_window=timedelta(seconds=lim.member_velocity_window_s),
+            ),
+            offline=OfflinePolicy(
+                max_cache_age=timedelta(seconds=off.max_cache_age_s),
+                high_value_threshold=off.high_value_threshold,
+                uncapped_max_cache_age=timedelta(seconds=off.uncapped_max_cache_age_s),
+            ),
+            active=self.active,
+        )
+
+    @classmethod
+    def from_promotion(cls, p: Promotion) -> Self:
+        # model_construct: a Promotion is already valid, and the box writes bodies often.
+        return cls.model_construct(
+            campaign_id=p.campaign_id,
+            name=p.name,
+            benefit=BenefitFile.model_construct(
+                kind=p.benefit.kind,
+                value=p.benefit.value,
+                free_sku=p.benefit.free_sku,
+                bundle_skus=p.benefit.bundle_skus,
+                max_discount=p.benefit.max_discount,
+            ),
+            stacking=StackingFile.model_construct(
+                stacking_class=p.stacking.stacking_class,
+                exclusive=p.stacking.exclusive,
+                combines_with=p.stacking.combines_with,
+                order=p.stacking.order,
+            ),
+            starts_at=p.starts_at,
+            ends_at=p.ends_at,
+            min_spend=p.min_spend,
+            min_quantity=p.min_quantity,
+            eligible_skus=p.eligible_skus,
+            eligible_categories=p.eligible_categories,
+            eligible_segments=p.eligible_segments,
+            allowed_stores=p.allowed_stores,
+            requires_member=p.requires_member,
+            budget_count=p.budget_count,
+            budget_money=p.budget_money,
+            store_allocation=p.store_allocation,
+            limits=LimitsFile.model_construct(
+                total_uses_per_code=p.limits.total_uses_per_code,
+                uses_per_member=p.limits.uses_per_member,
+                uses_per_transaction=p.limits.uses_per_transaction,
+                member_velocity_count=p.limits.member_velocity_count,
+                member_velocity_window_s=int(p.limits.member_velocity_window.total_seconds()),
+            ),
+            offline=OfflineFile.model_construct(
+                max_cache_age_s=int(p.offline.max_cache_age.total_seconds()),
+                high_value_threshold=p.offline.high_value_threshold,
+                uncapped_max_cache_age_s=int(p.offline.uncapped_max_cache_age.total_seconds()),
+            ),
+            active=p.active,
+        )
 
 
 def promotion_to_dict(p: Promotion) -> dict[str, Any]:
-    return {
-        "campaign_id": p.campaign_id,
-        "name": p.name,
-        "benefit": {
-            "kind": p.benefit.kind.value,
-            "value": p.benefit.value,
-            "free_sku": p.benefit.free_sku,
-            "bundle_skus": list(p.benefit.bundle_skus),
-            "max_discount": p.benefit.max_discount,
-        },
-        "stacking": {
-            "stacking_class": p.stacking.stacking_class,
-            "exclusive": p.stacking.exclusive,
-            "combines_with": sorted(p.stacking.combines_with),
-            "order": p.stacking.order,
-        },
-        "starts_at": _ts(p.starts_at),
-        "ends_at": _ts(p.ends_at),
-        "min_spend": p.min_spend,
-        "min_quantity": p.min_quantity,
-        "eligible_skus": sorted(p.eligible_skus),
-        "eligible_categories": sorted(p.eligible_categories),
-        "eligible_segments": sorted(p.eligible_segments),
-        "allowed_stores": sorted(p.allowed_stores),
-        "requires_member": p.requires_member,
-        "budget_count": p.budget_count,
-        "budget_money": p.budget_money,
-        "store_allocation": p.store_allocation,
-        "limits": {
-            "total_uses_per_code": p.limits.total_uses_per_code,
-            "uses_per_member": p.limits.uses_per_member,
-            "uses_per_transaction": p.limits.uses_per_transaction,
-            "member_velocity_count": p.limits.member_velocity_count,
-            "member_velocity_window_s": int(p.limits.member_velocity_window.total_seconds()),
-        },
-        "offline": {
-            "max_cache_age_s": int(p.offline.max_cache_age.total_seconds()),
-            "high_value_threshold": p.offline.high_value_threshold,
-            "uncapped_max_cache_age_s": int(p.offline.uncapped_max_cache_age.total_seconds()),
-        },
-        "active": p.active,
-    }
-
-
-_TOP = {
-    "campaign_id",
-    "name",
-    "benefit",
-    "stacking",
-    "starts_at",
-    "ends_at",
-    "min_spend",
-    "min_quantity",
-    "eligible_skus",
-    "eligible_categories",
-    "eligible_segments",
-    "allowed_stores",
-    "requires_member",
-    "budget_count",
-    "budget_money",
-    "store_allocation",
-    "limits",
-    "offline",
-    "active",
-}
-
-
-def _sub(doc: dict[str, Any], key: str) -> dict[str, Any]:
-    value = doc.get(key, {})
-    if not isinstance(value, dict):
-        raise PromotionFormatError(f"{key}: expected an object")
-    return value
-
-
-def _bool(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise PromotionFormatError(f"{name}: expected true or false")
-    return value
-
-
-def _str(value: object, name: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise PromotionFormatError(f"{name}: expected a non-empty string")
-    return value
+    out: dict[str, Any] = CampaignFile.from_promotion(p).model_dump(mode="json")
+    return out
 
 
 def promotion_from_dict(doc: object) -> Promotion:
     """Build a Promotion from its dict form; missing optional keys take their defaults."""
-    if not isinstance(doc, dict):
-        raise PromotionFormatError("campaign: expected an object")
-    _check_keys(doc, _TOP, "campaign")
-    for required in ("campaign_id", "name", "benefit", "stacking", "starts_at", "ends_at"):
-        if required not in doc:
-            raise PromotionFormatError(f"campaign: missing {required}")
-    b = _sub(doc, "benefit")
-    _check_keys(b, {"kind", "value", "free_sku", "bundle_skus", "max_discount"}, "benefit")
     try:
-        kind = BenefitKind(str(b.get("kind")))
-    except ValueError as exc:
+        return CampaignFile.model_validate(doc).to_promotion()
+    except ValidationError as exc:
         raise PromotionFormatError(
-            f"benefit.kind: one of {[k.value for k in BenefitKind]}"
-        ) from exc
-    free_sku = b.get("free_sku")
-    if free_sku is not None and not isinstance(free_sku, str):
-        raise PromotionFormatError("benefit.free_sku: expected a string")
-    benefit = Benefit(
-        kind=kind,
-        value=_req_int(b.get("value", 0), "benefit.value"),
-        free_sku=free_sku,
-        bundle_skus=tuple(sorted(_strs(b.get("bundle_skus", []), "benefit.bundle_skus"))),
-        max_discount=_int(b.get("max_discount"), "benefit.max_discount", optional=True),
-    )
-    if kind is BenefitKind.PERCENT_OFF and benefit.value > 10_000:
-        raise PromotionFormatError("benefit.value: percent_off is in basis points, <= 10000")
-    if kind is BenefitKind.FREE_ITEM and not benefit.free_sku:
-        raise PromotionFormatError("benefit.free_sku: required for free_item")
-    if kind is BenefitKind.BUNDLE_PRICE and len(benefit.bundle_skus) < 2:
-        raise PromotionFormatError("benefit.bundle_skus: a bundle needs two or more SKUs")
-    s = _sub(doc, "stacking")
-    _check_keys(s, {"stacking_class", "exclusive", "combines_with", "order"}, "stacking")
-    stacking = StackingRule(
-        stacking_class=_str(s.get("stacking_class"), "stacking.stacking_class"),
-        exclusive=_bool(s.get("exclusive", False), "stacking.exclusive"),
-        combines_with=_strs(s.get("combines_with", []), "stacking.combines_with"),
-        order=_req_int(s.get("order", 100), "stacking.order"),
-    )
-    lim = _sub(doc, "limits")
-    _check_keys(
-        lim,
-        {
-            "total_uses_per_code",
-            "uses_per_member",
-            "uses_per_transaction",
-            "member_velocity_count",
-            "member_velocity_window_s",
-        },
-        "limits",
-    )
-    limits = Limits(
-        total_uses_per_code=_int(
-            lim.get("total_uses_per_code", 1), "limits.total_uses_per_code", optional=True
-        ),
-        uses_per_member=_int(lim.get("uses_per_member"), "limits.uses_per_member", optional=True),
-        uses_per_transaction=_req_int(
-            lim.get("uses_per_transaction", 1), "limits.uses_per_transaction"
-        ),
-        member_velocity_count=_int(
-            lim.get("member_velocity_count"), "limits.member_velocity_count", optional=True
-        ),
-        member_velocity_window=timedelta(
-            seconds=_req_int(
-                lim.get("member_velocity_window_s", 86_400), "limits.member_velocity_window_s"
-            )
-        ),
-    )
-    off = _sub(doc, "offline")
-    _check_keys(
-        off, {"max_cache_age_s", "high_value_threshold", "uncapped_max_cache_age_s"}, "offline"
-    )
-    offline = OfflinePolicy(
-        max_cache_age=timedelta(
-            seconds=_req_int(off.get("max_cache_age_s", 86_400), "offline.max_cache_age_s")
-        ),
-        high_value_threshold=_int(
-            off.get("high_value_threshold"), "offline.high_value_threshold", optional=True
-        ),
-        uncapped_max_cache_age=timedelta(
-            seconds=_req_int(
-                off.get("uncapped_max_cache_age_s", 3_600), "offline.uncapped_max_cache_age_s"
-            )
-        ),
-    )
-    starts_at = _parse_ts(doc["starts_at"], "starts_at")
-    ends_at = _parse_ts(doc["ends_at"], "ends_at")
-    if ends_at <= starts_at:
-        raise PromotionFormatError("ends_at: must be after starts_at")
-    return Promotion(
-        campaign_id=_str(doc["campaign_id"], "campaign_id"),
-        name=_str(doc["name"], "name"),
-        benefit=benefit,
-        stacking=stacking,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        min_spend=_req_int(doc.get("min_spend", 0), "min_spend"),
-        min_quantity=_req_int(doc.get("min_quantity", 0), "min_quantity"),
-        eligible_skus=_strs(doc.get("eligible_skus", []), "eligible_skus"),
-        eligible_categories=_strs(doc.get("eligible_categories", []), "eligible_categories"),
-        eligible_segments=_strs(doc.get("eligible_segments", []), "eligible_segments"),
-        allowed_stores=_strs(doc.get("allowed_stores", []), "allowed_stores"),
-        requires_member=_bool(doc.get("requires_member", False), "requires_member"),
-        budget_count=_int(doc.get("budget_count"), "budget_count", optional=True),
-        budget_money=_int(doc.get("budget_money"), "budget_money", optional=True),
-        store_allocation=_int(doc.get("store_allocation"), "store_allocation", optional=True),
-        limits=limits,
-        offline=offline,
-        active=_bool(doc.get("active", True), "active"),
-    )
+            [
+                f"{'.'.join(str(part) for part in err['loc']) or 'campaign'}: {err['msg']}"
+                for err in exc.errors()
+            ]
+        ) from None
+
+
+def campaign_json_schema() -> str:
+    """``config/campaign.schema.json`` (``storeside-hq campaign schema`` prints it)."""
+    return json.dumps(CampaignFile.model_json_schema(), indent=2, sort_keys=True) + "\n"
