@@ -6,8 +6,9 @@ transaction id with a space, an empty SKU, a quantity over the maximum. The boun
 that a buggy or hostile caller cannot make the agent store or compute without limit.
 
 The types carry constraints, not strictness: the API's bodies are validated in strict mode
-(``"quantity": true`` or ``"2"`` is refused, not coerced), while the CLI, whose arguments are
-always text, validates them with :func:`check` in lax mode (``--amount 100`` is the int 100).
+(``"quantity": true`` or ``"2"`` is refused, not coerced; ``2.0`` is the JSON number 2), while
+the CLI, whose arguments are always text, validates them with :func:`check` in lax mode
+(``--amount 100`` is the int 100).
 
 This module is not in ``edge_agent.domain`` because the domain stays free of pydantic's
 validation layer; it holds no logic beyond the definitions.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError
 
 ID_PATTERN: Final = r"^[A-Za-z0-9._:@/-]+$"
 ID_MAX_LENGTH: Final = 64
@@ -30,9 +31,23 @@ Id = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PAT
 # Up to 256: a scanned receipt QR carries a signed token (~150 characters), not just a code.
 RawCode = Annotated[str, Field(min_length=1, max_length=RAW_CODE_MAX_LENGTH)]
 Category = Annotated[str, Field(min_length=1, max_length=64)]
-Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
-MinorUnits = Annotated[int, Field(ge=0, le=MAX_MINOR_UNITS, description="Minor units.")]
-PositiveMinorUnits = Annotated[int, Field(ge=1, le=MAX_MINOR_UNITS, description="Minor units.")]
+
+
+def _whole(value: object) -> object:
+    # JSON has one number type and JSON Schema's "integer" is any number without a fraction,
+    # so 2.0 is the integer 2 (as the OpenAPI document promises); 2.5, true and "2" are not.
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_SAFE_FLOAT_INT:
+        return int(value)
+    return value
+
+
+MAX_SAFE_FLOAT_INT: Final = 2**53  # past this a float no longer holds every integer
+_WHOLE = BeforeValidator(_whole)  # after the bounds, so they stay in the JSON schema
+Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY), _WHOLE]
+MinorUnits = Annotated[int, Field(ge=0, le=MAX_MINOR_UNITS, description="Minor units."), _WHOLE]
+PositiveMinorUnits = Annotated[
+    int, Field(ge=1, le=MAX_MINOR_UNITS, description="Minor units."), _WHOLE
+]
 MarginBand = Literal["A", "B", "C"]
 PromotionName = Annotated[str, Field(min_length=1, max_length=80)]
 StackingClass = Annotated[str, Field(min_length=1, max_length=40)]
