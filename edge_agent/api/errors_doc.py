@@ -17,7 +17,7 @@ _WHY: dict[int, str] = {
     401: "`unauthorized`: no till bearer token, or one this box does not know.",
     404: "`unknown_code`, `redemption_not_found` or `no_receipt_coupon`: nothing to act on.",
     409: "`reversal_too_large` or `link_conflict`: the request contradicts what is recorded.",
-    413: "`body_too_large`: the body is over the box's limit (64 KiB unless configured).",
+    413: "`body_too_large`: the body is over the box's limit (64 KiB).",
     422: "`invalid_request` (`detail` names the field or path parameter, e.g. "
     "`basket.lines.0.quantity` or `path.code`) or `missing_transaction`.",
     503: "`store_unavailable` (the cache cannot be used now) or, on receipt routes, "
