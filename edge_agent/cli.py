@@ -4,6 +4,10 @@ Commands that touch codes open the store's cache directly (SQLite allows it besi
 agent), so they work with the POS API down. Exit status: 0 done/accepted, 1 a code was refused,
 2 the command itself was wrong (bad arguments, unreadable config, unknown code...).
 ``--json`` prints machine-readable output.
+
+Arguments are checked with the POS API's own field definitions (``edge_agent.fields``), so the
+CLI refuses what the API refuses (a transaction id with a space, an empty SKU, a quantity over
+the maximum), as one line naming the argument, before anything is opened.
 """
 
 from __future__ import annotations
@@ -23,9 +27,20 @@ from config.model import AgentConfig
 from edge_agent import cli_keys, cli_receipt, log_setup
 from edge_agent.api.auth import new_token, token_digest
 from edge_agent.api.schemas import CodeStatusOut, DecisionOut
-from edge_agent.cli_support import UsageError
+from edge_agent.cli_support import UsageError, field_arg
 from edge_agent.domain.basket import Basket, BasketLine
 from edge_agent.domain.decision import Accepted, Decision, ValidationRequest
+from edge_agent.fields import (
+    Category,
+    FieldError,
+    Id,
+    MarginBand,
+    MinorUnits,
+    PositiveMinorUnits,
+    Quantity,
+    RawCode,
+    check,
+)
 from edge_agent.store.errors import StoreError
 from edge_agent.store.outcomes import CodeStatusView
 from edge_agent.store.redemptions import RedemptionService
@@ -37,16 +52,16 @@ def parse_line(spec: str) -> BasketLine:
     parts = spec.split(":")
     if len(parts) not in (4, 5):
         raise UsageError(f"--line {spec!r}: expected SKU:CATEGORY:QTY:UNIT_PRICE[:BAND]")
+    band_text = parts[4] if len(parts) == 5 else "B"
     try:
-        qty, price = int(parts[2]), int(parts[3])
-    except ValueError:
-        raise UsageError(f"--line {spec!r}: quantity and price are whole numbers") from None
-    band = parts[4] if len(parts) == 5 else "B"
-    if qty < 1 or price < 0 or band not in ("A", "B", "C"):
-        raise UsageError(f"--line {spec!r}: quantity >= 1, price >= 0, band A, B or C")
-    return BasketLine(
-        sku=parts[0], category=parts[1], quantity=qty, unit_price=price, margin_band=band
-    )
+        sku = check(Id, parts[0], name="SKU")
+        category = check(Category, parts[1], name="CATEGORY")
+        qty = check(Quantity, parts[2], name="QTY")
+        price = check(MinorUnits, parts[3], name="UNIT_PRICE")
+        band = check(MarginBand, band_text, name="BAND")
+    except FieldError as exc:
+        raise UsageError(f"--line {spec!r}: {exc}") from None
+    return BasketLine(sku=sku, category=category, quantity=qty, unit_price=price, margin_band=band)
 
 
 def _request(args: argparse.Namespace, cfg: AgentConfig, *, txn: str | None) -> ValidationRequest:
@@ -55,7 +70,7 @@ def _request(args: argparse.Namespace, cfg: AgentConfig, *, txn: str | None) -> 
         store_id=cfg.store.store_id,
         till_id=args.till,
         cashier_id=args.cashier,
-        basket=Basket(lines=tuple(parse_line(s) for s in args.line)),
+        basket=Basket(lines=tuple(args.line)),  # parsed and checked by parse_line
         now=utc_now(),
         member_id=args.member,
         transaction_id=txn,
@@ -267,22 +282,36 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def till_opts(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--till", default="cli", help="till id recorded on events (default: cli)")
-        p.add_argument("--cashier", default="staff", help="cashier id recorded on events")
+        p.add_argument(
+            "--till",
+            default="cli",
+            type=field_arg(Id, "--till"),
+            help="till id recorded on events (default: cli)",
+        )
+        p.add_argument(
+            "--cashier",
+            default="staff",
+            type=field_arg(Id, "--cashier"),
+            help="cashier id recorded on events",
+        )
 
     def code_opts(p: argparse.ArgumentParser) -> None:
-        p.add_argument("codes", nargs="+", metavar="CODE")
-        p.add_argument("--member", help="the identified member's id")
+        p.add_argument("codes", nargs="+", metavar="CODE", type=field_arg(RawCode, "CODE"))
+        p.add_argument(
+            "--member", type=field_arg(Id, "--member"), help="the identified member's id"
+        )
         p.add_argument(
             "--line",
             action="append",
             default=[],
+            type=parse_line,
             metavar="SKU:CAT:QTY:PRICE[:BAND]",
             help="a basket line, price in minor units (repeat for each line)",
         )
         p.add_argument("--json", action="store_true", help="machine-readable output")
         till_opts(p)
 
+    txn, code = field_arg(Id, "--txn"), field_arg(RawCode, "CODE")
     p = sub.add_parser("serve", help="run the POS API")
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("validate", help="check codes against a basket; changes nothing")
@@ -290,28 +319,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("redeem", help="validate and redeem codes on a transaction")
     code_opts(p)
-    p.add_argument("--txn", required=True, help="the sale's transaction id")
+    p.add_argument("--txn", required=True, type=txn, help="the sale's transaction id")
     p.set_defaults(func=cmd_redeem)
     p = sub.add_parser("void", help="release a sale's holds (the sale of --till)")
-    p.add_argument("--txn", required=True)
-    p.add_argument("code", nargs="?", help="one code; omit for all of the sale's")
+    p.add_argument("--txn", required=True, type=txn)
+    p.add_argument("code", nargs="?", type=code, help="one code; omit for all of the sale's")
     till_opts(p)
     p.set_defaults(func=cmd_void)
     p = sub.add_parser("reverse", help="give back a redeemed discount on a return")
-    p.add_argument("code")
-    p.add_argument("--txn", required=True, help="the sale the code was redeemed on")
-    p.add_argument("--sale-till", help="the till that made that sale (default: --till)")
-    p.add_argument("--return-id", required=True, help="this return's own id at --till")
-    p.add_argument("--amount", type=int, help="minor units to give back (default: all)")
+    p.add_argument("code", type=code)
+    p.add_argument("--txn", required=True, type=txn, help="the sale the code was redeemed on")
+    p.add_argument(
+        "--sale-till",
+        type=field_arg(Id, "--sale-till"),
+        help="the till that made that sale (default: --till)",
+    )
+    p.add_argument(
+        "--return-id",
+        required=True,
+        type=field_arg(Id, "--return-id"),
+        help="this return's own id at --till",
+    )
+    p.add_argument(
+        "--amount",
+        type=field_arg(PositiveMinorUnits, "--amount"),
+        help="minor units to give back (default: all)",
+    )
     till_opts(p)
     p.set_defaults(func=cmd_reverse)
     p = sub.add_parser("link", help="link a physical code to a member's next checkout")
-    p.add_argument("code")
-    p.add_argument("member")
+    p.add_argument("code", type=code)
+    p.add_argument("member", type=field_arg(Id, "MEMBER"))
     till_opts(p)
     p.set_defaults(func=cmd_link)
     p = sub.add_parser("status", help="a code's state, holds, redemptions and history")
-    p.add_argument("code")
+    p.add_argument("code", type=code)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
     _add_ops_commands(sub)
@@ -326,7 +368,7 @@ def _add_ops_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_load_snapshot)
     p = sub.add_parser("till-token", help="make a till token and its config line")
-    p.add_argument("till_id")
+    p.add_argument("till_id", type=field_arg(Id, "TILL_ID"))
     p.set_defaults(func=cmd_till_token)
     cfg_parser = sub.add_parser("config", help="config tools")
     cfg_sub = cfg_parser.add_subparsers(dest="config_command", required=True)
@@ -336,11 +378,11 @@ def _add_ops_commands(sub: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    # Staff commands log their warnings (no signing key, ...) in the agent's format too; the
-    # server raises the level to INFO in ``cmd_serve``.
-    log_setup.configure(logging.WARNING)
     try:
+        args = parser.parse_args(argv)
+        # Staff commands log their warnings (no signing key, ...) in the agent's format too;
+        # the server raises the level to INFO in ``cmd_serve``.
+        log_setup.configure(logging.WARNING)
         cfg = load_config(args.config)
         result: int = args.func(args, cfg)
     except (ConfigError, UsageError, StoreError) as exc:

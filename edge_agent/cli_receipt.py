@@ -22,7 +22,8 @@ from pydantic import ValidationError
 
 from config.model import AgentConfig
 from config.printer import PrinterConfig
-from edge_agent.cli_support import UsageError
+from edge_agent.cli_support import UsageError, field_arg
+from edge_agent.fields import Id
 from edge_agent.receipt.document import CouponDocument, DocumentError, sample_document
 from edge_agent.receipt.layout import Layout, LayoutError
 from edge_agent.receipt.preview import write_png
@@ -182,11 +183,15 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_queue)
     p = rsub.add_parser("status", help="print status of a sale's coupon")
-    p.add_argument("txn")
-    p.add_argument("--till", required=True, help="the till that made the sale")
+    p.add_argument("txn", type=field_arg(Id, "TXN"))
+    p.add_argument(
+        "--till", required=True, type=field_arg(Id, "--till"), help="the till that made the sale"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
     p = rsub.add_parser("reprint", help="queue a reprint of a sale's coupon")
-    p.add_argument("txn")
-    p.add_argument("--till", required=True, help="the till that made the sale")
+    p.add_argument("txn", type=field_arg(Id, "TXN"))
+    p.add_argument(
+        "--till", required=True, type=field_arg(Id, "--till"), help="the till that made the sale"
+    )
     p.set_defaults(func=cmd_reprint)

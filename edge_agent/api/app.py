@@ -3,8 +3,11 @@
 Every route except ``/v1/health`` needs ``Authorization: Bearer <till token>``; the till id comes
 from the token, never from the body, so one till cannot act as another. Bodies are validated
 before anything is touched (422 naming the field); requests that cannot apply map to 404/409;
-refusals of a code are 200 answers with ``ok: false`` and a stable ``reason``. The OpenAPI
-document is served at ``/openapi.json`` and browsable at ``/docs``.
+refusals of a code are 200 answers with ``ok: false`` and a stable ``reason``. Path parameters
+are held to the same field definitions as bodies, and a body over ``max_body_bytes`` is a 413
+while it is being read (``body_limit``). The OpenAPI document, served at ``/openapi.json``,
+declares the bearer scheme and every error each route can answer; it is browsable at ``/docs``
+(and ``/redoc``) from assets served by the box itself, since a store may have no internet.
 """
 
 from __future__ import annotations
@@ -15,24 +18,26 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge_agent.api import receipt_routes
 from edge_agent.api.auth import TillAuthenticator
+from edge_agent.api.body_limit import BodyLimit
 from edge_agent.api.db_thread import DbThread
 from edge_agent.api.deps import ApiContext, Ctx, Till, UnauthorizedError
+from edge_agent.api.errors_doc import errors_doc
 from edge_agent.api.receipt_routes import NoCouponError
 from edge_agent.api.schemas import (
     CodeStatusOut,
     CommitOut,
     CommitResultOut,
     DecisionOut,
-    ErrorOut,
     HealthOut,
     LinkedCodesOut,
     LinkIn,
@@ -56,11 +61,14 @@ from edge_agent.domain.decision import (
     Refused,
     ValidationRequest,
 )
+from edge_agent.fields import Id, RawCode
 from edge_agent.receipt.print_worker import PrintWorker
 from edge_agent.services import ReceiptsUnavailableError, StoreServices
 from edge_agent.store import errors
 
 log = logging.getLogger(__name__)
+# A till's largest honest body (20 codes, 500 lines, 20 promotions) is about 60 KiB.
+MAX_BODY_BYTES = 64 * 1024
 
 _STATUS_BY_ERROR: tuple[tuple[type[errors.StoreError], int, str], ...] = (
     (errors.MissingTransactionError, 422, "missing_transaction"),
@@ -72,10 +80,9 @@ _STATUS_BY_ERROR: tuple[tuple[type[errors.StoreError], int, str], ...] = (
     (NoCouponError, 404, "no_receipt_coupon"),
     (errors.RequestError, 400, "bad_request"),
 )
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "No or unknown till token."},
-    422: {"model": ErrorOut, "description": "The body is malformed; `detail` names the field."},
-}
+# What each kind of route can answer besides 200 (see errors_doc for each status's causes).
+_BODY_ERRORS = (400, 401, 413, 422, 503)
+_READ_ERRORS = (401, 422, 503)
 
 
 def _error(status: int, error: str, detail: str) -> JSONResponse:
@@ -109,13 +116,15 @@ def _request_of(ctx: ApiContext, body: ValidateIn, till_id: str) -> ValidationRe
     )
 
 
-@router.get("/v1/health", response_model=HealthOut, tags=["ops"])
+@router.get("/v1/health", response_model=HealthOut, responses=errors_doc(503), tags=["ops"])
 async def health(ctx: Ctx) -> HealthOut:
     synced = await ctx.db.run(lambda s: s.cache.synced_at())
     return HealthOut(status="ok", store_id=ctx.store_id, cache_synced_at=synced)
 
 
-@router.post("/v1/validate", response_model=ValidateOut, responses=_ERRORS, tags=["codes"])
+@router.post(
+    "/v1/validate", response_model=ValidateOut, responses=errors_doc(*_BODY_ERRORS), tags=["codes"]
+)
 async def validate(body: ValidateIn, till_id: Till, ctx: Ctx) -> ValidateOut:
     """Check codes against the basket without changing anything."""
     request = _request_of(ctx, body, till_id)
@@ -127,7 +136,12 @@ async def validate(body: ValidateIn, till_id: Till, ctx: Ctx) -> ValidateOut:
     )
 
 
-@router.post("/v1/reserve", response_model=ReserveOut, responses=_ERRORS, tags=["codes"])
+@router.post(
+    "/v1/reserve",
+    response_model=ReserveOut,
+    responses=errors_doc(*_BODY_ERRORS, 409),
+    tags=["codes"],
+)
 async def reserve(body: TransactionIn, till_id: Till, ctx: Ctx) -> ReserveOut:
     """At scan: validate and hold each accepted code for this transaction."""
     request = _request_of(ctx, body, till_id)
@@ -143,7 +157,9 @@ async def reserve(body: TransactionIn, till_id: Till, ctx: Ctx) -> ReserveOut:
     )
 
 
-@router.post("/v1/commit", response_model=CommitOut, responses=_ERRORS, tags=["codes"])
+@router.post(
+    "/v1/commit", response_model=CommitOut, responses=errors_doc(*_BODY_ERRORS, 409), tags=["codes"]
+)
 async def commit(body: TransactionIn, till_id: Till, ctx: Ctx) -> CommitOut:
     """At payment: redeem each accepted code, durably, exactly once."""
     request = _request_of(ctx, body, till_id)
@@ -163,7 +179,9 @@ async def commit(body: TransactionIn, till_id: Till, ctx: Ctx) -> CommitOut:
     return CommitOut(results=results, total_discount=total)
 
 
-@router.post("/v1/void", response_model=VoidOut, responses=_ERRORS, tags=["codes"])
+@router.post(
+    "/v1/void", response_model=VoidOut, responses=errors_doc(*_BODY_ERRORS, 404), tags=["codes"]
+)
 async def void(body: VoidIn, till_id: Till, ctx: Ctx) -> VoidOut:
     """Cancel: release this transaction's hold on one code, or on all of them."""
     now = ctx.clock()
@@ -180,7 +198,12 @@ async def void(body: VoidIn, till_id: Till, ctx: Ctx) -> VoidOut:
     return VoidOut(results=[VoidResultOut.model_validate(dataclasses.asdict(o)) for o in outcomes])
 
 
-@router.post("/v1/reverse", response_model=ReverseOut, responses=_ERRORS, tags=["codes"])
+@router.post(
+    "/v1/reverse",
+    response_model=ReverseOut,
+    responses=errors_doc(*_BODY_ERRORS, 404, 409),
+    tags=["codes"],
+)
 async def reverse(body: ReverseIn, till_id: Till, ctx: Ctx) -> ReverseOut:
     """A return: give back all or part of a redeemed discount. Idempotent per return id."""
     now = ctx.clock()
@@ -200,7 +223,12 @@ async def reverse(body: ReverseIn, till_id: Till, ctx: Ctx) -> ReverseOut:
     return ReverseOut.model_validate(dataclasses.asdict(outcome))
 
 
-@router.post("/v1/links", response_model=LinkOut, responses=_ERRORS, tags=["codes"])
+@router.post(
+    "/v1/links",
+    response_model=LinkOut,
+    responses=errors_doc(*_BODY_ERRORS, 404, 409),
+    tags=["codes"],
+)
 async def link(body: LinkIn, till_id: Till, ctx: Ctx) -> LinkOut:
     """Link a physical code to a member so it applies at their next checkout."""
     now = ctx.clock()
@@ -220,18 +248,23 @@ async def link(body: LinkIn, till_id: Till, ctx: Ctx) -> LinkOut:
 @router.get(
     "/v1/members/{member_id}/linked-codes",
     response_model=LinkedCodesOut,
-    responses=_ERRORS,
+    responses=errors_doc(*_READ_ERRORS),
     tags=["codes"],
 )
-async def linked_codes(member_id: str, _till: Till, ctx: Ctx) -> LinkedCodesOut:
+async def linked_codes(member_id: Annotated[Id, Path()], _till: Till, ctx: Ctx) -> LinkedCodesOut:
     """At checkout, once the member is identified: codes linked to them to apply."""
     now = ctx.clock()
     codes = await ctx.db.run(lambda s: s.cache.linked_codes(member_id, now))
     return LinkedCodesOut(member_id=member_id, codes=list(codes))
 
 
-@router.get("/v1/codes/{code}", response_model=CodeStatusOut, responses=_ERRORS, tags=["codes"])
-async def code_status(code: str, _till: Till, ctx: Ctx) -> CodeStatusOut:
+@router.get(
+    "/v1/codes/{code}",
+    response_model=CodeStatusOut,
+    responses=errors_doc(*_READ_ERRORS, 404),
+    tags=["codes"],
+)
+async def code_status(code: Annotated[RawCode, Path()], _till: Till, ctx: Ctx) -> CodeStatusOut:
     """A code's record, live holds, redemptions and ledger history."""
     now = ctx.clock()
     view = await ctx.db.run(lambda s: s.redemption.status(code, now))
@@ -258,6 +291,7 @@ def create_app(
     retention: timedelta = timedelta(days=30),
     print_worker: PrintWorker | None = None,
     print_confirm_wait_s: float = 1.5,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
     """Build the app. ``clock`` is the seam tests and the demo use to move time."""
 
@@ -292,7 +326,9 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from files in the package, not
+    # from a CDN the store box may not reach.
+    app = FastAPIOffline(
         title="Storeside POS API",
         version="1",
         summary="Validate, reserve, commit, void and reverse coupon codes at the till.",
@@ -308,6 +344,7 @@ def create_app(
     )
     app.include_router(router)
     app.include_router(receipt_routes.router)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

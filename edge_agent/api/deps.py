@@ -7,7 +7,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from edge_agent.api.auth import TillAuthenticator
 from edge_agent.api.db_thread import DbThread
@@ -36,8 +37,23 @@ def _ctx(request: Request) -> ApiContext:
     return ctx
 
 
-def _till(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
-    till_id = _ctx(request).auth.till_for(authorization)
+# Declared as the OpenAPI document's security scheme (the Authorize button of /docs, and a
+# `security` entry on every route that needs it). auto_error=False: a missing or foreign scheme
+# is our own 401 in the API's {error, detail} shape, not FastAPI's.
+_bearer = HTTPBearer(
+    scheme_name="tillToken",
+    description="The till's own token (`edge-agent till-token`); the till id comes from it.",
+    auto_error=False,
+)
+
+
+def _till(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> str:
+    if credentials is None:
+        raise UnauthorizedError
+    till_id = _ctx(request).auth.till_for(f"Bearer {credentials.credentials}")
     if till_id is None:
         raise UnauthorizedError
     return till_id

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 
 from edge_agent.api.deps import Ctx, Till
+from edge_agent.api.errors_doc import errors_doc
 from edge_agent.api.receipt_schemas import CheckoutIn, PrintOut, ReceiptCouponOut
-from edge_agent.api.schemas import ErrorOut
+from edge_agent.fields import Id
 from edge_agent.services import StoreServices
 from edge_agent.store import print_queue
 from edge_agent.store.errors import RequestError
@@ -26,11 +28,8 @@ from edge_agent.store.print_queue import TransactionPrintStatus
 
 router = APIRouter(tags=["receipt coupons"])
 _POLL_S = 0.01
-_ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": ErrorOut, "description": "No or unknown till token."},
-    404: {"model": ErrorOut, "description": "No receipt coupon for that transaction."},
-    503: {"model": ErrorOut, "description": "This box cannot issue receipt coupons."},
-}
+_ISSUE_ERRORS = errors_doc(400, 401, 409, 413, 422, 503)
+_PRINT_ERRORS = errors_doc(401, 404, 422, 503)
 
 
 class NoCouponError(RequestError):
@@ -63,7 +62,7 @@ async def _await_print(
         await asyncio.sleep(_POLL_S)
 
 
-@router.post("/v1/receipt-coupons", response_model=ReceiptCouponOut, responses=_ERRORS)
+@router.post("/v1/receipt-coupons", response_model=ReceiptCouponOut, responses=_ISSUE_ERRORS)
 async def issue(body: CheckoutIn, till_id: Till, ctx: Ctx) -> ReceiptCouponOut:
     """At checkout: decide, mint, sign and print the next-visit coupon (or say why not)."""
     basket, _ = body.basket.to_domain()
@@ -84,9 +83,9 @@ async def issue(body: CheckoutIn, till_id: Till, ctx: Ctx) -> ReceiptCouponOut:
 
 
 @router.get(
-    "/v1/receipt-coupons/{transaction_id}/print", response_model=PrintOut, responses=_ERRORS
+    "/v1/receipt-coupons/{transaction_id}/print", response_model=PrintOut, responses=_PRINT_ERRORS
 )
-async def print_status(transaction_id: str, till_id: Till, ctx: Ctx) -> PrintOut:
+async def print_status(transaction_id: Annotated[Id, Path()], till_id: Till, ctx: Ctx) -> PrintOut:
     """Whether the coupon of a sale has printed (the POS polls this while it is pending)."""
     status = await _status(ctx, till_id, transaction_id)
     if status is None:
@@ -95,9 +94,9 @@ async def print_status(transaction_id: str, till_id: Till, ctx: Ctx) -> PrintOut
 
 
 @router.post(
-    "/v1/receipt-coupons/{transaction_id}/reprint", response_model=PrintOut, responses=_ERRORS
+    "/v1/receipt-coupons/{transaction_id}/reprint", response_model=PrintOut, responses=_PRINT_ERRORS
 )
-async def reprint(transaction_id: str, till_id: Till, ctx: Ctx) -> PrintOut:
+async def reprint(transaction_id: Annotated[Id, Path()], till_id: Till, ctx: Ctx) -> PrintOut:
     """Print the coupon again, marked REPRINT (the customer lost it, the paper jammed...)."""
     now = ctx.clock()
 

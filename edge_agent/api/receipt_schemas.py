@@ -7,7 +7,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from edge_agent.api.schemas import BasketIn, Body, Id
+from edge_agent.api.schemas import BasketIn, Body
+from edge_agent.domain.offer_policy import NoCouponReason
+from edge_agent.fields import Id
 from edge_agent.store.issue_outcome import IssueOutcome
 from edge_agent.store.print_queue import TransactionPrintStatus
 
@@ -57,7 +59,9 @@ class PrintOut(BaseModel):
 class ReceiptCouponOut(BaseModel):
     transaction_id: str
     issued: bool
-    reason: Annotated[str | None, Field(description="Why no coupon (stable code).")] = None
+    reason: Annotated[NoCouponReason | None, Field(description="Why no coupon (stable code).")] = (
+        None
+    )
     message: str
     retry_after: datetime | None = None
     coupon: CouponOut | None = None
@@ -70,7 +74,7 @@ class ReceiptCouponOut(BaseModel):
         return cls(
             transaction_id=outcome.transaction_id,
             issued=outcome.issued,
-            reason=None if outcome.reason is None else outcome.reason.value,
+            reason=outcome.reason,
             message=outcome.message,
             retry_after=outcome.retry_after,
             coupon=None

@@ -1,7 +1,9 @@
 """Request and response bodies of the POS API, and their mapping to the domain.
 
-Bodies are closed (unknown fields are a 422 naming the field) and bounded, so a buggy or hostile
-till cannot make the agent allocate without limit. Money is integer minor units.
+Bodies are closed (unknown fields are a 422 naming the field), bounded, and strict: JSON types
+are not coerced (``"quantity": true`` or ``"2"`` is a 422, not 1 or 2), so a buggy or hostile till
+cannot make the agent allocate without limit or act on a value it did not mean. The field
+definitions are shared with the CLI (``edge_agent.fields``). Money is integer minor units.
 """
 
 from __future__ import annotations
@@ -12,29 +14,37 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge_agent.domain.basket import AppliedPromotion, Basket, BasketLine
-from edge_agent.domain.decision import Accepted, Decision, Refused
-
-Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@/-]+$")]
-# Up to 256: a scanned receipt QR carries a signed token (~150 characters), not just a code.
-RawCode = Annotated[str, Field(min_length=1, max_length=256)]
+from edge_agent.domain.decision import Accepted, Decision, Reason, Refused
+from edge_agent.fields import (
+    Category,
+    Id,
+    MarginBand,
+    MinorUnits,
+    PositiveMinorUnits,
+    PromotionName,
+    Quantity,
+    RawCode,
+    StackingClass,
+)
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a JSON true is not the int 1, a JSON "2" is not the int 2.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class LineIn(Body):
     sku: Id
-    category: Annotated[str, Field(min_length=1, max_length=64)]
-    quantity: Annotated[int, Field(ge=1, le=10_000)]
-    unit_price: Annotated[int, Field(ge=0, le=100_000_000, description="Minor units.")]
-    margin_band: Literal["A", "B", "C"] = "B"
+    category: Category
+    quantity: Quantity
+    unit_price: MinorUnits
+    margin_band: MarginBand = "B"
 
 
 class AppliedIn(Body):
-    name: Annotated[str, Field(min_length=1, max_length=80)]
-    stacking_class: Annotated[str, Field(min_length=1, max_length=40)]
-    discount: Annotated[int, Field(ge=0, le=100_000_000)] = 0
+    name: PromotionName
+    stacking_class: StackingClass
+    discount: MinorUnits = 0
 
 
 class BasketIn(Body):
@@ -112,8 +122,8 @@ class ReverseIn(Body):
         ),
     ]
     amount: Annotated[
-        int | None,
-        Field(ge=1, description="Discount to give back (minor units); omit for a full reversal."),
+        PositiveMinorUnits | None,
+        Field(description="Discount to give back (minor units); omit for a full reversal."),
     ] = None
 
 
@@ -131,7 +141,7 @@ class LineDiscountOut(BaseModel):
 class DecisionOut(BaseModel):
     ok: bool
     code: str
-    reason: Annotated[str | None, Field(description="Stable reason code when refused.")] = None
+    reason: Annotated[Reason | None, Field(description="Stable reason code when refused.")] = None
     cashier_message: str
     customer_message: str
     discount: int = 0
@@ -161,7 +171,7 @@ class DecisionOut(BaseModel):
         return cls(
             ok=False,
             code=decision.code,
-            reason=decision.reason.value,
+            reason=decision.reason,
             cashier_message=decision.cashier_message,
             customer_message=decision.customer_message,
             retry_after=decision.retry_after,

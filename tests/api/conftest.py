@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from config.model import AgentConfig, TillCredential
+from edge_agent import signing_key
 from edge_agent.api.auth import new_token, token_digest
 from edge_agent.api.background import serving
 from edge_agent.wiring import build_app
@@ -40,11 +43,18 @@ class Server:
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=10)
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+@contextmanager
+def running_server(tmp_path: Path, *, receipts: bool = False) -> Iterator[Server]:
+    """A real server over a seeded cache; with ``receipts``, a store signing key too, so the
+    receipt coupon routes issue (without one they answer 503 receipts_unavailable)."""
     cache_path = tmp_path / "cache.db"
     factories.open_cache(cache_path).close()  # seed campaigns, members and codes
     tokens = {t: new_token() for t in ("till-1", "till-2")}
+    extra: dict[str, Any] = {}
+    if receipts:
+        key_path = tmp_path / "store-signing.key"
+        signing_key.create(key_path)
+        extra["signing"] = {"key_path": str(key_path)}
     cfg = AgentConfig.model_validate(
         {
             "code_format": {"prefix": "SS"},
@@ -57,6 +67,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
                     for t, tok in tokens.items()
                 ]
             },
+            **extra,
         }
     )
     clock = Clock(factories.NOW)
@@ -66,3 +77,9 @@ def server(tmp_path: Path) -> Iterator[Server]:
             yield Server(base_url, tokens, clock, cache_path)
     finally:
         agent.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    with running_server(tmp_path) as s:
+        yield s
