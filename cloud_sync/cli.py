@@ -143,7 +143,7 @@ def _receipt_campaigns_create(args: argparse.Namespace, now: datetime) -> int:
         )
     print(
         "each issuing store also needs `namespace assign STORE` (its offline minting block), "
-        "`keys register STORE PUBKEY` and a fresh `snapshot`"
+        "`keys register STORE -- PUBKEY` and a fresh `snapshot`"
     )
     return 0
 

@@ -250,14 +250,24 @@ def cmd_serve(_: argparse.Namespace, cfg: AgentConfig) -> int:
     return 0
 
 
-def cmd_till_token(args: argparse.Namespace, _: AgentConfig) -> int:
+def cmd_till_token(args: argparse.Namespace, cfg: AgentConfig) -> int:
+    if args.add and args.config is None:
+        raise UsageError("till-token --add needs --config: the file the till is added to")
+    if args.add and any(t.till_id == args.till_id for t in cfg.api.tills):
+        raise UsageError(f"{args.config} already has till {args.till_id!r}; remove it first")
     token = new_token()
+    entry = f'[[api.tills]]\ntill_id = "{args.till_id}"\ntoken_sha256 = "{token_digest(token)}"\n'
     print(f"token for {args.till_id} (give it to the till; it is not stored anywhere):")
     print(f"  {token}")
+    if args.add:
+        # The config file keeps only the token's SHA-256; the agent reads tills at start.
+        text = args.config.read_text(encoding="utf-8")
+        sep = "" if text.endswith("\n") or not text else "\n"
+        args.config.write_text(f"{text}{sep}\n{entry}", encoding="utf-8")
+        print(f"added till {args.till_id} to {args.config} (restart the agent to use it)")
+        return 0
     print("add to the agent config:")
-    print(
-        f'  [[api.tills]]\n  till_id = "{args.till_id}"\n  token_sha256 = "{token_digest(token)}"'
-    )
+    print("".join(f"  {line}\n" for line in entry.splitlines()), end="")
     return 0
 
 
@@ -369,6 +379,7 @@ def _add_ops_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_load_snapshot)
     p = sub.add_parser("till-token", help="make a till token and its config line")
     p.add_argument("till_id", type=field_arg(Id, "TILL_ID"))
+    p.add_argument("--add", action="store_true", help="append the till's entry to --config")
     p.set_defaults(func=cmd_till_token)
     cfg_parser = sub.add_parser("config", help="config tools")
     cfg_sub = cfg_parser.add_subparsers(dest="config_command", required=True)

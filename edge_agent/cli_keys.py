@@ -30,7 +30,8 @@ def _print(info: signing_key.KeyInfo, cfg: AgentConfig, *, as_json: bool, verb: 
     print(f"{verb} {info.path}")
     print(f"key id:     {info.key_id}")
     print(f"public key: {info.public_key}")
-    print(f"register at HQ: storeside-hq keys register {cfg.store.store_id} {info.public_key}")
+    # "--": a base64url key may start with "-", which would otherwise read as an option.
+    print(f"register at HQ: storeside-hq keys register {cfg.store.store_id} -- {info.public_key}")
 
 
 def cmd_keys_init(args: argparse.Namespace, cfg: AgentConfig) -> int:
@@ -48,6 +49,9 @@ def cmd_keys_show(args: argparse.Namespace, cfg: AgentConfig) -> int:
         info = signing_key.info(path, signing_key.load(path))
     except signing_key.SigningKeyError as exc:
         raise UsageError(str(exc)) from None
+    if args.public_key:
+        print(info.public_key)
+        return 0
     _print(info, cfg, as_json=args.json, verb="key file")
     return 0
 
@@ -61,4 +65,5 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_keys_init)
     p = actions.add_parser("show", help="print the key id and public key to register at HQ")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--public-key", action="store_true", help="print only the public key")
     p.set_defaults(func=cmd_keys_show)
