@@ -1,6 +1,7 @@
 """Store snapshots: the SQLite file a store loads to replace its cache's HQ data.
 
-The agreed format (version 2; read by ``edge_agent/store/snapshot_load.py``)::
+The agreed format (``cloud_sync/contract/snapshot_format.py``, version 2; read by
+``edge_agent/store/snapshot_load.py``)::
 
     snapshot_meta(key TEXT PRIMARY KEY, value TEXT)
         format_version = '2', created_at = ISO 8601 UTC, store_id = the store or '*',
@@ -46,22 +47,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cloud_sync.central_store import CentralStore, to_epoch
+from cloud_sync.contract.snapshot_format import ALL_STORES, DDL_BY_TABLE, FORMAT_VERSION
 from cloud_sync.errors import InputError
 from edge_agent.domain.promotion_codec import promotion_to_dict
 
-FORMAT_VERSION = "2"
-ALL_STORES = "*"
-_DDL = (
-    "CREATE TABLE snap.snapshot_meta (key TEXT PRIMARY KEY, value TEXT)",
-    "CREATE TABLE snap.campaigns (campaign_id TEXT PRIMARY KEY, body TEXT NOT NULL)",
-    "CREATE TABLE snap.members (member_id TEXT PRIMARY KEY, segment TEXT NOT NULL, "
-    "tier TEXT NOT NULL, proximity_consent INTEGER NOT NULL)",
-    "CREATE TABLE snap.codes (code TEXT PRIMARY KEY, campaign_id TEXT NOT NULL, "
-    "member_id TEXT, status TEXT NOT NULL, channel TEXT NOT NULL, variant TEXT NOT NULL, "
-    "issued_at INTEGER, expires_at INTEGER, linked_member_id TEXT) WITHOUT ROWID",
-    "CREATE TABLE snap.store_keys (key_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, "
-    "public_key BLOB NOT NULL, registered_at INTEGER NOT NULL, revoked_at INTEGER) WITHOUT ROWID",
-)
+# The format itself (tables, columns, version) is the wire contract's, shared with the box.
+_DDL = tuple(ddl.format(name=f"snap.{table}") for table, ddl in DDL_BY_TABLE.items())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,13 +2,18 @@
 
 * The pure domain core imports nothing of the project outside ``edge_agent.domain`` and no I/O
   library (sqlite, sockets, HTTP, devices).
-* Only the composition root (``edge_agent/wiring.py``) imports ``hardware`` or ``cloud_sync``
-  from ``edge_agent``; ``hardware`` and ``cloud_sync`` never import each other.
+* Only the composition root (``edge_agent/wiring.py``) imports ``hardware`` or HQ's
+  ``cloud_sync`` from ``edge_agent``; ``hardware`` and ``cloud_sync`` never import each other.
+* The one exception is the wire contract, ``cloud_sync.contract``: pure definitions both ends
+  of the wire import. It imports only the standard library, so the box importing it pulls in
+  nothing of HQ (which needs numpy), which a fresh interpreter proves.
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +67,33 @@ def test_domain_core_does_no_io_and_stands_alone() -> None:
 
 def test_only_the_composition_root_reaches_hardware_and_hq() -> None:
     paths = [p for p in modules("edge_agent") if p.name != "wiring.py"]
-    assert not offenders(paths, {"hardware", "cloud_sync"})
+    found = offenders(paths, {"hardware", "cloud_sync"})
+    beyond_contract = {
+        path: bad
+        for path, names in found.items()
+        if (bad := {n for n in names if not n.startswith("cloud_sync.contract")})
+    }
+    assert not beyond_contract
+
+
+def test_the_wire_contract_is_pure_and_imports_nothing_of_hq() -> None:
+    stdlib = set(sys.stdlib_module_names)
+    for path in modules("cloud_sync/contract"):
+        names = {n.split(".")[0] for n in imported(path)} - {"__future__"}
+        project = {n for n in imported(path) if n.split(".")[0] == "cloud_sync"}
+        assert all(n.startswith("cloud_sync.contract") for n in project), (path, project)
+        assert names - {"cloud_sync"} <= stdlib - IO_MODULES, (path, names)
+    # What the box loads when it opens its cache and serves: no HQ module. (numpy is not
+    # checked: sqlite_utils imports it whenever it is installed, as it is in this venv.)
+    probe = (
+        "import sys, edge_agent.store.cache, edge_agent.store.snapshot_load, edge_agent.cli; "
+        "hq = [m for m in sys.modules if m.startswith('cloud_sync') "
+        "and not m.startswith('cloud_sync.contract') and m != 'cloud_sync']; print(hq)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 def test_hardware_and_hq_do_not_import_each_other() -> None:

@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-STORE_KEYS_DDL = (
-    "CREATE TABLE {name} (key_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, "
-    "public_key BLOB NOT NULL, registered_at INTEGER NOT NULL, revoked_at INTEGER) WITHOUT ROWID"
-)
-STORE_KEY_COLUMNS = ("key_id", "store_id", "public_key", "registered_at", "revoked_at")
+from cloud_sync.contract.snapshot_format import STORE_KEYS_DDL
 
 
 def migrate(db: sqlite_utils.Database) -> None:

@@ -24,33 +24,12 @@ from pathlib import Path
 
 import sqlite_utils
 
+from cloud_sync.contract import snapshot_format
 from edge_agent.store import issue_schema, key_schema, print_schema, till_scope_schema
 from edge_agent.store.errors import CacheError, SchemaTooNewError
 
-# The snapshot's codes table, shared by the cache and snapshot loading (same columns, same order).
-CODES_DDL = """CREATE TABLE {name} (
-    code TEXT PRIMARY KEY,
-    campaign_id TEXT NOT NULL,
-    member_id TEXT,
-    status TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    variant TEXT NOT NULL,
-    issued_at INTEGER,
-    expires_at INTEGER,
-    linked_member_id TEXT
-) WITHOUT ROWID"""
-CODE_COLUMNS = (
-    "code",
-    "campaign_id",
-    "member_id",
-    "status",
-    "channel",
-    "variant",
-    "issued_at",
-    "expires_at",
-    "linked_member_id",
-)
-MEMBER_COLUMNS = ("member_id", "segment", "tier", "proximity_consent")
+# HQ's tables (codes, members) have the snapshot's columns, defined once in the wire contract.
+CODES_DDL = snapshot_format.CODES_DDL
 
 
 def _v1_cache(db: sqlite_utils.Database) -> None:
@@ -60,11 +39,8 @@ def _v1_cache(db: sqlite_utils.Database) -> None:
     db.create_table(
         "campaigns", {"campaign_id": str, "body": str}, pk="campaign_id", not_null={"body"}
     )
-    db.execute(
-        "CREATE TABLE members (member_id TEXT PRIMARY KEY, segment TEXT NOT NULL, "
-        "tier TEXT NOT NULL, proximity_consent INTEGER NOT NULL) WITHOUT ROWID"
-    )
-    db.execute(CODES_DDL.format(name="codes"))
+    db.execute(snapshot_format.MEMBERS_DDL.format(name="members"))
+    db.execute(snapshot_format.CODES_DDL.format(name="codes"))
 
 
 def _v2_redemption_state(db: sqlite_utils.Database) -> None:

@@ -37,24 +37,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cloud_sync.contract.snapshot_format import (
+    CAMPAIGNS_DDL,
+    CODE_COLUMNS,
+    CODES_DDL,
+    MEMBER_COLUMNS,
+    MEMBERS_DDL,
+    READABLE_FORMATS,
+    REQUIRED_TABLES,
+    STORE_KEY_COLUMNS,
+)
 from edge_agent.domain.code_format import ALPHABET
 from edge_agent.domain.promotion_codec import PromotionFormatError, promotion_from_dict
 from edge_agent.domain.token_codec import key_id_of
 from edge_agent.store import issue_schema
 from edge_agent.store.errors import SnapshotError
-from edge_agent.store.key_schema import STORE_KEY_COLUMNS
-from edge_agent.store.schema import CODE_COLUMNS, CODES_DDL, MEMBER_COLUMNS
 
-FORMAT_VERSION = "2"
-READABLE_FORMATS = ("1", "2")  # format 1 carries no namespace: no receipt coupons after it
 CHUNK = 500_000
 MAX_NAMESPACE = 4  # the widest namespace a code format allows (config: namespace_length)
-_TABLES = {
-    "snapshot_meta": ("key", "value"),
-    "campaigns": ("campaign_id", "body"),
-    "members": MEMBER_COLUMNS,
-    "codes": CODE_COLUMNS,
-}
+_TABLES = REQUIRED_TABLES
 # Column lists are fixed constants, never input: the f-strings below cannot inject anything.
 _COPY_MEMBERS_SQL = (
     f"INSERT INTO members_next SELECT {', '.join(MEMBER_COLUMNS)} "  # noqa: S608
@@ -204,13 +205,8 @@ def _copy(conn: sqlite3.Connection, *, chunk: int) -> int:
     try:
         _drop_debris(conn)
         conn.execute(CODES_DDL.format(name="codes_next"))
-        conn.execute(
-            "CREATE TABLE campaigns_next (campaign_id TEXT PRIMARY KEY, body TEXT NOT NULL)"
-        )
-        conn.execute(
-            "CREATE TABLE members_next (member_id TEXT PRIMARY KEY, segment TEXT NOT NULL, "
-            "tier TEXT NOT NULL, proximity_consent INTEGER NOT NULL) WITHOUT ROWID"
-        )
+        conn.execute(CAMPAIGNS_DDL.format(name="campaigns_next"))
+        conn.execute(MEMBERS_DDL.format(name="members_next"))
         conn.execute(
             "INSERT INTO campaigns_next SELECT campaign_id, body FROM snap.campaigns "
             "ORDER BY campaign_id"

@@ -1,0 +1,6 @@
+"""The wire contract between HQ and the store boxes: pure definitions both ends import.
+
+Nothing here does I/O or imports anything beyond the standard library, so a store box can
+import it without installing or importing HQ's code (HQ needs numpy; the box does not).
+Later issues add the event envelope, deltas, config documents and the MQTT topic tree here.
+"""

@@ -1,0 +1,80 @@
+"""The store snapshot file, defined once: HQ writes it (``cloud_sync/snapshot.py``), the box
+checks and loads it (``edge_agent/store/snapshot_load.py``), and the box's cache keeps HQ's
+data in tables of the same columns (``edge_agent/store/schema.py``).
+
+A snapshot is a SQLite file with these tables (each DDL takes the table's full name, so the
+same definition creates ``snap.codes`` at HQ and ``codes_next`` on the box)::
+
+    snapshot_meta  format_version, created_at (ISO 8601 UTC), store_id (a store or '*'),
+                   namespace (from format 2: the store's minting namespace, '' for none)
+    campaigns      campaign_id, body (promotion_codec JSON)
+    members        member_id, segment, tier, proximity_consent
+    codes          code, campaign_id, member_id, status, channel, variant, issued_at,
+                   expires_at, linked_member_id   (times: UTC epoch seconds)
+    store_keys     key_id, store_id, public_key, registered_at, revoked_at   (optional)
+
+Format 1 had no ``namespace``; a box reads 1 and 2 and refuses any other.
+"""
+
+from __future__ import annotations
+
+FORMAT_VERSION = "2"
+READABLE_FORMATS = ("1", "2")  # format 1 carries no namespace: no receipt coupons after it
+ALL_STORES = "*"
+
+META_DDL = "CREATE TABLE {name} (key TEXT PRIMARY KEY, value TEXT)"
+META_COLUMNS = ("key", "value")
+
+CAMPAIGNS_DDL = "CREATE TABLE {name} (campaign_id TEXT PRIMARY KEY, body TEXT NOT NULL)"
+CAMPAIGN_COLUMNS = ("campaign_id", "body")
+
+MEMBERS_DDL = (
+    "CREATE TABLE {name} (member_id TEXT PRIMARY KEY, segment TEXT NOT NULL, "
+    "tier TEXT NOT NULL, proximity_consent INTEGER NOT NULL) WITHOUT ROWID"
+)
+MEMBER_COLUMNS = ("member_id", "segment", "tier", "proximity_consent")
+
+CODES_DDL = """CREATE TABLE {name} (
+    code TEXT PRIMARY KEY,
+    campaign_id TEXT NOT NULL,
+    member_id TEXT,
+    status TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    issued_at INTEGER,
+    expires_at INTEGER,
+    linked_member_id TEXT
+) WITHOUT ROWID"""
+CODE_COLUMNS = (
+    "code",
+    "campaign_id",
+    "member_id",
+    "status",
+    "channel",
+    "variant",
+    "issued_at",
+    "expires_at",
+    "linked_member_id",
+)
+
+STORE_KEYS_DDL = (
+    "CREATE TABLE {name} (key_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, "
+    "public_key BLOB NOT NULL, registered_at INTEGER NOT NULL, revoked_at INTEGER) WITHOUT ROWID"
+)
+STORE_KEY_COLUMNS = ("key_id", "store_id", "public_key", "registered_at", "revoked_at")
+
+# Tables every snapshot has, with their columns in order (store_keys is optional).
+REQUIRED_TABLES: dict[str, tuple[str, ...]] = {
+    "snapshot_meta": META_COLUMNS,
+    "campaigns": CAMPAIGN_COLUMNS,
+    "members": MEMBER_COLUMNS,
+    "codes": CODE_COLUMNS,
+}
+# Every table in the order HQ creates them.
+DDL_BY_TABLE = {
+    "snapshot_meta": META_DDL,
+    "campaigns": CAMPAIGNS_DDL,
+    "members": MEMBERS_DDL,
+    "codes": CODES_DDL,
+    "store_keys": STORE_KEYS_DDL,
+}
