@@ -101,7 +101,6 @@ class Supervisor:
         self.timer: Timer = timer if timer is not None else LoopTimer()
         self._states: dict[str, TaskStatus] = {}
         self._stop = asyncio.Event()
-        self._stopping = False
         self._stop_pending = False
         self._failed: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -184,7 +183,7 @@ class Supervisor:
         except (Exception, SystemExit) as exc:  # SystemExit: uvicorn exits when it cannot bind
             self._fail(spec, describe(exc), exc)
             return
-        if self._stopping:
+        if self._stop.is_set():  # asked to stop (or the run is ending): a normal return
             self._update(spec.name, state=State.STOPPED)
         else:
             self._fail(spec, "returned while the agent was running", None)
@@ -196,7 +195,7 @@ class Supervisor:
             try:
                 await spec.run()
             except Exception as exc:
-                if self._stopping:  # failing on the way down: nothing to restart for
+                if self._stop.is_set():  # failing on the way down: nothing to restart for
                     self._update(spec.name, state=State.STOPPED, last_error=describe(exc))
                     return
                 ran = (self.timer.now() - started).total_seconds()
@@ -228,7 +227,7 @@ class Supervisor:
     async def _shutdown(
         self, tasks: Sequence[TaskSpec], handles: dict[str, asyncio.Task[None]]
     ) -> None:
-        self._stopping = True
+        self._stop.set()  # also when ``run`` itself is cancelled
         for spec in tasks:
             task = handles.get(spec.name)
             if task is None or task.done():
