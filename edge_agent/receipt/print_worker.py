@@ -206,9 +206,10 @@ class PrintWorker:
                 self._wake.wait(self._idle_wait())
                 self._wake.clear()
         except BaseException as exc:
+            # Kept for whoever supervises the thread (the runtime's print task raises it on the
+            # loop and restarts the worker); not re-raised, which would only print it twice.
             self.failure = exc
             log.exception("print worker stopped by an unexpected error")
-            raise
         finally:
             if self._on_exit is not None:
                 self._on_exit()
