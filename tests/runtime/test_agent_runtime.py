@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -163,3 +164,34 @@ def test_a_core_task_failing_ends_the_run_non_zero(tmp_path: Path) -> None:
     assert "SystemExit" in (states["pos_api"].last_error or "")
     assert states["print_worker"].state == "stopped"
     assert not agent.print_worker.alive
+
+
+def test_stopping_lets_an_in_flight_request_finish_before_the_worker_stops(
+    tmp_path: Path,
+) -> None:
+    agent = build_app(config(tmp_path))
+    events: list[str] = []
+
+    # A route that takes a while, added to the real app for this test only: the request is in
+    # flight when the agent is told to stop.
+    @agent.app.get("/slow")
+    async def slow() -> dict[str, bool]:
+        events.append("request started")
+        await asyncio.sleep(0.5)
+        events.append(f"request done (print worker alive: {agent.print_worker.alive})")
+        return {"ok": True}
+
+    answers: list[httpx.Response] = []
+    try:
+        with serving(agent) as url:
+            t = threading.Thread(target=lambda: answers.append(httpx.get(f"{url}/slow")))
+            t.start()
+            wait_for(lambda: events == ["request started"], "the request to start")
+        # ``serving`` returned: the supervisor stopped, the way SIGTERM stops it.
+        t.join(10)
+    finally:
+        agent.close()
+    assert [a.status_code for a in answers] == [200]
+    assert events == ["request started", "request done (print worker alive: True)"]
+    assert not agent.print_worker.alive
+    assert {s.state for s in agent.supervisor.states().values()} == {"stopped"}

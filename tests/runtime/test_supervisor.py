@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from edge_agent.runtime.supervisor import Backoff, Kind, State, Supervisor, TaskSpec
+from edge_agent.runtime.supervisor import Backoff, Kind, State, Supervisor, TaskSpec, TaskStatus
 from edge_agent.runtime.timer import FakeTimer
 
 
@@ -78,7 +78,7 @@ def test_a_failing_device_task_restarts_alone_with_capped_backoff() -> None:
 
 
 def test_health_sees_restarting_with_the_error_and_the_retry_time() -> None:
-    seen = []
+    seen: list[TaskStatus] = []
 
     async def watcher() -> None:
         while sup.states()["printer"].state is not State.RESTARTING:
