@@ -44,7 +44,10 @@ def serving(
 
     def main() -> None:
         try:
-            result.append(asyncio.run(agent.run(sockets=[sock])))
+            # The loop production uses too (uvicorn's choice: uvloop when installed).
+            factory = agent.pos_server.config.get_loop_factory()
+            with asyncio.Runner(loop_factory=factory) as runner:
+                result.append(runner.run(agent.run(sockets=[sock])))
         except BaseException as exc:  # handed to the main thread below
             result.append(exc)
 
