@@ -18,7 +18,7 @@ from demo.receipts import receipt_story
 from demo.till import till_story
 from edge_agent import signing_key
 from edge_agent.api.auth import new_token, token_digest
-from edge_agent.api.background import serving
+from edge_agent.runtime.background import serving
 from edge_agent.store.cache import CodeCache
 from edge_agent.wiring import build_app
 from hardware.printer.tcp_sink import PrinterSink
@@ -80,7 +80,7 @@ def main() -> None:
         for store_id, cfg in cfgs.items():
             agent = build_app(cfg)
             stack.callback(agent.close)
-            urls[store_id] = stack.enter_context(serving(agent.app))
+            urls[store_id] = stack.enter_context(serving(agent))
             say(f"   {store_id}: POS API at {urls[store_id]} (OpenAPI at /docs)")
         till_story(urls["store-001"], tokens["store-001"], codes)
         receipt_story(

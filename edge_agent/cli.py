@@ -246,8 +246,7 @@ def cmd_load_snapshot(args: argparse.Namespace, cfg: AgentConfig) -> int:
 
 def cmd_serve(_: argparse.Namespace, cfg: AgentConfig) -> int:
     log_setup.configure(logging.INFO)
-    serve(cfg)
-    return 0
+    return serve(cfg)
 
 
 def cmd_till_token(args: argparse.Namespace, cfg: AgentConfig) -> int:

@@ -2,6 +2,7 @@
 
 * The pure domain core imports nothing of the project outside ``edge_agent.domain`` and no I/O
   library (sqlite, sockets, HTTP, devices).
+* The supervisor (``edge_agent/runtime/supervisor.py``) imports no part it supervises.
 * Only the composition root (``edge_agent/wiring.py``) imports ``hardware`` or HQ's
   ``cloud_sync`` from ``edge_agent``; ``hardware`` and ``cloud_sync`` never import each other.
 * The one exception is the wire contract, ``cloud_sync.contract``: pure definitions both ends
@@ -99,3 +100,13 @@ def test_the_wire_contract_is_pure_and_imports_nothing_of_hq() -> None:
 def test_hardware_and_hq_do_not_import_each_other() -> None:
     assert not offenders(modules("hardware"), {"cloud_sync"})
     assert not offenders(modules("cloud_sync"), {"hardware"})
+
+
+def test_the_supervisor_knows_no_part_it_supervises() -> None:
+    # Tasks are handed to it as values; it must not grow a dependency on the server, the
+    # printer or the cache, so the sync pump and the scanners can be added the same way.
+    for name in ("supervisor.py", "timer.py"):
+        path = ROOT / "edge_agent" / "runtime" / name
+        assert not offenders([path], IO_MODULES | {"hardware", "cloud_sync", "config"})
+        project = {n for n in imported(path) if n.split(".")[0] == "edge_agent"}
+        assert project <= {"edge_agent.runtime.timer"}, (path, project)

@@ -12,12 +12,10 @@ declares the bearer scheme and every error each route can answer; it is browsabl
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Path, Request
@@ -47,6 +45,7 @@ from edge_agent.api.schemas import (
     ReserveResultOut,
     ReverseIn,
     ReverseOut,
+    TaskOut,
     TransactionIn,
     ValidateIn,
     ValidateOut,
@@ -62,8 +61,8 @@ from edge_agent.domain.decision import (
     ValidationRequest,
 )
 from edge_agent.fields import Id, RawCode
-from edge_agent.receipt.print_worker import PrintWorker
-from edge_agent.services import ReceiptsUnavailableError, StoreServices
+from edge_agent.runtime.supervisor import TaskStatus
+from edge_agent.services import ReceiptsUnavailableError
 from edge_agent.store import errors
 
 log = logging.getLogger(__name__)
@@ -119,7 +118,8 @@ def _request_of(ctx: ApiContext, body: ValidateIn, till_id: str) -> ValidationRe
 @router.get("/v1/health", response_model=HealthOut, responses=errors_doc(503), tags=["ops"])
 async def health(ctx: Ctx) -> HealthOut:
     synced = await ctx.db.run(lambda s: s.cache.synced_at())
-    return HealthOut(status="ok", store_id=ctx.store_id, cache_synced_at=synced)
+    tasks = {name: TaskOut.of(status) for name, status in ctx.task_states().items()}
+    return HealthOut(status="ok", store_id=ctx.store_id, cache_synced_at=synced, tasks=tasks)
 
 
 @router.post(
@@ -286,60 +286,31 @@ def create_app(
     auth: TillAuthenticator,
     store_id: str,
     clock: Callable[[], datetime],
-    checkpoint_every_s: float = 30.0,
-    housekeeping_every_s: float = 300.0,
-    retention: timedelta = timedelta(days=30),
-    print_worker: PrintWorker | None = None,
+    wake_printer: Callable[[], None] | None = None,
+    task_states: Callable[[], Mapping[str, TaskStatus]] | None = None,
     print_confirm_wait_s: float = 1.5,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
-    """Build the app. ``clock`` is the seam tests and the demo use to move time."""
+    """Build the app. ``clock`` is the seam tests and the demo use to move time.
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # WAL checkpoints run here, off the till's request path (PERFORMANCE.md: an automatic
-        # checkpoint landing on a request is what makes the p99.9 latency spike).
-        async def every(seconds: float, job: Callable[[StoreServices], object]) -> None:
-            while True:
-                await asyncio.sleep(seconds)
-                await db.run(job)
-
-        def housekeeping(services: StoreServices) -> None:
-            report = services.housekeeping(now=clock(), keep=retention)
-            if report.anything:
-                log.info("housekeeping: %s", report)
-
-        tasks = [
-            asyncio.create_task(every(checkpoint_every_s, lambda s: s.cache.checkpoint())),
-            asyncio.create_task(every(housekeeping_every_s, housekeeping)),
-        ]
-        if print_worker is not None:
-            print_worker.start()  # also reprints what a crash left half-printed
-        try:
-            yield
-        finally:
-            if print_worker is not None:
-                await asyncio.get_running_loop().run_in_executor(None, print_worker.stop)
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-
+    The app holds HTTP concerns only: background work (checkpoints, housekeeping, the print
+    worker) runs beside it under the supervisor (``edge_agent.runtime``), which ``task_states``
+    reports on in ``/v1/health``.
+    """
     # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from files in the package, not
     # from a CDN the store box may not reach.
     app = FastAPIOffline(
         title="Storeside POS API",
         version="1",
         summary="Validate, reserve, commit, void and reverse coupon codes at the till.",
-        lifespan=lifespan,
     )
     app.state.ctx = ApiContext(
         db=db,
         auth=auth,
         store_id=store_id,
         clock=clock,
-        wake_printer=print_worker.wake if print_worker is not None else (lambda: None),
+        wake_printer=wake_printer if wake_printer is not None else (lambda: None),
+        task_states=task_states if task_states is not None else dict,
         print_confirm_wait_s=print_confirm_wait_s,
     )
     app.include_router(router)

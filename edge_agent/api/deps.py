@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Annotated
 
@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from edge_agent.api.auth import TillAuthenticator
 from edge_agent.api.db_thread import DbThread
+from edge_agent.runtime.supervisor import TaskStatus
 
 
 class UnauthorizedError(Exception):
@@ -30,6 +31,7 @@ class ApiContext:
     clock: Callable[[], datetime]
     wake_printer: Callable[[], None] = _no_printer  # a new print job is waiting
     print_confirm_wait_s: float = 1.5  # how long checkout waits to report "printed"
+    task_states: Callable[[], Mapping[str, TaskStatus]] = dict  # the supervisor's, for health
 
 
 def _ctx(request: Request) -> ApiContext:

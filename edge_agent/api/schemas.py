@@ -26,6 +26,7 @@ from edge_agent.fields import (
     RawCode,
     StackingClass,
 )
+from edge_agent.runtime.supervisor import Kind, State, TaskStatus
 
 
 class Body(BaseModel):
@@ -318,10 +319,34 @@ class CodeStatusOut(BaseModel):
     history: list[HistoryOut]
 
 
+class TaskOut(BaseModel):
+    """One supervised task: a device task that fails is ``restarting`` until ``retry_at``."""
+
+    kind: Kind
+    state: State
+    restarts: int
+    last_error: str | None
+    retry_at: datetime | None
+
+    @classmethod
+    def of(cls, status: TaskStatus) -> TaskOut:
+        return cls(
+            kind=status.kind,
+            state=status.state,
+            restarts=status.restarts,
+            last_error=status.last_error,
+            retry_at=status.retry_at,
+        )
+
+
 class HealthOut(BaseModel):
     status: str
     store_id: str
     cache_synced_at: datetime | None
+    tasks: Annotated[
+        dict[str, TaskOut],
+        Field(description="The agent's supervised tasks by name (pos_api, print_worker, ...)."),
+    ] = {}
 
 
 class LinkedCodesOut(BaseModel):

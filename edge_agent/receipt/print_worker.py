@@ -11,7 +11,8 @@ One cycle (``run_once``): claim the oldest due job -> render it (``Layout.render
 bytes) -> ``printer.print_job`` -> mark printed, or mark failed with the ``DeviceError``'s reason
 (retried after a capped, doubling delay; as a REPRINT if part of it may be on paper). A
 ``DeviceError`` is an expected failure; anything else is a bug and ends the thread (the job's
-lease then runs out and it is printed again, as a reprint, by the next worker).
+lease then runs out and it is printed again, as a reprint, by the next worker). Under the agent's
+supervisor (``edge_agent.runtime.print_task``) an ended thread is restarted with backoff.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class PrintWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._on_exit: Callable[[], None] | None = None
         self.failure: BaseException | None = None  # the bug that ended the thread, if any
 
     @property
@@ -161,10 +163,14 @@ class PrintWorker:
 
     # -- the thread ---------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, *, on_exit: Callable[[], None] | None = None) -> None:
+        """Start the thread; ``on_exit`` is called on it as it ends, however it ends (the
+        supervisor's print task waits on that instead of polling ``alive``)."""
         if self._thread is not None:
             raise RuntimeError("print worker already started")
         self._stop.clear()
+        self.failure = None
+        self._on_exit = on_exit
         self._thread = threading.Thread(target=self._main, name="print-worker", daemon=True)
         self._thread.start()
 
@@ -200,9 +206,13 @@ class PrintWorker:
                 self._wake.wait(self._idle_wait())
                 self._wake.clear()
         except BaseException as exc:
+            # Kept for whoever supervises the thread (the runtime's print task raises it on the
+            # loop and restarts the worker); not re-raised, which would only print it twice.
             self.failure = exc
             log.exception("print worker stopped by an unexpected error")
-            raise
+        finally:
+            if self._on_exit is not None:
+                self._on_exit()
 
     def _idle_wait(self) -> float:
         due = print_queue.next_due(self.conn)

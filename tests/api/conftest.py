@@ -15,7 +15,7 @@ import pytest
 from config.model import AgentConfig, TillCredential
 from edge_agent import signing_key
 from edge_agent.api.auth import new_token, token_digest
-from edge_agent.api.background import serving
+from edge_agent.runtime.background import serving
 from edge_agent.wiring import build_app
 from tests.store import factories
 
@@ -73,7 +73,7 @@ def running_server(tmp_path: Path, *, receipts: bool = False) -> Iterator[Server
     clock = Clock(factories.NOW)
     agent = build_app(cfg, clock=clock)
     try:
-        with serving(agent.app) as base_url:
+        with serving(agent) as base_url:
             yield Server(base_url, tokens, clock, cache_path)
     finally:
         agent.close()

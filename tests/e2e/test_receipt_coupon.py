@@ -25,8 +25,8 @@ from cloud_sync.snapshot import write_snapshot
 from config.model import AgentConfig
 from edge_agent import signing_key
 from edge_agent.api.auth import new_token, token_digest
-from edge_agent.api.background import serving
 from edge_agent.receipt_campaigns import default_receipt_campaigns
+from edge_agent.runtime.background import serving
 from edge_agent.store.cache import CodeCache
 from edge_agent.wiring import build_app
 from hardware.printer.tcp_sink import PrinterSink
@@ -111,7 +111,7 @@ def chain(
         cache.close()
     agents = {s: build_app(c) for s, c in cfgs.items()}
     try:
-        with serving(agents["store-001"].app) as url1, serving(agents["store-002"].app) as url2:
+        with serving(agents["store-001"]) as url1, serving(agents["store-002"]) as url2:
             yield (
                 Store("store-001", url1, tokens["store-001"]),
                 Store("store-002", url2, tokens["store-002"]),
@@ -214,7 +214,7 @@ def test_a_store_hq_assigned_no_namespace_issues_no_coupons_and_says_why(
     agent = build_app(cfg)
     answers = []
     try:
-        with serving(agent.app) as url, caplog.at_level("WARNING"):
+        with serving(agent) as url, caplog.at_level("WARNING"):
             store = Store("store-009", url, token)
             with store.client() as till:
                 for member in LOYAL:

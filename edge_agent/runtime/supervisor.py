@@ -1,0 +1,241 @@
+"""The supervisor: one asyncio loop, the agent's tasks on it, and what happens when one fails.
+
+Theory of operation
+-------------------
+Every piece of background work is a named ``TaskSpec`` run on the supervisor's loop, of one of
+two kinds (STYLE.md "One asyncio loop"):
+
+* **device**: a driver for something that breaks in the field (a printer out of paper, later a
+  BLE adapter or an NFC reader). When it raises, only it is restarted, after a capped, doubling
+  delay (``Backoff``); a run that lasted ``healthy_after_s`` resets the count, so a device that
+  fails once a day is retried quickly each time. Its state is kept for ``GET /v1/health``.
+* **core**: everything else (the POS API server, housekeeping). An exception there is a bug or
+  a broken box: the supervisor stops every task and ``run`` returns 1, so the process exits
+  non-zero and systemd restarts it from a clean state. A core task that returns while nothing
+  asked it to stop counts as a failure too: a server that quietly stopped serving is not well.
+
+State of a task, as health shows it::
+
+    running --raises (device)--> restarting --backoff elapsed--> running
+    running --returns / stopped at shutdown--> stopped
+    running --raises (core)--> failed  (and the whole run ends)
+
+Shutdown (``stop()``, SIGTERM or SIGINT when ``signals=True``, or a core failure) goes through
+the tasks in the order they were declared: each is asked to finish (its ``stop`` hook: uvicorn
+stops accepting, lets in-flight requests complete), given ``grace_s``, then cancelled. Declare
+the POS API first, so no till request can queue new work behind a stopped worker. What outlives
+the tasks (the SQLite thread) is closed by the caller after ``run`` returns.
+
+Time goes through a ``Timer`` (``edge_agent.runtime.timer``): tests use the fake one and never
+wait for a real backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from edge_agent.runtime.timer import LoopTimer, Timer
+
+log = logging.getLogger(__name__)
+
+
+class Kind(StrEnum):
+    CORE = "core"
+    DEVICE = "device"
+
+
+class State(StrEnum):
+    RUNNING = "running"
+    RESTARTING = "restarting"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Backoff:
+    base_s: float = 1.0
+    cap_s: float = 60.0
+    healthy_after_s: float = 60.0  # a run at least this long resets the failure count
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait before restart number ``failures`` (1, 2, ...): base, 2x, 4x, cap."""
+        return min(self.cap_s, self.base_s * 2.0 ** max(0, failures - 1))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskSpec:
+    name: str
+    kind: Kind
+    run: Callable[[], Awaitable[None]]  # called again for every restart
+    stop: Callable[[], None] | None = None  # "finish on your own" at shutdown, before cancel
+    grace_s: float = 10.0
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskStatus:
+    kind: Kind
+    state: State
+    restarts: int = 0
+    last_error: str | None = None  # kept after a successful restart: it shows a flapping device
+    retry_at: datetime | None = None  # while restarting
+
+
+def describe(exc: BaseException) -> str:
+    cause = exc.__cause__
+    text = f"{type(exc).__name__}: {exc}"
+    return text if cause is None else f"{text} (caused by {type(cause).__name__}: {cause})"
+
+
+class Supervisor:
+    """Runs a list of tasks once (``run``); ``states()`` is safe to read from the loop."""
+
+    def __init__(self, *, timer: Timer | None = None) -> None:
+        self.timer: Timer = timer if timer is not None else LoopTimer()
+        self._states: dict[str, TaskStatus] = {}
+        self._stop = asyncio.Event()
+        self._stop_pending = False
+        self._failed: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def states(self) -> dict[str, TaskStatus]:
+        return dict(self._states)
+
+    def stop(self) -> None:
+        """Begin a clean shutdown. Call it on the loop (signal handlers, tasks)."""
+        self._stop.set()
+
+    def stop_soon(self) -> None:
+        """``stop`` from any thread, even before ``run`` has started."""
+        self._stop_pending = True  # set before reading the loop: ``run`` checks in reverse order
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self.stop)
+
+    async def run(self, tasks: Sequence[TaskSpec], *, signals: bool = False) -> int:
+        """Run ``tasks`` until ``stop()`` or a core failure; 0 after a clean stop, else 1."""
+        if self._loop is not None:
+            raise RuntimeError("a supervisor runs once")
+        names = [t.name for t in tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"task names must be unique: {names}")
+        self._loop = asyncio.get_running_loop()
+        if self._stop_pending:
+            self.stop()
+        handled = (signal.SIGTERM, signal.SIGINT) if signals else ()
+        for sig in handled:
+            self._loop.add_signal_handler(sig, self._on_signal, sig)
+        handles: dict[str, asyncio.Task[None]] = {}
+        try:
+            for spec in tasks:
+                self._set(spec.name, TaskStatus(kind=spec.kind, state=State.RUNNING))
+                handles[spec.name] = asyncio.create_task(self._supervise(spec), name=spec.name)
+            await self._stop.wait()
+        finally:
+            await self._shutdown(tasks, handles)
+            for sig in handled:
+                self._loop.remove_signal_handler(sig)
+        if self._failed is not None:
+            log.error("agent stopped: %s", self._failed)
+            return 1
+        log.info("agent stopped cleanly")
+        return 0
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("%s received: shutting down", sig.name)
+        self.stop()
+
+    def _set(self, name: str, status: TaskStatus) -> None:
+        self._states[name] = status
+
+    def _update(self, name: str, **changes: object) -> None:
+        self._states[name] = replace(self._states[name], **changes)  # type: ignore[arg-type]
+
+    def _fail(self, spec: TaskSpec, error: str, exc: BaseException | None) -> None:
+        log.error("core task %s failed (%s): stopping the agent", spec.name, error, exc_info=exc)
+        self._update(spec.name, state=State.FAILED, last_error=error)
+        if self._failed is None:
+            self._failed = f"{spec.name}: {error}"
+        self._stop.set()
+
+    async def _supervise(self, spec: TaskSpec) -> None:
+        try:
+            if spec.kind is Kind.CORE:
+                await self._run_core(spec)
+            else:
+                await self._run_device(spec)
+        except asyncio.CancelledError:
+            self._update(spec.name, state=State.STOPPED, retry_at=None)
+            raise
+
+    async def _run_core(self, spec: TaskSpec) -> None:
+        try:
+            await spec.run()
+        except (Exception, SystemExit) as exc:  # SystemExit: uvicorn exits when it cannot bind
+            self._fail(spec, describe(exc), exc)
+            return
+        if self._stop.is_set():  # asked to stop (or the run is ending): a normal return
+            self._update(spec.name, state=State.STOPPED)
+        else:
+            self._fail(spec, "returned while the agent was running", None)
+
+    async def _run_device(self, spec: TaskSpec) -> None:
+        failures = 0
+        while True:
+            started = self.timer.now()
+            try:
+                await spec.run()
+            except Exception as exc:
+                if self._stop.is_set():  # failing on the way down: nothing to restart for
+                    self._update(spec.name, state=State.STOPPED, last_error=describe(exc))
+                    return
+                ran = (self.timer.now() - started).total_seconds()
+                failures = 1 if ran >= spec.backoff.healthy_after_s else failures + 1
+                delay = spec.backoff.delay(failures)
+                retry_at = self.timer.now() + timedelta(seconds=delay)
+                log.warning(
+                    "device task %s failed (%s); restart in %.1f s",
+                    spec.name,
+                    describe(exc),
+                    delay,
+                    exc_info=exc,
+                )
+                self._update(
+                    spec.name, state=State.RESTARTING, last_error=describe(exc), retry_at=retry_at
+                )
+                await self.timer.sleep(delay)
+                status = self._states[spec.name]
+                self._update(
+                    spec.name, state=State.RUNNING, retry_at=None, restarts=status.restarts + 1
+                )
+                continue
+            except SystemExit as exc:  # not a device fault: same rule as a core task
+                self._fail(spec, describe(exc), exc)
+                return
+            self._update(spec.name, state=State.STOPPED)
+            return
+
+    async def _shutdown(
+        self, tasks: Sequence[TaskSpec], handles: dict[str, asyncio.Task[None]]
+    ) -> None:
+        self._stop.set()  # also when ``run`` itself is cancelled
+        for spec in tasks:
+            task = handles.get(spec.name)
+            if task is None or task.done():
+                continue
+            if spec.stop is not None and self._states[spec.name].state is State.RUNNING:
+                spec.stop()
+                await asyncio.wait({task}, timeout=spec.grace_s)
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
