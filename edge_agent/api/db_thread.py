@@ -58,6 +58,7 @@ class DbThread:
         self._thread = threading.Thread(
             target=self._main, args=(open_services, opened), name="sqlite", daemon=True
         )
+        self._closed = False
         self.batches = 0  # grouped transactions committed (for benches and tests)
         self.batched = 0  # operations answered from them
         self._thread.start()
@@ -84,7 +85,7 @@ class DbThread:
         def answer(result: Any, exc: BaseException | None) -> None:
             loop.call_soon_threadsafe(settle, result, exc)
 
-        self._jobs.put(_Job(fn, group, answer))
+        self._submit(_Job(fn, group, answer))
         return await future
 
     def call(self, fn: Callable[[StoreServices], T], *, group: bool = False) -> T:
@@ -97,13 +98,19 @@ class DbThread:
             else:
                 future.set_result(result)
 
-        self._jobs.put(_Job(fn, group, answer))
+        self._submit(_Job(fn, group, answer))
         return future.result()
+
+    def _submit(self, job: _Job) -> None:
+        if self._closed:  # nobody would ever answer it
+            raise RuntimeError("the DB thread is closed")
+        self._jobs.put(job)
 
     def close(self) -> None:
         try:
             self.call(lambda s: s.close())
         finally:
+            self._closed = True
             self._jobs.put(None)
             self._thread.join()
 

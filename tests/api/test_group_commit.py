@@ -163,3 +163,16 @@ def test_a_lone_write_and_ungrouped_work_run_as_before(db: DbThread, path: Path)
     with pytest.raises(ZeroDivisionError):
         db.call(lambda _: 1 / 0)
     assert BASKET.lines  # the factories' basket is what the requests carry
+
+
+def test_a_closed_thread_refuses_work(path: Path) -> None:
+    def open_services() -> StoreServices:
+        cache = open_cache(path)
+        return StoreServices(
+            cache=cache, redemption=RedemptionService(cache, fmt=FMT), issuing_service=None
+        )
+
+    db = DbThread(open_services)
+    db.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        db.call(lambda _: None)
