@@ -2,16 +2,21 @@
 
 Runs the real RedemptionService (lookup + evaluate + state + ledger event + outbox, one
 BEGIN IMMEDIATE transaction per step) against a fresh cache file in a temporary directory.
+
+Its floor runs in the same run, in interleaved blocks, on the same disk: raw SQLite transaction
+pairs of the same shape (each an UPDATE of one row and two INSERTs, WAL, ``synchronous=FULL``,
+automatic checkpoints off, checkpointed at the same points), back to back from one thread.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench.report import figure, latency
+from bench.report import against_floor, figure, latency
 from edge_agent.domain.basket import Basket, BasketLine
 from edge_agent.domain.code_format import CodeFormat, make_code, random_symbols
 from edge_agent.domain.code_record import CodeRecord
@@ -21,8 +26,37 @@ from edge_agent.store.cache import CodeCache
 from edge_agent.store.redemptions import RedemptionService
 
 N = 5_000
+BLOCK = 500  # pairs per turn, alternating the service and the floor
 FMT = CodeFormat(prefix="SS")
 BASKET = Basket(lines=(BasketLine(sku="SKU1", category="food", quantity=2, unit_price=1500),))
+
+
+class RawPairs:
+    """The floor: two fsync'd transactions per pair, of the shape a reserve and a commit write."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = FULL")
+        self.conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self.conn.execute("CREATE TABLE state (k INTEGER PRIMARY KEY, v INTEGER NOT NULL)")
+        self.conn.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        self.conn.execute("CREATE TABLE outbox (seq INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        self.conn.execute("INSERT INTO state VALUES (1, 0)")
+        self.seq = 0
+        self.body = "x" * 400  # about a ledger event's JSON
+
+    def pair(self) -> None:
+        for _ in range(2):
+            self.seq += 1
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute("UPDATE state SET v = v + 1 WHERE k = 1")
+            self.conn.execute("INSERT INTO events VALUES (?, ?)", (self.seq, self.body))
+            self.conn.execute("INSERT INTO outbox VALUES (?, ?)", (self.seq, self.body))
+            self.conn.execute("COMMIT")
+
+    def checkpoint(self) -> None:
+        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def main() -> None:
@@ -50,10 +84,21 @@ def main() -> None:
         cache.set_synced_at(now)
         cache.checkpoint(truncate=True)
         service = RedemptionService(cache, fmt=FMT)
+        raw = RawPairs(Path(tmp) / "floor.db")
         reserve_s: list[float] = []
         commit_s: list[float] = []
-        started = time.perf_counter()
+        elapsed = floor_elapsed = started = 0.0
         for i, c in enumerate(codes):
+            if i % BLOCK == 0:
+                if i:
+                    elapsed += time.perf_counter() - started
+                t = time.perf_counter()
+                for j in range(BLOCK):
+                    raw.pair()
+                    if (i + j) % 1000 == 999:
+                        raw.checkpoint()  # the same checkpoint points as the service below
+                floor_elapsed += time.perf_counter() - t
+                started = time.perf_counter()
             request = ValidationRequest(
                 codes=(c,),
                 store_id="S1",
@@ -75,11 +120,20 @@ def main() -> None:
             commit_s.append(t2 - t1)
             if i % 1000 == 999:
                 cache.checkpoint()  # off the hot path in the agent; excluded from the latencies
-        elapsed = time.perf_counter() - started
+        elapsed += time.perf_counter() - started
         figure("durable redemptions (reserve + commit)", N / elapsed, "per s", target=">= 500")
+        against_floor(
+            "durable reserve+commit pairs, one till",
+            N / elapsed,
+            N / floor_elapsed,
+            "pairs/s",
+            target="ratio >= 0.8",
+            lower_is_better=False,
+        )
         latency("reserve", reserve_s)
         latency("commit", commit_s)
         cache.close()
+        raw.conn.close()
 
 
 if __name__ == "__main__":

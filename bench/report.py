@@ -24,3 +24,21 @@ def latency(name: str, seconds: Sequence[float], *, target_p99_us: float | None 
     figure(f"{name} p50", statistics.median(us), "us")
     figure(f"{name} p99", percentile(us, 99), "us", target=target)
     figure(f"{name} p99.9", percentile(us, 99.9), "us")
+
+
+def against_floor(
+    name: str, value: float, floor: float, unit: str, *, target: str = "", lower_is_better: bool
+) -> None:
+    """Print a figure beside its floor measured in the same run, and their ratio.
+
+    The ratio is figure/floor for latencies (lower is better, >= 1) and figure/floor for
+    throughputs (higher is better, <= 1), so the target reads in the issue's own terms.
+    """
+    ratio = value / floor if floor else float("inf")
+    better = "lower" if lower_is_better else "higher"
+    suffix = f"; target {target}" if target else ""
+    print(
+        f"figure: {name} = {value:,.3f} {unit} (floor {floor:,.3f} {unit}; ratio {ratio:.2f}"
+        f"{suffix}; {better} is better)",
+        flush=True,
+    )

@@ -145,7 +145,7 @@ async def validate(body: ValidateIn, till_id: Till, ctx: Ctx) -> ValidateOut:
 async def reserve(body: TransactionIn, till_id: Till, ctx: Ctx) -> ReserveOut:
     """At scan: validate and hold each accepted code for this transaction."""
     request = _request_of(ctx, body, till_id)
-    outcomes = await ctx.db.run(lambda s: s.redemption.reserve(request))
+    outcomes = await ctx.db.run(lambda s: s.redemption.reserve(request), group=True)
     _log_refusals("reserve", till_id, [o.decision for o in outcomes])
     return ReserveOut(
         results=[
@@ -163,7 +163,7 @@ async def reserve(body: TransactionIn, till_id: Till, ctx: Ctx) -> ReserveOut:
 async def commit(body: TransactionIn, till_id: Till, ctx: Ctx) -> CommitOut:
     """At payment: redeem each accepted code, durably, exactly once."""
     request = _request_of(ctx, body, till_id)
-    outcomes = await ctx.db.run(lambda s: s.redemption.commit(request))
+    outcomes = await ctx.db.run(lambda s: s.redemption.commit(request), group=True)
     _log_refusals("commit", till_id, [o.decision for o in outcomes])
     results = [
         CommitResultOut(
@@ -193,7 +193,8 @@ async def void(body: VoidIn, till_id: Till, ctx: Ctx) -> VoidOut:
             till_id=till_id,
             cashier_id=body.cashier_id,
             now=now,
-        )
+        ),
+        group=True,
     )
     return VoidOut(results=[VoidResultOut.model_validate(dataclasses.asdict(o)) for o in outcomes])
 
@@ -218,7 +219,8 @@ async def reverse(body: ReverseIn, till_id: Till, ctx: Ctx) -> ReverseOut:
             till_id=till_id,
             cashier_id=body.cashier_id,
             now=now,
-        )
+        ),
+        group=True,
     )
     return ReverseOut.model_validate(dataclasses.asdict(outcome))
 
@@ -240,7 +242,8 @@ async def link(body: LinkIn, till_id: Till, ctx: Ctx) -> LinkOut:
             till_id=till_id,
             cashier_id=body.cashier_id,
             now=now,
-        )
+        ),
+        group=True,
     )
     return LinkOut.model_validate(dataclasses.asdict(outcome))
 

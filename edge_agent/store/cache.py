@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,8 @@ class CodeCache:
         self.store_id = store_id
         self.box_id = box_id
         self._promotions: dict[str, Promotion] = {}
+        self._grouped = False  # inside ``group``: transactions are savepoints of its one
+        self._depth = 0  # savepoints open, for their names
         self._data_version = self._read_data_version()
         self._generation = self._read_generation()
 
@@ -139,7 +141,13 @@ class CodeCache:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT: the write lock is taken before anything is read, so a
-        check-then-write inside cannot race another connection."""
+        check-then-write inside cannot race another connection. Inside ``group`` it is a
+        SAVEPOINT of the group's transaction instead: all-or-nothing still, durable with the
+        group's COMMIT."""
+        if self._grouped:
+            with self._savepoint():
+                yield self.conn
+            return
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
@@ -148,6 +156,52 @@ class CodeCache:
                 self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    @contextmanager
+    def group(self) -> Iterator[Callable[[], AbstractContextManager[None]]]:
+        """Group commit: one BEGIN IMMEDIATE ... COMMIT (one fsync) around several operations.
+        Yields a factory of per-operation savepoints: an operation that raises inside its own is
+        rolled back alone. The COMMIT runs when the block ends; until it has returned, nothing
+        done inside is durable, so answer no one before that (``DbThread`` does not)."""
+        if self._grouped or self.conn.in_transaction:
+            raise RuntimeError("group cannot nest inside another transaction")
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._grouped = True
+        try:
+            yield self._savepoint
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._grouped = False
+        self._check_group_alive()
+        self.conn.execute("COMMIT")
+
+    def _check_group_alive(self) -> None:
+        # SQLite may end a transaction on its own (SQLITE_FULL, an I/O error) or a bug may
+        # ROLLBACK by hand; a SAVEPOINT then would open a new transaction that its RELEASE
+        # commits, out of the group's all-or-nothing. So the group refuses to go on.
+        if not self.conn.in_transaction:
+            raise CacheError("the group's transaction ended early: none of its work happened")
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        self._check_group_alive()
+        self._depth += 1
+        name = f"op{self._depth}"
+        self.conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute(f"ROLLBACK TO {name}")
+                self.conn.execute(f"RELEASE {name}")
+            raise
+        finally:
+            self._depth -= 1
+        self._check_group_alive()
+        self.conn.execute(f"RELEASE {name}")
 
     def checkpoint(self, *, truncate: bool = False) -> tuple[int, int, int]:
         """Copy the WAL into the database file; call it off the hot path (e.g. every few

@@ -10,7 +10,10 @@ Every method is synchronous and runs on the one thread that owns the ``CodeCache
   state change, its ledger event and outbox row, and the idempotency record. Taking the write
   lock before reading is what stops two tills (or two processes) from both taking a code.
   ``deciding`` holds the deciding step (tokens, lookups, throttle, evaluation) and
-  ``idempotency`` the per-code transaction that ``reserve`` and ``commit`` share.
+  ``idempotency`` the per-code transaction that ``reserve`` and ``commit`` share. When the
+  agent's DB thread groups concurrent tills' writes (``api.db_thread``), that transaction is a
+  SAVEPOINT of the group's one transaction: still all-or-nothing, durable at the group's COMMIT,
+  and answered only after it.
 * A sale is (till, transaction id): one till can never replay, commit or void another till's
   sale, even when both number a sale ``T-1001``. A return names the sale it gives money back on
   (its till and transaction id) and is keyed by the returning till's own return id.

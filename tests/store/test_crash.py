@@ -17,6 +17,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from edge_agent.domain.code_format import random_symbols
 from edge_agent.domain.code_record import CodeRecord
 from edge_agent.store.cache import CodeCache
@@ -41,9 +43,10 @@ def make_cache(path: Path, n: int) -> None:
     cache.close()
 
 
-def run_round(path: Path, round_: int, rng: random.Random) -> list[str]:
+def run_round(path: Path, round_: int, rng: random.Random, tills: int = 0) -> list[str]:
+    extra = [str(tills)] if tills else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.store.crash_worker", str(path), str(round_)],
+        [sys.executable, "-m", "tests.store.crash_worker", str(path), str(round_), *extra],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -113,7 +116,10 @@ def check(path: Path, acked: list[str]) -> None:
     cache.close()
 
 
-def test_kill_dash_nine_leaves_no_half_written_state(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tills", [0, 8], ids=["one-till-direct", "eight-tills-group-commit"])
+def test_kill_dash_nine_leaves_no_half_written_state(tmp_path: Path, tills: int) -> None:
+    """With ``tills``, eight threads redeem at once through the DB thread's group commit: every
+    answer a till got must have been durable (answers wait for the batch's COMMIT)."""
     seed = int(os.environ.get("STORESIDE_CRASH_SEED", random.randrange(2**32)))
     print(f"crash test seed={seed}")
     rng = random.Random(seed)
@@ -121,7 +127,7 @@ def test_kill_dash_nine_leaves_no_half_written_state(tmp_path: Path) -> None:
     make_cache(path, 20_000)
     acked: list[str] = []
     for round_ in range(ROUNDS):
-        lines = run_round(path, round_, rng)
+        lines = run_round(path, round_, rng, tills)
         print(f"round {round_}: killed after {len(lines)} acknowledged operations")
         acked += lines
         check(path, acked)
