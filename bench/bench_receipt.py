@@ -1,7 +1,7 @@
 """One receipt coupon, issue to paper: issue + sign + queue + render + send, p50/p99.
 
 The real path the agent runs at checkout, minus HTTP: `IssueService.issue` (offer decision,
-offline mint, Ed25519 signature, code + ledger event + outbox + print job in one fsync'd SQLite
+offline mint, Ed25519 signature, code + event + outbox + print job in one fsync'd SQLite
 transaction), then the print worker's `run_once` (claim the job, render with python-escpos,
 send it with the real `Network` driver to a loopback TCP printer, DLE EOT status before and
 after, mark printed). The loopback printer prints instantly, so the figure excludes the

@@ -1,6 +1,6 @@
 """Durable redemptions: reserve at scan + commit at payment, each fsync'd (synchronous=FULL).
 
-Runs the real RedemptionService (lookup + evaluate + state + ledger event + outbox, one
+Runs the real RedemptionService (lookup + evaluate + state + event + outbox, one
 BEGIN IMMEDIATE transaction per step) against a fresh cache file in a temporary directory.
 
 Its floor runs in the same run, in interleaved blocks, on the same disk: raw SQLite transaction
@@ -44,7 +44,7 @@ class RawPairs:
         self.conn.execute("CREATE TABLE outbox (seq INTEGER PRIMARY KEY, body TEXT NOT NULL)")
         self.conn.execute("INSERT INTO state VALUES (1, 0)")
         self.seq = 0
-        self.body = "x" * 400  # about a ledger event's JSON
+        self.body = "x" * 400  # about a event's JSON
 
     def pair(self) -> None:
         for _ in range(2):

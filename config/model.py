@@ -64,9 +64,7 @@ class StoreConfig(Section):
     ] = "store-001"
     box_id: Annotated[
         str,
-        Field(
-            min_length=1, max_length=64, description="This agent box's id (ledger event source)."
-        ),
+        Field(min_length=1, max_length=64, description="This agent box's id (event source)."),
     ] = "box-001"
     namespace: Annotated[
         str | None,
@@ -107,7 +105,7 @@ class CacheConfig(Section):
         Field(
             ge=1,
             le=3650,
-            description="Days of acknowledged ledger history and idempotency records kept.",
+            description="Days of acknowledged event history and idempotency records kept.",
         ),
     ] = 30
     housekeeping_interval_s: Annotated[

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from config.model import AgentConfig
+from demo.event_log import event_log_story
 from demo.hq import hq
-from demo.ledger import ledger_story
 from demo.narration import say, step
 from demo.receipts import receipt_story
 from demo.till import till_story
@@ -91,7 +91,7 @@ def main() -> None:
             work=WORK,
         )
     for store_id, cfg in cfgs.items():
-        ledger_story(Path(cfg.cache.path), store_id)
+        event_log_story(Path(cfg.cache.path), store_id)
     say()
     say(f"Done. Files are in {WORK.relative_to(ROOT)}/ (hq.db, snapshots, caches, coupon.png).")
 

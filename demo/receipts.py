@@ -93,7 +93,7 @@ def receipt_story(
         show(_scan(till2, qr, "bob"))
         paid = _scan(till2, qr, "alice", txn="S2-7001")
         r = paid["redemption"]
-        say(f"   redeemed {r['code']} -{money(r['amount'])} at store-002 (ledger seq {r['seq']})")
+        say(f"   redeemed {r['code']} -{money(r['amount'])} at store-002 (event seq {r['seq']})")
         say("   and the same receipt once more:")
         show(_scan(till2, qr, "alice", txn="S2-7002")["decision"])
 

@@ -75,7 +75,7 @@ def till_story(url: str, tokens: dict[str, str], codes: dict[str, str]) -> None:
             if r is None:
                 show(result["decision"])
             else:
-                say(f"   redeemed {r['code']} -{money(r['amount'])} (ledger seq {r['seq']})")
+                say(f"   redeemed {r['code']} -{money(r['amount'])} (event seq {r['seq']})")
         replayed = all(r["replayed"] for r in again["results"])
         same = [{**r, "replayed": False} for r in again["results"]] == first["results"]
         say(f"   retry answered identically, nothing redeemed twice: {same} (replayed: {replayed})")

@@ -268,7 +268,7 @@ async def linked_codes(member_id: Annotated[Id, Path()], _till: Till, ctx: Ctx) 
     tags=["codes"],
 )
 async def code_status(code: Annotated[RawCode, Path()], _till: Till, ctx: Ctx) -> CodeStatusOut:
-    """A code's record, live holds, redemptions and ledger history."""
+    """A code's record, live holds, redemptions and event history."""
     now = ctx.clock()
     view = await ctx.db.run(lambda s: s.redemption.status(code, now))
     record = dataclasses.asdict(view.record)

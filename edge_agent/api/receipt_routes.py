@@ -1,6 +1,6 @@
 """Receipt coupon routes: issue at checkout, print status, reprint.
 
-The POS calls ``POST /v1/receipt-coupons`` when a sale completes. The coupon, its ledger event
+The POS calls ``POST /v1/receipt-coupons`` when a sale completes. The coupon, its event
 and its print job commit in one transaction; the print worker is woken and the route waits a
 moment (``print_confirm_wait_s``) so the usual answer is "printed". If the printer is slow or
 down the answer is "print_pending" with the code and QR payload, for the POS to show on screen;

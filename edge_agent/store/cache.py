@@ -31,9 +31,9 @@ from edge_agent.domain.code_record import (
 )
 from edge_agent.domain.promotion import Member, Promotion
 from edge_agent.domain.promotion_codec import promotion_from_dict, promotion_to_dict
-from edge_agent.store import ledger, schema, snapshot_load
+from edge_agent.store import event_log, schema, snapshot_load
 from edge_agent.store.errors import CacheError, StoreMismatchError
-from edge_agent.store.ledger import from_us, to_us
+from edge_agent.store.event_log import from_us, to_us
 
 # The store's own counts of a code and its campaign (uses, last redemption, campaign counters),
 # written once for both reads below so the hot path and a record held elsewhere cannot drift.
@@ -442,10 +442,10 @@ class CodeCache:
         )
         return tuple(str(code) for (code,) in rows)
 
-    def pending_outbox(self, limit: int = 100) -> tuple[ledger.OutboxItem, ...]:
+    def pending_outbox(self, limit: int = 100) -> tuple[event_log.OutboxItem, ...]:
         """Events not yet acknowledged by HQ, oldest first."""
-        return ledger.pending(self.conn, limit)
+        return event_log.pending(self.conn, limit)
 
     def ack_outbox(self, up_to_seq: int) -> int:
         """HQ has every event up to ``up_to_seq``: drop them from the outbox."""
-        return ledger.ack(self.conn, up_to_seq)
+        return event_log.ack(self.conn, up_to_seq)

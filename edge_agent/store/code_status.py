@@ -6,10 +6,10 @@ import json
 from dataclasses import replace
 from datetime import datetime
 
-from edge_agent.store import ledger
+from edge_agent.store import event_log
 from edge_agent.store.cache import CodeCache
 from edge_agent.store.errors import LinkConflictError, UnknownCodeError
-from edge_agent.store.ledger import Attribution, EventType, from_us, to_us
+from edge_agent.store.event_log import Attribution, EventType, from_us, to_us
 from edge_agent.store.outcomes import (
     CodeStatusView,
     HistoryEntry,
@@ -54,7 +54,7 @@ def link(
         conn.execute(
             "INSERT INTO code_links VALUES (?, ?, ?, ?)", (code, member_id, mode, to_us(now))
         )
-        ledger.append(
+        event_log.append(
             conn,
             box_id=cache.box_id,
             type=EventType.LINKED,
@@ -111,8 +111,7 @@ def status(cache: CodeCache, code: str, now: datetime) -> CodeStatusView:
     )
     history = []
     for seq, event_id, type_, at_us, body in conn.execute(
-        "SELECT seq, event_id, type, occurred_us, body FROM ledger_events WHERE code = ? "
-        "ORDER BY seq",
+        "SELECT seq, event_id, type, occurred_us, body FROM events WHERE code = ? ORDER BY seq",
         (code,),
     ):
         doc = json.loads(body)

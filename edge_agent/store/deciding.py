@@ -31,9 +31,9 @@ from edge_agent.domain.decision import (
     ValidationRequest,
 )
 from edge_agent.domain.disclosure import disclose
-from edge_agent.store import ledger, token_scan
+from edge_agent.store import event_log, token_scan
 from edge_agent.store.cache import CodeCache
-from edge_agent.store.ledger import Attribution, EventType, to_us
+from edge_agent.store.event_log import Attribution, EventType, to_us
 from edge_agent.store.throttle import TillThrottle
 from edge_agent.store.token_scan import Scan
 from edge_agent.store.trusted_keys import TrustedKeys
@@ -153,7 +153,7 @@ class Decider:
         own_txn = not conn.in_transaction
         if own_txn:
             conn.execute("BEGIN IMMEDIATE")
-        ledger.append(
+        event_log.append(
             conn,
             box_id=self.cache.box_id,
             type=EventType.TILL_THROTTLED,

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from edge_agent.store import idempotency, ledger, outcomes
+from edge_agent.store import event_log, idempotency, outcomes
 from edge_agent.store.cache import CodeCache
-from edge_agent.store.ledger import Attribution, EventType, to_us
+from edge_agent.store.event_log import Attribution, EventType, to_us
 from edge_agent.store.outcomes import VoidOutcome
 
 
@@ -66,7 +66,7 @@ def void(
                 continue
             facts = cache.lookup(code, hold[1], now)
             record = None if facts is None else facts.record
-            event = ledger.append(
+            event = event_log.append(
                 conn,
                 box_id=cache.box_id,
                 type=EventType.VOIDED,

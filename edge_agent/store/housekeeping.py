@@ -5,8 +5,8 @@ PERFORMANCE.md measured it: with ~1.4M unpruned event/outbox rows, redemption th
 
 * idempotency records (``requests``) older than the retention are dropped: no till retries a
   request after weeks;
-* ledger events older than the retention are dropped once HQ has acknowledged them (no longer
-  in the outbox): HQ holds the ledger of record; the box keeps recent history for the till;
+* events older than the retention are dropped once HQ has acknowledged them (no longer
+  in the outbox): HQ holds the events of record; the box keeps recent history for the till;
 * holds past their time are deleted (they already stopped counting);
 * print jobs that printed or were given up on are dropped after the retention.
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from edge_agent.store.cache import CodeCache
+from edge_agent.store.event_log import to_us
 from edge_agent.store.holds import expire_holds
-from edge_agent.store.ledger import to_us
 
 _BATCH = 2_000
 
@@ -63,7 +63,7 @@ def prune(cache: CodeCache, *, now: datetime, keep: timedelta) -> PruneReport:
     )
     events = _delete_in_batches(
         cache,
-        "DELETE FROM ledger_events WHERE seq IN (SELECT seq FROM ledger_events "
+        "DELETE FROM events WHERE seq IN (SELECT seq FROM events "
         "WHERE occurred_us < ? AND seq < coalesce((SELECT min(seq) FROM outbox), 1 << 62) "
         "ORDER BY seq LIMIT ?)",
         (horizon,),

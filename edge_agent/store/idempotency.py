@@ -38,7 +38,7 @@ from edge_agent.domain.decision import Accepted, Decision, ValidationRequest
 from edge_agent.store.cache import CodeCache
 from edge_agent.store.deciding import Decider
 from edge_agent.store.errors import IdempotencyConflictError
-from edge_agent.store.ledger import to_us
+from edge_agent.store.event_log import to_us
 
 _STORED_SQL = (
     "SELECT fingerprint, response FROM requests "

@@ -50,7 +50,7 @@ class IssuedCoupon:
     till_id: str
     cashier_id: str
     transaction_id: str
-    event_id: str  # the coupon.issued ledger event
+    event_id: str  # the coupon.issued event
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,7 +61,7 @@ class HoldoutInfo:
     share_bp: int  # the holdout share, basis points (500 = 5%)
     in_holdout: bool
     would_have: Offer | None = None  # held out: the offer they would have had
-    event_id: str | None = None  # held out: the coupon.withheld ledger event
+    event_id: str | None = None  # held out: the coupon.withheld event
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

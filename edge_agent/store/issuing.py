@@ -17,7 +17,7 @@ Theory of operation
    minter's space. Then a code is minted offline in that namespace (``code_format.new_code``),
    new to the ``codes`` table and to our own issues (retried on the astronomically rare collision),
    signed into the QR payload by the injected ``sign``, then written: the code row (bound to the
-   member, channel "receipt", the variant, the expiry), the ``coupon.issued`` ledger event with
+   member, channel "receipt", the variant, the expiry), the ``coupon.issued`` event with
    its outbox row, and the issue row holding the answer. Finally the injected ``on_issued`` runs
    on the same connection (the print job is enqueued there), so coupon and print job commit
    together; if it raises, nothing of the issue remains.
@@ -58,13 +58,13 @@ from edge_agent.domain.offer_policy import (
     decide,
 )
 from edge_agent.domain.promotion import Promotion
-from edge_agent.store import idempotency, issue_schema, ledger
+from edge_agent.store import event_log, idempotency, issue_schema
 from edge_agent.store.cache import CodeCache
 from edge_agent.store.errors import IdempotencyConflictError, MissingTransactionError, StoreError
+from edge_agent.store.event_log import Attribution, EventType, to_us
 from edge_agent.store.issue_outcome import Checkout, HoldoutInfo, IssuedCoupon, IssueOutcome
 from edge_agent.store.issue_outcome import outcome_from_json as _stored_outcome
 from edge_agent.store.issue_outcome import outcome_to_json as _outcome_json
-from edge_agent.store.ledger import Attribution, EventType, to_us
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ class IssueService:
         newest first: the facts the caps count."""
         since = to_us(now - self.policy.lookback)
         rows = self.cache.conn.execute(issue_schema.RECENT_SQL, (member_id, since, _RECENT_ROWS))
-        return tuple(ledger.from_us(us) for (us,) in rows)
+        return tuple(event_log.from_us(us) for (us,) in rows)
 
     def prune(self, now: datetime) -> int:
         """Housekeeping: forget issues whose coupon expired over a day ago and that every cap
@@ -308,7 +308,7 @@ class IssueService:
              int(offer.issued_at.timestamp()), expires_s),
         )  # fmt: skip
         holdout = HoldoutInfo(cohort=offer.cohort, share_bp=decision.holdout_bp, in_holdout=False)
-        event = ledger.append(
+        event = event_log.append(
             conn,
             box_id=self.cache.box_id,
             type=EventType.COUPON_ISSUED,
@@ -360,7 +360,7 @@ class IssueService:
     ) -> IssueOutcome:
         offer = decision.offer
         holdout = HoldoutInfo(cohort=offer.cohort, share_bp=decision.holdout_bp, in_holdout=True)
-        event = ledger.append(
+        event = event_log.append(
             conn,
             box_id=self.cache.box_id,
             type=EventType.COUPON_WITHHELD,

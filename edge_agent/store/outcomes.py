@@ -117,7 +117,7 @@ class CodeStatusView:
     uses: int
     holds: tuple[Reservation, ...]  # live ones
     redemptions: tuple[RedemptionView, ...]  # oldest first
-    history: tuple[HistoryEntry, ...]  # ledger events still kept, oldest first
+    history: tuple[HistoryEntry, ...]  # events still kept, oldest first
 
 
 def _ts(value: datetime | None) -> str | None:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from edge_agent.receipt.document import CouponDocument, DocumentError
 from edge_agent.store.errors import CacheError
-from edge_agent.store.ledger import from_us, to_us
+from edge_agent.store.event_log import from_us, to_us
 
 _SCHEMA_VERSION = 7  # print_jobs arrives with v4 (print_schema.py), keyed by till from v7
 _SELECT = (

@@ -7,7 +7,7 @@ Every method is synchronous and runs on the one thread that owns the ``CodeCache
 * ``validate`` is read-only: look the codes up, ``evaluate`` them, report.
 * ``reserve`` (at scan), ``commit`` (at payment), ``void`` (cancel) and ``reverse`` (a return)
   each run in ONE ``BEGIN IMMEDIATE`` transaction that reads the facts, decides, writes the
-  state change, its ledger event and outbox row, and the idempotency record. Taking the write
+  state change, its event and outbox row, and the idempotency record. Taking the write
   lock before reading is what stops two tills (or two processes) from both taking a code.
   ``deciding`` holds the deciding step (tokens, lookups, throttle, evaluation) and
   ``idempotency`` the per-code transaction that ``reserve`` and ``commit`` share. When the
@@ -46,12 +46,12 @@ from edge_agent.domain import messages, token_check
 from edge_agent.domain.code_format import CodeFormat, Malformed, normalise, parse
 from edge_agent.domain.code_record import CodeFacts
 from edge_agent.domain.decision import Accepted, Decision, ValidationRequest
-from edge_agent.store import code_status, holds, ledger, outcomes, reversals, token_scan
+from edge_agent.store import code_status, event_log, holds, outcomes, reversals, token_scan
 from edge_agent.store.cache import CodeCache
 from edge_agent.store.deciding import Decider
 from edge_agent.store.errors import MissingTransactionError, UnknownCodeError
+from edge_agent.store.event_log import Attribution, EventType, to_us
 from edge_agent.store.idempotency import run_per_code
-from edge_agent.store.ledger import Attribution, EventType, to_us
 from edge_agent.store.outcomes import (
     CodeStatusView,
     CommitOutcome,
@@ -182,7 +182,7 @@ class RedemptionService:
             (code, request.till_id, txn, request.store_id, request.cashier_id,
              request.member_id, to_us(request.now), to_us(until)),
         )  # fmt: skip
-        ledger.append(
+        event_log.append(
             conn,
             box_id=self.cache.box_id,
             type=EventType.RESERVED,
@@ -234,7 +234,7 @@ class RedemptionService:
             "DELETE FROM reservations WHERE code = ? AND till_id = ? AND transaction_id = ?",
             (code, request.till_id, txn),
         )
-        event = ledger.append(
+        event = event_log.append(
             conn,
             box_id=self.cache.box_id,
             type=EventType.REDEEMED,

@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from edge_agent.store import idempotency, ledger, outcomes
+from edge_agent.store import event_log, idempotency, outcomes
 from edge_agent.store.cache import CodeCache
 from edge_agent.store.errors import RedemptionNotFoundError, RequestError, ReversalTooLargeError
-from edge_agent.store.ledger import Attribution, EventType, to_us
+from edge_agent.store.event_log import Attribution, EventType, to_us
 from edge_agent.store.outcomes import ReverseOutcome
 
 _REDEMPTION_SQL = (
@@ -92,7 +92,7 @@ def reverse(
                     "UPDATE member_code_usage SET uses = uses - 1 WHERE code = ? AND member_id = ?",
                     (code, member_id),
                 )
-        event = ledger.append(
+        event = event_log.append(
             conn,
             box_id=cache.box_id,
             type=EventType.REVERSED,

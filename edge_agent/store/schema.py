@@ -9,7 +9,7 @@ agent: it is refused (``SchemaTooNewError``) rather than half-understood.
 
 Codes, campaigns and members are HQ's data and are replaced whole by each snapshot
 (``snapshot_load.py``). Everything the store itself learns (uses, holds, redemptions, links,
-ledger events, the outbox) lives in separate tables keyed by code, so a reload never loses it.
+events, the outbox) lives in separate tables keyed by code, so a reload never loses it.
 
 Times: snapshot columns are UTC epoch seconds (the agreed snapshot format); the store's own
 tables use UTC epoch microseconds (``*_us``) so datetimes round-trip exactly.
@@ -92,6 +92,13 @@ def _v6_lookup_indexes(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX requests_by_age ON requests (created_us)")
 
 
+def _v8_event_log(db: sqlite_utils.Database) -> None:
+    """The box's event log gets its own name: ``ledger`` is the points ledger's."""
+    db.execute("ALTER TABLE ledger_events RENAME TO events")
+    db.execute("DROP INDEX ledger_events_by_code")
+    db.execute("CREATE INDEX events_by_code ON events (code, seq) WHERE code IS NOT NULL")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 # Later migrations live beside the feature that owns their tables; the order here is final.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -102,6 +109,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     key_schema.migrate,  # v5: trusted store signing keys
     _v6_lookup_indexes,  # v6
     till_scope_schema.migrate,  # v7: sales, holds and stored answers keyed by till
+    _v8_event_log,  # v8: ledger_events is now events (the event log)
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -19,7 +19,7 @@ Theory of operation
    A crash before the swap leaves the old cache in place and some ``*_next`` debris that the
    next load drops; the swap itself is one SQLite transaction, so all or nothing.
 
-Mutable state (uses, holds, redemptions, links, ledger) is keyed by code in its own tables and
+Mutable state (uses, holds, redemptions, links, event log) is keyed by code in its own tables and
 is never touched here.
 
 The optional ``store_keys`` table (the chain's coupon signing keys) replaces the cache's in the

@@ -86,7 +86,7 @@ def test_a_failing_operation_rolls_back_alone(db: DbThread, path: Path) -> None:
     assert a[0].redemption is not None and b[0].redemption is not None
     assert redeemed(path) == {(A, "till-1", "T-1"), (B, "till-2", "T-3")}
     with sqlite3.connect(path) as conn:
-        seqs = [s for (s,) in conn.execute("SELECT seq FROM ledger_events ORDER BY seq")]
+        seqs = [s for (s,) in conn.execute("SELECT seq FROM events ORDER BY seq")]
         assert seqs == list(range(1, len(seqs) + 1)), "the failed operation left a gap"
         assert conn.execute("SELECT count(*) FROM requests WHERE code = ?", (G,)).fetchone() == (0,)
 

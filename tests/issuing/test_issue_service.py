@@ -1,5 +1,5 @@
 """The issue service on real cache files: minting, recording, idempotency, refusals, holdout,
-collisions, expiry, ledger attribution, hook rollback, and the coupon validating at a till."""
+collisions, expiry, event attribution, hook rollback, and the coupon validating at a till."""
 
 from __future__ import annotations
 
@@ -60,12 +60,12 @@ def cache(tmp_path: Path) -> CodeCache:
 
 
 def events(cache: CodeCache) -> list[dict[str, object]]:
-    rows = cache.conn.execute("SELECT body FROM ledger_events ORDER BY seq")
+    rows = cache.conn.execute("SELECT body FROM events ORDER BY seq")
     return [json.loads(body) for (body,) in rows]
 
 
 def nothing_written(cache: CodeCache) -> None:
-    for table in ("codes", "coupon_issues", "ledger_events", "outbox", "hook_rows"):
+    for table in ("codes", "coupon_issues", "events", "outbox", "hook_rows"):
         assert count(cache, table) == 0, table
 
 
@@ -114,7 +114,7 @@ def sign_of(code: str, member: str | None) -> str:
     )
 
 
-def test_ledger_event_carries_full_attribution(cache: CodeCache) -> None:
+def test_event_carries_full_attribution(cache: CodeCache) -> None:
     coupon = service(cache).issue(checkout("T-77", member=LOYAL)).coupon
     assert coupon is not None
     [event] = events(cache)
@@ -144,7 +144,7 @@ def test_retried_checkout_gets_the_stored_answer_never_a_second_coupon(cache: Co
     assert again.replayed and not first.replayed
     assert again.coupon == first.coupon
     assert again == replace(first, replayed=True)
-    assert count(cache, "codes") == 1 and count(cache, "ledger_events") == 1
+    assert count(cache, "codes") == 1 and count(cache, "events") == 1
     assert len(hook.calls) == 1
     # Also after a restart: the answer is in the file, not in memory.
     path = cache.path
@@ -303,7 +303,7 @@ def test_a_full_namespace_fails_cleanly(cache: CodeCache) -> None:
         service(cache, mint=lambda: taken).issue(checkout(member=LOYAL))
     assert err.value.namespace == NAMESPACE
     assert count(cache, "codes") == 1 and count(cache, "coupon_issues") == 0
-    assert count(cache, "ledger_events") == 0
+    assert count(cache, "events") == 0
 
 
 def test_a_mint_outside_our_namespace_is_a_bug(cache: CodeCache) -> None:
@@ -347,10 +347,10 @@ def test_a_failing_hook_or_signer_rolls_the_whole_issue_back(cache: CodeCache, w
         svc.issue(checkout(member=LOYAL))
     nothing_written(cache)
     assert not cache.conn.in_transaction
-    # Nothing was consumed either: the next issue gets ledger sequence 1 and is not capped.
+    # Nothing was consumed either: the next issue gets event sequence 1 and is not capped.
     ok = service(cache).issue(checkout(member=LOYAL))
     assert ok.issued
-    assert cache.conn.execute("SELECT seq FROM ledger_events").fetchall() == [(1,)]
+    assert cache.conn.execute("SELECT seq FROM events").fetchall() == [(1,)]
 
 
 def test_issued_coupon_validates_with_tier_discount_not_with_store_sale(cache: CodeCache) -> None:

@@ -72,9 +72,9 @@ def check(path: Path, acked: list[str]) -> None:
             "SELECT id, code, transaction_id, amount FROM redemptions"
         )
     }
-    events = list(conn.execute("SELECT seq, type, code, body FROM ledger_events ORDER BY seq"))
+    events = list(conn.execute("SELECT seq, type, code, body FROM events ORDER BY seq"))
     seqs = [e[0] for e in events]
-    assert seqs == list(range(1, len(seqs) + 1)), "ledger sequence has gaps"
+    assert seqs == list(range(1, len(seqs) + 1)), "event sequence has gaps"
     assert [s for (s,) in conn.execute("SELECT seq FROM outbox ORDER BY seq")] == seqs
     assert (
         conn.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()[0] == len(seqs) + 1

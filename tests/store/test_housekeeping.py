@@ -31,7 +31,7 @@ def test_prune_drops_old_acked_history_but_keeps_single_use(tmp_path: Path) -> N
     later = NOW + timedelta(days=25)  # the campaign runs until NOW + 30 days
     cache.set_synced_at(later)
     service.reserve(req(G, txn="T-new", member="M2", now=later))  # a live hold, recent event
-    assert count(service, "ledger_events") == 2
+    assert count(service, "events") == 2
 
     # Nothing acknowledged yet: old events stay, whatever their age.
     report = prune(cache, now=later, keep=timedelta(days=20))
@@ -40,7 +40,7 @@ def test_prune_drops_old_acked_history_but_keeps_single_use(tmp_path: Path) -> N
     cache.ack_outbox(1)  # HQ acknowledged the old redemption's event
     report = prune(cache, now=later, keep=timedelta(days=20))
     assert report.events == 1
-    assert count(service, "ledger_events") == 1  # the recent one stays
+    assert count(service, "events") == 1  # the recent one stays
     assert count(service, "reservations") == 1  # still live
 
     # Single use survives pruning: the code is still redeemed.

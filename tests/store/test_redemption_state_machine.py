@@ -9,7 +9,7 @@ re-open, and a clock that only moves forward (so holds lapse, exactly at their `
 A small model runs alongside. It predicts every decision (accepted with its discount, or the
 refusal's reason) from first principles, and after every step the cache must equal the model:
 use counters, member counters, campaign counters, holds, redemptions, stored answers and the
-exact ledger (type, code, transaction of every event, in order). Independently of the model,
+exact event log (type, code, transaction of every event, in order). Independently of the model,
 the invariants below are checked on the file alone: counters equal committed minus fully
 reversed redemptions, a single-use code is never redeemed twice unless fully reversed in
 between, live holds never exceed what is left of a code, the sequence is gap-free from 1, and
@@ -51,7 +51,7 @@ from edge_agent.store.errors import (
     RequestError,
     ReversalTooLargeError,
 )
-from edge_agent.store.ledger import to_us
+from edge_agent.store.event_log import to_us
 from edge_agent.store.outcomes import VoidOutcome
 from edge_agent.store.redemptions import RedemptionService
 from edge_agent.store.throttle import ThrottleConfig
@@ -169,7 +169,7 @@ _STATE_TABLES = (
     "redemptions",
     "reversals",
     "requests",
-    "ledger_events",
+    "events",
     "outbox",
 )
 
@@ -632,11 +632,9 @@ class RedemptionMachine(RuleBasedStateMachine):
         assert stored == set(self.answers)
 
     @invariant()
-    def ledger_matches_the_model_and_outbox_is_unacked(self) -> None:
+    def events_match_the_model_and_outbox_is_unacked(self) -> None:
         conn = self.cache.conn
-        rows = conn.execute(
-            "SELECT seq, type, code, body FROM ledger_events ORDER BY seq"
-        ).fetchall()
+        rows = conn.execute("SELECT seq, type, code, body FROM events ORDER BY seq").fetchall()
         assert [s for s, *_ in rows] == list(range(1, len(rows) + 1))  # gap-free from 1
         next_seq = conn.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()[0]
         assert int(next_seq) == len(rows) + 1
@@ -679,7 +677,7 @@ class RedemptionMachine(RuleBasedStateMachine):
         # A single-use code is taken again only after a full reversal of its previous use.
         taken: dict[str, bool] = {}
         for type_, c, body in conn.execute(
-            "SELECT type, code, body FROM ledger_events WHERE code IN (?, ?, ?) ORDER BY seq",
+            "SELECT type, code, body FROM events WHERE code IN (?, ?, ?) ORDER BY seq",
             SINGLE_USE,
         ):
             if type_ == "code.redeemed":

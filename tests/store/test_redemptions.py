@@ -48,13 +48,13 @@ def replays(outcomes: Sequence[Any]) -> tuple[Any, ...]:
 
 
 def events(cache: CodeCache) -> list[tuple[int, str, str | None]]:
-    return list(cache.conn.execute("SELECT seq, type, code FROM ledger_events ORDER BY seq"))
+    return list(cache.conn.execute("SELECT seq, type, code FROM events ORDER BY seq"))
 
 
 def counts(cache: CodeCache) -> tuple[int, ...]:
     return tuple(
         cache.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-        for t in ("reservations", "redemptions", "ledger_events", "outbox", "requests")
+        for t in ("reservations", "redemptions", "events", "outbox", "requests")
     )
 
 
@@ -300,10 +300,7 @@ def test_guessing_till_is_throttled_and_flagged(cache: CodeCache) -> None:
     (paid,) = service.commit(req(A, txn="T-held", now=NOW + timedelta(seconds=6)))
     assert paid.redemption is not None
     flags = [
-        b
-        for (b,) in cache.conn.execute(
-            "SELECT body FROM ledger_events WHERE type = 'till.throttled'"
-        )
+        b for (b,) in cache.conn.execute("SELECT body FROM events WHERE type = 'till.throttled'")
     ]
     assert len(flags) == 1 and '"till_id":"till-1"' in flags[0]
     (after,) = service.validate(req(B, member="M2", now=NOW + timedelta(minutes=6)))

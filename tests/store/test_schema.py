@@ -37,7 +37,7 @@ def test_v1_file_upgrades_in_place_and_keeps_its_codes(tmp_path: Path) -> None:
 
     cache = CodeCache.open(path, store_id=STORE)
     assert cache.conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
-    assert {"redemptions", "outbox", "ledger_events", "requests"} <= set(cache.db.table_names())
+    assert {"redemptions", "outbox", "events", "requests"} <= set(cache.db.table_names())
     assert cache.conn.execute("SELECT count(*) FROM codes").fetchone()[0] == 1
     assert cache.box_id == box_id  # the box keeps its identity across upgrades
     cache.close()

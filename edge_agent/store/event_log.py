@@ -1,4 +1,4 @@
-"""Ledger events: built on the box, appended with their outbox row in the caller's transaction.
+"""The event log: events built on the box, appended with their outbox row in one transaction.
 
 An event is what HQ learns about a state change: a time-ordered id generated here (UUIDv7
 layout, so ids sort by time and append at the right edge of any index), this box's id, a per-box
@@ -147,7 +147,7 @@ def append(
     change, the event and the outbox row all-or-nothing and the sequence gap-free.
     """
     if not conn.in_transaction:
-        raise RuntimeError("ledger.append must run inside the caller's transaction")
+        raise RuntimeError("event_log.append must run inside the caller's transaction")
     row = conn.execute(
         "UPDATE meta SET value = value + 1 WHERE key = 'next_seq' RETURNING value - 1"
     ).fetchone()
@@ -164,7 +164,7 @@ def append(
     )
     payload = event.to_json()
     conn.execute(
-        "INSERT INTO ledger_events (seq, event_id, type, code, occurred_us, body) "
+        "INSERT INTO events (seq, event_id, type, code, occurred_us, body) "
         "VALUES (?, ?, ?, ?, ?, ?)",
         (event.seq, event.event_id, event.type.value, code, to_us(occurred_at), payload),
     )

@@ -1,4 +1,4 @@
-"""The ledger's part of the demo: what waits in the outbox for HQ."""
+"""The event log's part of the demo: what waits in the outbox for HQ."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 from demo.narration import say, step
 
 
-def ledger_story(cache_path: Path, store_id: str) -> None:
-    step(f"{store_id}'s ledger: every change is an event in the outbox, waiting for HQ")
+def event_log_story(cache_path: Path, store_id: str) -> None:
+    step(f"{store_id}'s event log: every change is an event in the outbox, waiting for HQ")
     with sqlite3.connect(cache_path) as conn:
         rows = conn.execute(
-            "SELECT type, count(*) FROM ledger_events GROUP BY type ORDER BY min(seq)"
+            "SELECT type, count(*) FROM events GROUP BY type ORDER BY min(seq)"
         ).fetchall()
         pending = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
     for event_type, count in rows:

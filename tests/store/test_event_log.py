@@ -10,13 +10,13 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_agent.store import ledger
-from edge_agent.store.ledger import Attribution, EventType
+from edge_agent.store import event_log
+from edge_agent.store.event_log import Attribution, EventType
 from tests.store.factories import NOW, STORE, open_cache
 
 
 def test_event_ids_are_uuidv7_and_sort_by_time() -> None:
-    ids = [ledger.event_id(NOW + timedelta(milliseconds=ms), os.urandom(10)) for ms in range(50)]
+    ids = [event_log.event_id(NOW + timedelta(milliseconds=ms), os.urandom(10)) for ms in range(50)]
     assert ids == sorted(ids)
     parsed = uuid.UUID(hex=ids[0])
     assert parsed.version == 7
@@ -27,14 +27,14 @@ def test_event_ids_are_uuidv7_and_sort_by_time() -> None:
 @settings(max_examples=300)
 @given(st.datetimes(timezones=st.just(UTC), min_value=datetime(1971, 1, 1)))
 def test_microsecond_times_round_trip_exactly(at: datetime) -> None:
-    assert ledger.from_us(ledger.to_us(at)) == at
+    assert event_log.from_us(event_log.to_us(at)) == at
 
 
 def test_append_outside_a_transaction_is_a_bug(tmp_path: Path) -> None:
     cache = open_cache(tmp_path / "c.db")
     attribution = Attribution(store_id=STORE, till_id="t", cashier_id="k")
     try:
-        ledger.append(
+        event_log.append(
             cache.conn,
             box_id=cache.box_id,
             type=EventType.LINKED,
@@ -55,7 +55,7 @@ def test_sequence_is_gap_free_across_rollbacks_and_acks_prune(tmp_path: Path) ->
 
     def one(commit: bool) -> None:
         cache.conn.execute("BEGIN IMMEDIATE")
-        ledger.append(
+        event_log.append(
             cache.conn,
             box_id=cache.box_id,
             type=EventType.LINKED,
@@ -75,7 +75,7 @@ def test_sequence_is_gap_free_across_rollbacks_and_acks_prune(tmp_path: Path) ->
     assert cache.ack_outbox(4) == 0  # a repeated ack is harmless
     one(commit=True)
     assert [p.seq for p in cache.pending_outbox(100)] == [5, 6, 7]
-    # The ledger itself keeps every event; only the outbox is pruned.
-    seqs = [r[0] for r in cache.conn.execute("SELECT seq FROM ledger_events ORDER BY seq")]
+    # The event log itself keeps every event; only the outbox is pruned.
+    seqs = [r[0] for r in cache.conn.execute("SELECT seq FROM events ORDER BY seq")]
     assert seqs == list(range(1, 8))
     cache.close()
