@@ -18,13 +18,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import bench_lookup
+from bench.fixtures import bench_campaign
 from bench.report import against_floor, figure, latency, percentile
 from edge_agent.api.auth import new_token, token_digest
-from edge_agent.domain.promotion import Benefit, BenefitKind, Promotion, StackingRule
 from edge_agent.store.cache import CodeCache
 
 REQUESTS = 10_000  # PERFORMANCE.md: p99 is noisy below ~10k requests
@@ -40,16 +40,7 @@ def _free_port() -> int:
 def _refresh(now: datetime) -> list[tuple[str, str]]:
     """Keep the reused bench cache valid today; return (code, member) pairs to validate."""
     cache = CodeCache.open(bench_lookup.CACHE, store_id=bench_lookup.STORE)
-    cache.put_campaign(
-        Promotion(
-            campaign_id="B1",
-            name="Bench",
-            benefit=Benefit(kind=BenefitKind.PERCENT_OFF, value=1000),
-            stacking=StackingRule(stacking_class="coupon"),
-            starts_at=now - timedelta(days=1),
-            ends_at=now + timedelta(days=365),
-        )
-    )
+    cache.put_campaign(bench_campaign(now, days=365))
     cache.set_synced_at(now)
     cache.close()
     sample = bench_lookup.SAMPLE.read_text().split()[:REQUESTS]

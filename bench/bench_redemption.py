@@ -13,15 +13,15 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.fixtures import bench_campaign
 from bench.report import against_floor, figure, latency
 from edge_agent.domain.basket import Basket, BasketLine
 from edge_agent.domain.code_format import CodeFormat, make_code, random_symbols
 from edge_agent.domain.code_record import CodeRecord
 from edge_agent.domain.decision import ValidationRequest
-from edge_agent.domain.promotion import Benefit, BenefitKind, Promotion, StackingRule
 from edge_agent.store.cache import CodeCache
 from edge_agent.store.redemptions import RedemptionService
 
@@ -63,16 +63,7 @@ def main() -> None:
     now = datetime.now(UTC)
     with tempfile.TemporaryDirectory() as tmp:
         cache = CodeCache.open(Path(tmp) / "bench.db", store_id="S1")
-        cache.put_campaign(
-            Promotion(
-                campaign_id="B1",
-                name="Bench",
-                benefit=Benefit(kind=BenefitKind.PERCENT_OFF, value=1000),
-                stacking=StackingRule(stacking_class="coupon"),
-                starts_at=now - timedelta(days=1),
-                ends_at=now + timedelta(days=30),
-            )
-        )
+        cache.put_campaign(bench_campaign(now))
         symbols = random_symbols(6 * N * 2)
         codes = sorted(
             {make_code(FMT, "B7", symbols[i : i + 6]) for i in range(0, len(symbols), 6)}

@@ -14,16 +14,16 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.bench_redemption import BASKET, FMT, RawPairs
+from bench.fixtures import bench_campaign
 from bench.report import against_floor, figure
 from edge_agent.api.db_thread import DbThread
 from edge_agent.domain.code_format import make_code, random_symbols
 from edge_agent.domain.code_record import CodeRecord
 from edge_agent.domain.decision import ValidationRequest
-from edge_agent.domain.promotion import Benefit, BenefitKind, Promotion, StackingRule
 from edge_agent.services import StoreServices
 from edge_agent.store.cache import CodeCache
 from edge_agent.store.redemptions import RedemptionService
@@ -38,16 +38,7 @@ def _open(path: Path, codes: list[str]) -> DbThread:
 
     def open_services() -> StoreServices:
         cache = CodeCache.open(path, store_id="S1")
-        cache.put_campaign(
-            Promotion(
-                campaign_id="B1",
-                name="Bench",
-                benefit=Benefit(kind=BenefitKind.PERCENT_OFF, value=1000),
-                stacking=StackingRule(stacking_class="coupon"),
-                starts_at=now - timedelta(days=1),
-                ends_at=now + timedelta(days=30),
-            )
-        )
+        cache.put_campaign(bench_campaign(now))
         cache.put_codes(CodeRecord(code=c, campaign_id="B1", member_id=None) for c in codes)
         cache.set_synced_at(now)
         cache.checkpoint(truncate=True)
