@@ -14,6 +14,7 @@ till throttle and writes a ``till.throttled`` event the one time a till becomes 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from dataclasses import dataclass
@@ -150,20 +151,19 @@ class Decider:
         attribution = Attribution(
             store_id=request.store_id, till_id=request.till_id, cashier_id=request.cashier_id
         )
-        own_txn = not conn.in_transaction
-        if own_txn:
-            conn.execute("BEGIN IMMEDIATE")
-        event_log.append(
-            conn,
-            box_id=self.cache.box_id,
-            type=EventType.TILL_THROTTLED,
-            occurred_at=request.now,
-            code=None,
-            attribution=attribution,
-            details=details,
-        )
-        if own_txn:
-            conn.execute("COMMIT")
+        # Inside reserve/commit the flag joins their transaction; after a read-only validate it
+        # gets one of its own (rolled back whole if the append fails).
+        joined = contextlib.nullcontext() if conn.in_transaction else self.cache.transaction()
+        with joined:
+            event_log.append(
+                conn,
+                box_id=self.cache.box_id,
+                type=EventType.TILL_THROTTLED,
+                occurred_at=request.now,
+                code=None,
+                attribution=attribution,
+                details=details,
+            )
 
     def _token_facts(
         self,
