@@ -16,7 +16,6 @@ import shlex
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import httpx
 import pytest
 
 from edge_agent import signing_key
+from tests.agent_process import wait_for_health
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BIN = Path(sys.executable).parent
@@ -80,16 +80,7 @@ def box(tmp_path: Path) -> Iterator[tuple[Path, str, str]]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, server.communicate()[0]
-            assert time.monotonic() < deadline, "the agent did not start"
-            time.sleep(0.1)
+        assert wait_for_health(url, server).status_code == 200
         yield tmp_path, url, token.group(1)
     finally:
         server.terminate()

@@ -7,12 +7,12 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from edge_agent.api.auth import new_token, token_digest
+from tests.agent_process import wait_for_health
 
 EDGE_AGENT = Path(sys.executable).parent / "edge-agent"
 
@@ -39,15 +39,7 @@ def test_serve_answers_health_and_exits_cleanly_on_sigterm(tmp_path: Path) -> No
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                health = httpx.get(f"{url}/v1/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert agent.poll() is None, agent.communicate()[0]
-                assert time.monotonic() < deadline, "the agent did not start"
-                time.sleep(0.1)
+        health = wait_for_health(url, agent)
         assert health.status_code == 200
         tasks = health.json()["tasks"]
         assert {name: t["state"] for name, t in tasks.items()} == {
