@@ -18,10 +18,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.report import figure, latency
+from edge_agent.cache.code_cache import CodeCache
 from edge_agent.domain.code_format import ALPHABET, BASE, CodeFormat
 from edge_agent.domain.promotion import Benefit, BenefitKind, Promotion, StackingRule
 from edge_agent.domain.promotion_codec import promotion_to_dict
-from edge_agent.store.cache import CodeCache
 
 N = 10_000_000
 ROOT = Path(__file__).resolve().parents[1]

@@ -87,7 +87,8 @@ def test_the_wire_contract_is_pure_and_imports_nothing_of_hq() -> None:
     # What the box loads when it opens its cache and serves: no HQ module. (numpy is not
     # checked: sqlite_utils imports it whenever it is installed, as it is in this venv.)
     probe = (
-        "import sys, edge_agent.store.cache, edge_agent.store.snapshot_load, edge_agent.cli; "
+        "import sys, edge_agent.cache.code_cache, edge_agent.cache.snapshot_load, "
+        "edge_agent.cli.main; "
         "hq = [m for m in sys.modules if m.startswith('cloud_sync') "
         "and not m.startswith('cloud_sync.contract') and m != 'cloud_sync']; print(hq)"
     )

@@ -1,6 +1,6 @@
-"""The store snapshot file, defined once: HQ writes it (``cloud_sync/snapshot.py``), the box
-checks and loads it (``edge_agent/store/snapshot_load.py``), and the box's cache keeps HQ's
-data in tables of the same columns (``edge_agent/store/schema.py``).
+"""The store snapshot file, defined once: HQ writes it (``cloud_sync/hq/snapshot.py``), the box
+checks and loads it (``edge_agent/cache/snapshot_load.py``), and the box's cache keeps HQ's
+data in tables of the same columns (``edge_agent/cache/schema.py``).
 
 A snapshot is a SQLite file with these tables (each DDL takes the table's full name, so the
 same definition creates ``snap.codes`` at HQ and ``codes_next`` on the box)::

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cloud_sync.central_store import CentralStore
+from cloud_sync.hq.central_store import CentralStore
 from edge_agent.domain.code_format import CodeFormat
 from edge_agent.domain.promotion import Promotion
 from edge_agent.domain.promotion_codec import promotion_from_dict

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from cloud_sync.cli import main
+from cloud_sync.hq.cli import main
 from tests.hq.conftest import campaign_doc
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cloud_sync.cli", *args],
+        [sys.executable, "-m", "cloud_sync.hq.cli", *args],
         capture_output=True,
         text=True,
         timeout=60,

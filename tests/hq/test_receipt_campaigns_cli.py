@@ -17,7 +17,7 @@ from edge_agent.domain.offer_policy import DEFAULT_CAMPAIGN_IDS
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cloud_sync.cli", *args],
+        [sys.executable, "-m", "cloud_sync.hq.cli", *args],
         capture_output=True,
         text=True,
         timeout=60,

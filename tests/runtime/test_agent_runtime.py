@@ -16,12 +16,12 @@ from typing import Any
 import httpx
 
 from config.model import AgentConfig
-from edge_agent.receipt.document import sample_document
-from edge_agent.receipt.printer_port import JobReport
+from edge_agent.cache.code_cache import CodeCache
+from edge_agent.printing import print_queue as pq
+from edge_agent.printing.document import sample_document
+from edge_agent.printing.printer_port import JobReport
 from edge_agent.runtime.background import serving
 from edge_agent.runtime.timer import LoopTimer
-from edge_agent.store import print_queue as pq
-from edge_agent.store.cache import CodeCache
 from edge_agent.wiring import build_app
 from hardware.printer.sim_printer import SimulatedPrinter
 
