@@ -6,7 +6,7 @@ memory (dropped when another connection changed the HQ data, see ``_refresh``), 
 member is involved, their profile, their uses of this code and their recent
 redemptions. ``facts_for`` gathers the same facts for a record held elsewhere (a signed token's
 claims); both share the usage reads. Writes that change redemption state live in
-``redemptions.py``; snapshot loading in ``snapshot_load.py``.
+``edge_agent/redemption/``; snapshot loading in ``snapshot_load.py``.
 """
 
 from __future__ import annotations
