@@ -12,7 +12,6 @@ declares the bearer scheme and every error each route can answer; it is browsabl
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -34,24 +33,17 @@ from edge_agent.api.receipt_routes import NoCouponError
 from edge_agent.api.schemas import (
     CodeStatusOut,
     CommitOut,
-    CommitResultOut,
-    DecisionOut,
     HealthOut,
     LinkedCodesOut,
     LinkIn,
-    LinkOut,
-    RedemptionOut,
     ReserveOut,
-    ReserveResultOut,
     ReverseIn,
-    ReverseOut,
     TaskOut,
     TransactionIn,
     ValidateIn,
     ValidateOut,
     VoidIn,
     VoidOut,
-    VoidResultOut,
 )
 from edge_agent.domain.decision import (
     Accepted,
@@ -61,6 +53,7 @@ from edge_agent.domain.decision import (
     ValidationRequest,
 )
 from edge_agent.fields import Id, RawCode
+from edge_agent.redemption.outcomes import DecisionOut, LinkOutcome, ReverseOutcome
 from edge_agent.runtime.db_thread import DbThread
 from edge_agent.runtime.supervisor import TaskStatus
 from edge_agent.services import ReceiptsUnavailableError
@@ -147,14 +140,7 @@ async def reserve(body: TransactionIn, till_id: Till, ctx: Ctx) -> ReserveOut:
     request = _request_of(ctx, body, till_id)
     outcomes = await ctx.db.run(lambda s: s.redemption.reserve(request), group=True)
     _log_refusals("reserve", till_id, [o.decision for o in outcomes])
-    return ReserveOut(
-        results=[
-            ReserveResultOut(
-                decision=DecisionOut.of(o.decision), hold_until=o.hold_until, replayed=o.replayed
-            )
-            for o in outcomes
-        ]
-    )
+    return ReserveOut(results=list(outcomes))
 
 
 @router.post(
@@ -165,18 +151,8 @@ async def commit(body: TransactionIn, till_id: Till, ctx: Ctx) -> CommitOut:
     request = _request_of(ctx, body, till_id)
     outcomes = await ctx.db.run(lambda s: s.redemption.commit(request), group=True)
     _log_refusals("commit", till_id, [o.decision for o in outcomes])
-    results = [
-        CommitResultOut(
-            decision=DecisionOut.of(o.decision),
-            redemption=None
-            if o.redemption is None
-            else RedemptionOut.model_validate(dataclasses.asdict(o.redemption)),
-            replayed=o.replayed,
-        )
-        for o in outcomes
-    ]
     total = sum(o.redemption.amount for o in outcomes if o.redemption is not None)
-    return CommitOut(results=results, total_discount=total)
+    return CommitOut(results=list(outcomes), total_discount=total)
 
 
 @router.post(
@@ -196,16 +172,16 @@ async def void(body: VoidIn, till_id: Till, ctx: Ctx) -> VoidOut:
         ),
         group=True,
     )
-    return VoidOut(results=[VoidResultOut.model_validate(dataclasses.asdict(o)) for o in outcomes])
+    return VoidOut(results=list(outcomes))
 
 
 @router.post(
     "/v1/reverse",
-    response_model=ReverseOut,
+    response_model=ReverseOutcome,
     responses=errors_doc(*_BODY_ERRORS, 404, 409),
     tags=["codes"],
 )
-async def reverse(body: ReverseIn, till_id: Till, ctx: Ctx) -> ReverseOut:
+async def reverse(body: ReverseIn, till_id: Till, ctx: Ctx) -> ReverseOutcome:
     """A return: give back all or part of a redeemed discount. Idempotent per return id."""
     now = ctx.clock()
     outcome = await ctx.db.run(
@@ -222,16 +198,16 @@ async def reverse(body: ReverseIn, till_id: Till, ctx: Ctx) -> ReverseOut:
         ),
         group=True,
     )
-    return ReverseOut.model_validate(dataclasses.asdict(outcome))
+    return outcome
 
 
 @router.post(
     "/v1/links",
-    response_model=LinkOut,
+    response_model=LinkOutcome,
     responses=errors_doc(*_BODY_ERRORS, 404, 409),
     tags=["codes"],
 )
-async def link(body: LinkIn, till_id: Till, ctx: Ctx) -> LinkOut:
+async def link(body: LinkIn, till_id: Till, ctx: Ctx) -> LinkOutcome:
     """Link a physical code to a member so it applies at their next checkout."""
     now = ctx.clock()
     outcome = await ctx.db.run(
@@ -245,7 +221,7 @@ async def link(body: LinkIn, till_id: Till, ctx: Ctx) -> LinkOut:
         ),
         group=True,
     )
-    return LinkOut.model_validate(dataclasses.asdict(outcome))
+    return outcome
 
 
 @router.get(
@@ -271,16 +247,7 @@ async def code_status(code: Annotated[RawCode, Path()], _till: Till, ctx: Ctx) -
     """A code's record, live holds, redemptions and event history."""
     now = ctx.clock()
     view = await ctx.db.run(lambda s: s.redemption.status(code, now))
-    record = dataclasses.asdict(view.record)
-    return CodeStatusOut.model_validate(
-        {
-            **record,
-            "uses": view.uses,
-            "holds": [dataclasses.asdict(h) for h in view.holds],
-            "redemptions": [dataclasses.asdict(r) for r in view.redemptions],
-            "history": [dataclasses.asdict(h) for h in view.history],
-        }
-    )
+    return CodeStatusOut.of(view)
 
 
 def create_app(

@@ -1,9 +1,17 @@
-"""Bodies of the receipt coupon routes (issue at checkout, print status, reprint)."""
+"""Bodies of the receipt coupon routes (issue at checkout, print status, reprint).
+
+The answers are projections, for the till, of results defined once elsewhere: ``CouponOut`` of
+``IssuedCoupon``, ``ReceiptCouponOut`` of ``IssueOutcome`` (``edge_agent.issuing.outcome``),
+``PrintOut`` of ``TransactionPrintStatus``. Each names the fields the POS gets (the member,
+segment and holdout draw stay on the box) and takes their values by name, so each field here is
+its source's field under the same name and type (``tests/api/test_one_definition.py``).
+"""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from pydantic import BaseModel, Field
 
@@ -13,6 +21,9 @@ from edge_agent.fields import Id
 from edge_agent.issuing.outcome import IssueOutcome
 from edge_agent.printing.print_queue import TransactionPrintStatus
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 
 class CheckoutIn(Body):
     """The sale that just completed: the agent decides whether it earns a next-visit coupon."""
@@ -21,6 +32,12 @@ class CheckoutIn(Body):
     cashier_id: Id
     member_id: Id | None = None
     basket: BasketIn = BasketIn()
+
+
+def _picked(model: type[BaseModel], source: DataclassInstance) -> dict[str, Any]:
+    """The fields of ``model`` that ``source`` has, by name."""
+    wanted = model.model_fields
+    return {f.name: getattr(source, f.name) for f in fields(source) if f.name in wanted}
 
 
 class CouponOut(BaseModel):
@@ -47,13 +64,8 @@ class PrintOut(BaseModel):
     ever_printed: bool
 
     @classmethod
-    def of(cls, status: TransactionPrintStatus) -> PrintOut:
-        return cls(
-            status=status.status,
-            attempts=status.attempts,
-            last_error=status.last_error,
-            ever_printed=status.ever_printed,
-        )
+    def of(cls, status: TransactionPrintStatus) -> Self:
+        return cls.model_validate(_picked(cls, status))
 
 
 class ReceiptCouponOut(BaseModel):
@@ -69,26 +81,13 @@ class ReceiptCouponOut(BaseModel):
     replayed: Annotated[bool, Field(description="A retried checkout: the stored answer.")] = False
 
     @classmethod
-    def of(cls, outcome: IssueOutcome, status: TransactionPrintStatus | None) -> ReceiptCouponOut:
+    def of(cls, outcome: IssueOutcome, status: TransactionPrintStatus | None) -> Self:
         c = outcome.coupon
-        return cls(
-            transaction_id=outcome.transaction_id,
-            issued=outcome.issued,
-            reason=outcome.reason,
-            message=outcome.message,
-            retry_after=outcome.retry_after,
-            coupon=None
-            if c is None
-            else CouponOut(
-                code=c.code,
-                display=c.display,
-                qr_payload=c.qr_payload,
-                campaign_id=c.campaign_id,
-                offer_text=c.offer_text,
-                discount=c.discount,
-                stacking_terms=c.stacking_terms,
-                expires_at=c.expires_at,
-            ),
-            print=None if status is None else PrintOut.of(status),
-            replayed=outcome.replayed,
+        return cls.model_validate(
+            {
+                **_picked(cls, outcome),
+                "issued": outcome.issued,
+                "coupon": None if c is None else CouponOut.model_validate(_picked(CouponOut, c)),
+                "print": None if status is None else PrintOut.of(status),
+            }
         )

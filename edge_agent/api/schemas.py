@@ -4,17 +4,24 @@ Bodies are closed (unknown fields are a 422 naming the field), bounded, and stri
 are not coerced (``"quantity": true`` or ``"2"`` is a 422, not 1 or 2), so a buggy or hostile till
 cannot make the agent allocate without limit or act on a value it did not mean. The field
 definitions are shared with the CLI (``edge_agent.fields``). Money is integer minor units.
+
+Responses are not copied here: the routes answer with the redemption service's own results
+(``edge_agent.redemption.outcomes``, where each is defined once), and this module only adds the
+envelopes (``results``, totals) and the views that flatten a result for the till
+(``CodeStatusOut``). Request bodies map to the domain's dataclasses by field name
+(``to_domain``), so a body's fields are the dataclass's (a test holds them equal).
 """
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge_agent.domain.basket import AppliedPromotion, Basket, BasketLine
-from edge_agent.domain.decision import Accepted, Decision, Reason, Refused
+from edge_agent.domain.code_record import Reservation
 from edge_agent.fields import (
     Category,
     Id,
@@ -25,6 +32,15 @@ from edge_agent.fields import (
     Quantity,
     RawCode,
     StackingClass,
+)
+from edge_agent.redemption.outcomes import (
+    CodeStatusView,
+    CommitOutcome,
+    DecisionOut,
+    HistoryEntry,
+    RedemptionView,
+    ReserveOutcome,
+    VoidOutcome,
 )
 from edge_agent.runtime.supervisor import Kind, State, TaskStatus
 
@@ -56,23 +72,9 @@ class BasketIn(Body):
     ] = []
 
     def to_domain(self) -> tuple[Basket, tuple[AppliedPromotion, ...]]:
-        basket = Basket(
-            lines=tuple(
-                BasketLine(
-                    sku=line.sku,
-                    category=line.category,
-                    quantity=line.quantity,
-                    unit_price=line.unit_price,
-                    margin_band=line.margin_band,
-                )
-                for line in self.lines
-            )
-        )
-        applied = tuple(
-            AppliedPromotion(name=a.name, stacking_class=a.stacking_class, discount=a.discount)
-            for a in self.applied
-        )
-        return basket, applied
+        # By field name: LineIn and AppliedIn have exactly their dataclass's fields.
+        basket = Basket(lines=tuple(BasketLine(**dict(line)) for line in self.lines))
+        return basket, tuple(AppliedPromotion(**dict(a)) for a in self.applied)
 
 
 class ValidateIn(Body):
@@ -134,52 +136,6 @@ class LinkIn(Body):
     cashier_id: Id
 
 
-class LineDiscountOut(BaseModel):
-    sku: str
-    amount: int
-
-
-class DecisionOut(BaseModel):
-    ok: bool
-    code: str
-    reason: Annotated[Reason | None, Field(description="Stable reason code when refused.")] = None
-    cashier_message: str
-    customer_message: str
-    discount: int = 0
-    lines: list[LineDiscountOut] = []
-    campaign_id: str | None = None
-    stacks_with: list[str] = []
-    does_not_stack_with: list[str] = []
-    retry_after: datetime | None = None
-    details: dict[str, object] = {}
-
-    @classmethod
-    def of(cls, decision: Decision) -> DecisionOut:
-        if isinstance(decision, Accepted):
-            return cls(
-                ok=True,
-                code=decision.code,
-                cashier_message=decision.cashier_message,
-                customer_message=decision.customer_message,
-                discount=decision.discount,
-                lines=[LineDiscountOut(sku=x.sku, amount=x.amount) for x in decision.lines],
-                campaign_id=decision.campaign_id,
-                stacks_with=list(decision.stacks_with),
-                does_not_stack_with=list(decision.does_not_stack_with),
-                details=dict(decision.details),
-            )
-        assert isinstance(decision, Refused)
-        return cls(
-            ok=False,
-            code=decision.code,
-            reason=decision.reason,
-            cashier_message=decision.cashier_message,
-            customer_message=decision.customer_message,
-            retry_after=decision.retry_after,
-            details=dict(decision.details),
-        )
-
-
 class ValidateOut(BaseModel):
     decisions: list[DecisionOut]
     total_discount: int
@@ -190,120 +146,22 @@ class ErrorOut(BaseModel):
     detail: str
 
 
-Replayed = Annotated[
-    bool, Field(description="The stored answer to an identical earlier request (a retry).")
-]
-
-
-class ReserveResultOut(BaseModel):
-    decision: DecisionOut
-    hold_until: Annotated[datetime | None, Field(description="Set when now held.")] = None
-    replayed: Replayed = False
-
-
-class RedemptionOut(BaseModel):
-    code: str
-    transaction_id: str
-    campaign_id: str
-    member_id: str | None
-    amount: int
-    redeemed_at: datetime
-    store_id: str
-    till_id: str
-    cashier_id: str
-    event_id: str
-    seq: int
-
-
-class CommitResultOut(BaseModel):
-    decision: DecisionOut
-    redemption: Annotated[
-        RedemptionOut | None, Field(description="Set when the code was redeemed.")
-    ] = None
-    replayed: Replayed = False
-
-
 class ReserveOut(BaseModel):
-    results: list[ReserveResultOut]
+    results: list[ReserveOutcome]
 
 
 class CommitOut(BaseModel):
-    results: list[CommitResultOut]
+    results: list[CommitOutcome]
     total_discount: int
 
 
-class VoidResultOut(BaseModel):
-    code: str
-    transaction_id: str
-    released: bool
-    voided_at: datetime | None = None
-    event_id: str | None = None
-    replayed: Replayed = False
-
-
 class VoidOut(BaseModel):
-    results: list[VoidResultOut]
-
-
-class ReverseOut(BaseModel):
-    code: str
-    transaction_id: str
-    sale_till_id: str
-    return_id: str
-    amount: int
-    remaining: int
-    fully_reversed: bool
-    reversed_at: datetime
-    event_id: str
-    replayed: Replayed = False
-
-
-class LinkOut(BaseModel):
-    code: str
-    member_id: str
-    mode: str
-    linked_at: datetime
-    created: bool
-
-
-class HoldOut(BaseModel):
-    till_id: str
-    store_id: str
-    transaction_id: str
-    until: datetime
-
-
-class ReversalOut(BaseModel):
-    return_id: str
-    amount: int
-    reversed_at: datetime
-    till_id: str
-
-
-class RedemptionViewOut(BaseModel):
-    transaction_id: str
-    member_id: str | None
-    amount: int
-    reversed_amount: int
-    fully_reversed: bool
-    redeemed_at: datetime
-    store_id: str
-    till_id: str
-    cashier_id: str
-    reversals: list[ReversalOut]
-
-
-class HistoryOut(BaseModel):
-    seq: int
-    event_id: str
-    type: str
-    occurred_at: datetime
-    transaction_id: str | None
-    till_id: str
-    amount: int
+    results: list[VoidOutcome]
 
 
 class CodeStatusOut(BaseModel):
+    """A code's status: its record's fields, flattened, then its uses, holds and history."""
+
     code: str
     campaign_id: str
     member_id: str | None
@@ -314,9 +172,16 @@ class CodeStatusOut(BaseModel):
     issued_at: datetime | None
     expires_at: datetime | None
     uses: int
-    holds: list[HoldOut]
-    redemptions: list[RedemptionViewOut]
-    history: list[HistoryOut]
+    holds: list[Reservation]
+    redemptions: list[RedemptionView]
+    history: list[HistoryEntry]
+
+    @classmethod
+    def of(cls, view: CodeStatusView) -> CodeStatusOut:
+        """The POS API's ``GET /v1/codes/{code}`` and ``edge-agent status --json`` alike."""
+        record = {f.name: getattr(view.record, f.name) for f in fields(view.record)}
+        rest = {f.name: getattr(view, f.name) for f in fields(view) if f.name != "record"}
+        return cls.model_validate({**record, **rest})
 
 
 class TaskOut(BaseModel):
@@ -330,13 +195,9 @@ class TaskOut(BaseModel):
 
     @classmethod
     def of(cls, status: TaskStatus) -> TaskOut:
-        return cls(
-            kind=status.kind,
-            state=status.state,
-            restarts=status.restarts,
-            last_error=status.last_error,
-            retry_at=status.retry_at,
-        )
+        # Every field of the supervisor's TaskStatus, required here: a health answer always
+        # carries them all.
+        return cls(**{f.name: getattr(status, f.name) for f in fields(status)})
 
 
 class HealthOut(BaseModel):

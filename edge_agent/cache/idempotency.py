@@ -16,6 +16,10 @@ the request it answered (``request_fingerprint``). A later request under the sam
 Every operation that changes state (reserve, commit, void, reverse, receipt coupon issuing)
 reads and writes its stored answers through ``stored_answer`` and ``store_answer`` here; the
 per-code walk that reserve and commit share is ``redemption/per_code.py``.
+
+What is stored is the answer's own JSON (``StoredForm``): the pydantic serialisation of the
+answer's one definition, the JSON the POS API sends for it, less ``replayed``. So there is no
+hand-written codec to keep in step: a field added to an answer is stored and replayed with it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from pydantic import TypeAdapter
 
 from edge_agent.domain.basket import Basket
 from edge_agent.domain.decision import ValidationRequest
@@ -33,6 +41,35 @@ _STORED_SQL = (
     "WHERE till_id = ? AND transaction_id = ? AND code = ? AND operation = ?"
 )
 _STORE_SQL = "INSERT INTO requests VALUES (?, ?, ?, ?, ?, ?, ?)"
+_NOT_STORED = {"replayed"}  # a stored answer is by definition the first one
+
+AnswerT = TypeVar("AnswerT")
+Upgrade = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class StoredForm(Generic[AnswerT]):
+    """The stored form of one answer type, derived from its definition (a dataclass with a
+    ``replayed`` field) by a pydantic ``TypeAdapter``.
+
+    ``dump`` writes the answer's JSON without ``replayed``; ``replay`` reads it back as the same
+    answer with ``replayed`` set: ``replay(dump(a)) == replace(a, replayed=True)``. ``upgrade``
+    turns a document stored by an older version of the box into today's shape, so an answer
+    stored before an upgrade is still replayed, identically, after it.
+    """
+
+    def __init__(self, kind: type[AnswerT], *, upgrade: Upgrade | None = None) -> None:
+        self._adapter = TypeAdapter(kind)
+        self._upgrade = upgrade
+
+    def dump(self, answer: AnswerT) -> str:
+        # Key order is the definition's, and dict values (a decision's details) keep theirs.
+        return self._adapter.dump_json(answer, exclude=_NOT_STORED).decode()
+
+    def replay(self, text: str) -> AnswerT:
+        doc = json.loads(text)
+        if self._upgrade is not None:
+            doc = self._upgrade(doc)
+        return self._adapter.validate_python({**doc, "replayed": True})
 
 
 def fingerprint(doc: object) -> str:

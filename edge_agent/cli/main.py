@@ -26,7 +26,7 @@ from config.load import ConfigError, json_schema, load_config
 from config.model import AgentConfig
 from edge_agent import log_setup
 from edge_agent.api.auth import new_token, token_digest
-from edge_agent.api.schemas import CodeStatusOut, DecisionOut
+from edge_agent.api.schemas import CodeStatusOut
 from edge_agent.cli import keys as cli_keys
 from edge_agent.cli import receipt as cli_receipt
 from edge_agent.cli.support import UsageError, field_arg
@@ -44,7 +44,7 @@ from edge_agent.fields import (
     RawCode,
     check,
 )
-from edge_agent.redemption.outcomes import CodeStatusView
+from edge_agent.redemption.outcomes import DecisionOut
 from edge_agent.redemption.service import RedemptionService
 from edge_agent.wiring import open_services, serve, utc_now
 
@@ -131,25 +131,12 @@ def _dump(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
-def _status_out(view: CodeStatusView) -> CodeStatusOut:
-    """The POS API's ``GET /v1/codes/{code}`` shape: one definition for both."""
-    return CodeStatusOut.model_validate(
-        {
-            **dataclasses.asdict(view.record),
-            "uses": view.uses,
-            "holds": [dataclasses.asdict(h) for h in view.holds],
-            "redemptions": [dataclasses.asdict(r) for r in view.redemptions],
-            "history": [dataclasses.asdict(h) for h in view.history],
-        }
-    )
-
-
 def cmd_status(args: argparse.Namespace, cfg: AgentConfig) -> int:
     def run(service: RedemptionService) -> int:
         view = service.status(args.code, utc_now())
         r = view.record
         if args.json:
-            print(_status_out(view).model_dump_json(indent=2))
+            print(CodeStatusOut.of(view).model_dump_json(indent=2))  # the POS API's shape
             return 0
         owner = r.member_id or r.linked_member_id or "anyone"
         print(

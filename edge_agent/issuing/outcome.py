@@ -1,16 +1,17 @@
 """What the POS sends at checkout and what it gets back: a receipt coupon, or why not.
 
-``IssueOutcome`` is also what ``coupon_issues.response`` stores (as JSON, ``outcome_to_json``),
-so a retried checkout gets the first answer back exactly (``replayed`` set).
+``IssueOutcome`` is defined once, here: ``coupon_issues.response`` stores its JSON, derived by
+pydantic from these fields (``STORED_FORM``), so a retried checkout gets the first answer back
+exactly (``replayed`` set), and the POS API's ``ReceiptCouponOut`` is its projection for the
+till (``edge_agent.api.receipt_schemas``).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
+from edge_agent.cache.idempotency import StoredForm
 from edge_agent.domain.basket import Basket
 from edge_agent.domain.offer_policy import NoCouponReason, Offer
 
@@ -80,97 +81,6 @@ class IssueOutcome:
         return self.coupon is not None
 
 
-def _iso(at: datetime | None) -> str | None:
-    return None if at is None else at.isoformat()
-
-
-def _dt(value: object) -> datetime:
-    return datetime.fromisoformat(str(value))
-
-
-def _opt_dt(value: object) -> datetime | None:
-    return None if value is None else _dt(value)
-
-
-def _offer_to_dict(offer: Offer) -> dict[str, Any]:
-    out = asdict(offer)
-    for key in ("issued_at", "expires_at", "remind_at"):
-        out[key] = _iso(out[key])
-    return out
-
-
-def _offer_from_dict(doc: dict[str, Any]) -> Offer:
-    fields = dict(doc)
-    fields["issued_at"] = _dt(doc["issued_at"])
-    fields["expires_at"] = _dt(doc["expires_at"])
-    fields["remind_at"] = _opt_dt(doc["remind_at"])
-    return Offer(**fields)
-
-
-def outcome_to_dict(outcome: IssueOutcome) -> dict[str, Any]:
-    """JSON-ready (times as ISO 8601 with offset)."""
-    coupon = None
-    if outcome.coupon is not None:
-        coupon = asdict(outcome.coupon)
-        for key in ("issued_at", "expires_at", "remind_at"):
-            coupon[key] = _iso(coupon[key])
-    holdout = None
-    if outcome.holdout is not None:
-        h = outcome.holdout
-        holdout = {
-            "cohort": h.cohort,
-            "share_bp": h.share_bp,
-            "in_holdout": h.in_holdout,
-            "would_have": None if h.would_have is None else _offer_to_dict(h.would_have),
-            "event_id": h.event_id,
-        }
-    return {
-        "transaction_id": outcome.transaction_id,
-        "issued": outcome.issued,
-        "coupon": coupon,
-        "reason": None if outcome.reason is None else outcome.reason.value,
-        "message": outcome.message,
-        "details": outcome.details,
-        "retry_after": _iso(outcome.retry_after),
-        "holdout": holdout,
-        "replayed": outcome.replayed,
-    }
-
-
-def outcome_from_dict(doc: dict[str, Any]) -> IssueOutcome:
-    coupon = None
-    if doc["coupon"] is not None:
-        fields = dict(doc["coupon"])
-        fields["issued_at"] = _dt(fields["issued_at"])
-        fields["expires_at"] = _dt(fields["expires_at"])
-        fields["remind_at"] = _opt_dt(fields["remind_at"])
-        coupon = IssuedCoupon(**fields)
-    holdout = None
-    if doc["holdout"] is not None:
-        h = doc["holdout"]
-        holdout = HoldoutInfo(
-            cohort=h["cohort"],
-            share_bp=h["share_bp"],
-            in_holdout=h["in_holdout"],
-            would_have=None if h["would_have"] is None else _offer_from_dict(h["would_have"]),
-            event_id=h["event_id"],
-        )
-    return IssueOutcome(
-        transaction_id=doc["transaction_id"],
-        coupon=coupon,
-        reason=None if doc["reason"] is None else NoCouponReason(doc["reason"]),
-        message=doc["message"],
-        details=dict(doc["details"]),
-        retry_after=_opt_dt(doc["retry_after"]),
-        holdout=holdout,
-        replayed=bool(doc["replayed"]),
-    )
-
-
-def outcome_to_json(outcome: IssueOutcome) -> str:
-    return json.dumps(outcome_to_dict(outcome), separators=(",", ":"), sort_keys=True)
-
-
-def outcome_from_json(text: str, *, replayed: bool = False) -> IssueOutcome:
-    outcome = outcome_from_dict(json.loads(text))
-    return replace(outcome, replayed=True) if replayed else outcome
+# Stored before these definitions, by a hand-written codec: the same fields with keys sorted,
+# plus "issued" (a property here, so ignored on reading) and "replayed" (set on replay anyway).
+STORED_FORM = StoredForm(IssueOutcome)

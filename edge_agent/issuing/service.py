@@ -64,9 +64,13 @@ from edge_agent.errors import IdempotencyConflictError, MissingTransactionError,
 from edge_agent.events import event_log
 from edge_agent.events.event_log import Attribution, EventType, to_us
 from edge_agent.issuing import issue_schema
-from edge_agent.issuing.outcome import Checkout, HoldoutInfo, IssuedCoupon, IssueOutcome
-from edge_agent.issuing.outcome import outcome_from_json as _stored_outcome
-from edge_agent.issuing.outcome import outcome_to_json as _outcome_json
+from edge_agent.issuing.outcome import (
+    STORED_FORM,
+    Checkout,
+    HoldoutInfo,
+    IssuedCoupon,
+    IssueOutcome,
+)
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +191,7 @@ class IssueService:
                     operation="receipt coupon",
                 )
             if row is not None:
-                return _stored_outcome(str(row[1]), replayed=True)
+                return STORED_FORM.replay(str(row[1]))
             decision = self._decide(conn, checkout)
             self._log_skips(decision)
             if isinstance(decision, Grant):
@@ -351,7 +355,7 @@ class IssueService:
         conn.execute(
             issue_schema.INSERT_SQL,
             (checkout.till_id, checkout.transaction_id, 0, offer.member_id, offer.campaign_id,
-             offer.variant, code, to_us(checkout.now), expires_s, _outcome_json(outcome),
+             offer.variant, code, to_us(checkout.now), expires_s, STORED_FORM.dump(outcome),
              digest),
         )  # fmt: skip
         self._on_issued(conn, coupon)
@@ -394,6 +398,6 @@ class IssueService:
             issue_schema.INSERT_SQL,
             (checkout.till_id, checkout.transaction_id, 1, offer.member_id, offer.campaign_id,
              offer.variant, None, to_us(checkout.now), int(offer.expires_at.timestamp()),
-             _outcome_json(outcome), digest),
+             STORED_FORM.dump(outcome), digest),
         )  # fmt: skip
         return outcome

@@ -55,7 +55,7 @@ def void(
                 fingerprint=None,  # the key is the whole request
             )
             if old is not None:
-                result.append(outcomes.void_from_json(old))
+                result.append(outcomes.VOIDED.replay(old))
                 continue
             hold = conn.execute(
                 "DELETE FROM reservations WHERE code = ? AND till_id = ? AND transaction_id = ? "
@@ -97,7 +97,7 @@ def void(
                 code=code,
                 operation="void",
                 fingerprint="",
-                response=outcomes.void_to_json(outcome),
+                response=outcomes.VOIDED.dump(outcome),
                 created_us=now_us,
             )
             result.append(outcome)

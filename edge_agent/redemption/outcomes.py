@@ -1,30 +1,96 @@
-"""What the redemption service answers, and the JSON form its idempotency records store.
+"""What the redemption service answers: each shape defined once, here.
 
-The HTTP layer serialises these dataclasses; a retried request is answered from the stored JSON,
-so every type here round-trips exactly: ``*_from_json(*_to_json(x))`` equals ``x`` except that
-it is flagged ``replayed`` (stored JSON is only ever read back to answer a retry).
+Every result is a frozen dataclass, and every other form of it is derived from that one
+definition by pydantic, never written out again:
+
+* the POS API sends the dataclass as it is: FastAPI serialises it, and its schema in
+  ``/openapi.json`` is generated from these fields and their descriptions;
+* the CLI's ``--json`` prints the same JSON (``edge_agent.api.schemas``);
+* the idempotency store keeps that JSON, less ``replayed`` (``StoredForm``), and a retry is
+  answered from it: ``replay(dump(x)) == replace(x, replayed=True)``.
+
+So a field added to a dataclass here is stored, replayed, sent and documented with no other
+change. A ``Decision`` (the domain's ``Accepted | Refused``, which stays free of pydantic) goes
+on every wire in one flat form, ``DecisionOut``, whose fields are the union's
+(``tests/api/test_one_definition.py`` holds them equal).
+
+Answers stored by the box before these definitions (a hand-written codec) are read through
+``_upgrade_*``: a replay after the upgrade answers exactly what it answered before.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import BaseModel, Field, PlainSerializer, PlainValidator
+
+from edge_agent.cache.idempotency import StoredForm
 from edge_agent.domain.code_record import CodeRecord, Reservation
 from edge_agent.domain.decision import Accepted, Decision, LineDiscount, Reason, Refused
+
+Replayed = Annotated[
+    bool, Field(description="The stored answer to an identical earlier request (a retry).")
+]
+
+
+class DecisionOut(BaseModel):
+    """A decision on the wire: ``ok`` tells an acceptance (discount, lines) from a refusal
+    (stable ``reason``); the fields of the other kind take their defaults."""
+
+    ok: bool
+    code: str
+    reason: Annotated[Reason | None, Field(description="Stable reason code when refused.")] = None
+    cashier_message: str
+    customer_message: str
+    discount: int = 0
+    lines: tuple[LineDiscount, ...] = ()
+    campaign_id: str | None = None
+    stacks_with: tuple[str, ...] = ()
+    does_not_stack_with: tuple[str, ...] = ()
+    retry_after: datetime | None = None
+    details: dict[str, object] = {}
+
+    @classmethod
+    def of(cls, decision: Decision) -> DecisionOut:
+        # By field name: a field added to Accepted or Refused (and here) needs no code.
+        # model_construct: a domain decision is already valid, and this runs on every answer.
+        values = {f.name: getattr(decision, f.name) for f in fields(decision)}
+        return cls.model_construct(ok=decision.ok, **values)
+
+    def to_domain(self) -> Decision:
+        kind: type[Accepted] | type[Refused] = Accepted if self.ok else Refused
+        return kind(**{f.name: getattr(self, f.name) for f in fields(kind)})
+
+
+def _decision_in(value: object) -> Decision:
+    if isinstance(value, Accepted | Refused):
+        return value
+    return DecisionOut.model_validate(value).to_domain()
+
+
+# A Decision inside a result: kept as the domain's value, sent and stored as a DecisionOut.
+WireDecision = Annotated[
+    Decision,
+    PlainValidator(_decision_in, json_schema_input_type=DecisionOut),
+    PlainSerializer(DecisionOut.of, return_type=DecisionOut),
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReserveOutcome:
-    decision: Decision
-    hold_until: datetime | None = None  # set when the code is now held for this transaction
-    replayed: bool = False  # the stored answer to an identical earlier request
+    """One code's answer to a reserve."""
+
+    decision: WireDecision
+    hold_until: Annotated[datetime | None, Field(description="Set when now held.")] = None
+    replayed: Replayed = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Redemption:
+    """A committed use of a code."""
+
     code: str
     transaction_id: str
     campaign_id: str
@@ -40,23 +106,32 @@ class Redemption:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommitOutcome:
-    decision: Decision
-    redemption: Redemption | None = None  # set when the code was redeemed
-    replayed: bool = False  # the stored answer to an identical earlier request
+    """One code's answer to a commit."""
+
+    decision: WireDecision
+    redemption: Annotated[
+        Redemption | None, Field(description="Set when the code was redeemed.")
+    ] = None
+    replayed: Replayed = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VoidOutcome:
+    """One code's answer to a void; ``released`` false: there was no hold to release (already
+    voided, expired or committed)."""
+
     code: str
     transaction_id: str
-    released: bool  # False: there was no hold to release (already voided, expired, committed)
+    released: bool
     voided_at: datetime | None = None
     event_id: str | None = None
-    replayed: bool = False  # the stored answer to an earlier void of this code
+    replayed: Replayed = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReverseOutcome:
+    """A return's answer: what it gave back on the sale and what stays credited."""
+
     code: str
     transaction_id: str  # the sale given money back on
     sale_till_id: str  # ... and the till that made it
@@ -66,16 +141,18 @@ class ReverseOutcome:
     fully_reversed: bool  # the use is restored (counts and budget)
     reversed_at: datetime
     event_id: str
-    replayed: bool = False  # the stored answer to an identical earlier request
+    replayed: Replayed = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LinkOutcome:
+    """A code linked to a member; ``created`` false: it already was (an idempotent repeat)."""
+
     code: str
     member_id: str
     mode: str
     linked_at: datetime
-    created: bool  # False: it was already linked to this member (idempotent repeat)
+    created: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,156 +197,29 @@ class CodeStatusView:
     history: tuple[HistoryEntry, ...]  # events still kept, oldest first
 
 
-def _ts(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+# -- answers stored by earlier versions of the box ---------------------------------------------
+# Its hand-written codec wrote a decision's lines as [sku, amount] pairs and left out the other
+# kind's fields (which take their defaults here); times had "+00:00" where pydantic writes "Z"
+# (both read the same).
 
 
-def _parse_ts(value: Any) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
+def _upgrade_decision(doc: dict[str, Any]) -> dict[str, Any]:
+    lines = doc.get("lines", ())
+    if any(isinstance(line, list) for line in lines):
+        doc = {**doc, "lines": [{"sku": s, "amount": a} for s, a in lines]}
+    return doc
 
 
-def decision_to_dict(d: Decision) -> dict[str, Any]:
-    if isinstance(d, Accepted):
-        return {
-            "ok": True,
-            "code": d.code,
-            "campaign_id": d.campaign_id,
-            "discount": d.discount,
-            "lines": [[line.sku, line.amount] for line in d.lines],
-            "cashier_message": d.cashier_message,
-            "customer_message": d.customer_message,
-            "stacks_with": list(d.stacks_with),
-            "does_not_stack_with": list(d.does_not_stack_with),
-            "details": d.details,
-        }
-    return {
-        "ok": False,
-        "code": d.code,
-        "reason": d.reason.value,
-        "cashier_message": d.cashier_message,
-        "customer_message": d.customer_message,
-        "details": d.details,
-        "retry_after": _ts(d.retry_after),
-    }
+def _upgrade_decided(doc: dict[str, Any]) -> dict[str, Any]:
+    return {**doc, "decision": _upgrade_decision(doc["decision"])}
 
 
-def decision_from_dict(doc: dict[str, Any]) -> Decision:
-    if doc["ok"]:
-        return Accepted(
-            code=doc["code"],
-            campaign_id=doc["campaign_id"],
-            discount=doc["discount"],
-            lines=tuple(LineDiscount(sku=s, amount=a) for s, a in doc["lines"]),
-            cashier_message=doc["cashier_message"],
-            customer_message=doc["customer_message"],
-            stacks_with=tuple(doc["stacks_with"]),
-            does_not_stack_with=tuple(doc["does_not_stack_with"]),
-            details=doc["details"],
-        )
-    return Refused(
-        code=doc["code"],
-        reason=Reason(doc["reason"]),
-        cashier_message=doc["cashier_message"],
-        customer_message=doc["customer_message"],
-        details=doc["details"],
-        retry_after=_parse_ts(doc["retry_after"]),
-    )
+def _upgrade_reverse(doc: dict[str, Any]) -> dict[str, Any]:
+    # Stored before v7, when a sale had no till in its key.
+    return {"sale_till_id": "", **doc}
 
 
-def _dump(doc: dict[str, Any]) -> str:
-    # No sort_keys: a replayed answer keeps the details' key order too.
-    return json.dumps(doc, separators=(",", ":"))
-
-
-def reserve_to_json(o: ReserveOutcome) -> str:
-    return _dump({"decision": decision_to_dict(o.decision), "hold_until": _ts(o.hold_until)})
-
-
-def reserve_from_json(text: str) -> ReserveOutcome:
-    doc = json.loads(text)
-    return ReserveOutcome(
-        decision=decision_from_dict(doc["decision"]),
-        hold_until=_parse_ts(doc["hold_until"]),
-        replayed=True,
-    )
-
-
-def commit_to_json(o: CommitOutcome) -> str:
-    r = o.redemption
-    red = None
-    if r is not None:
-        red = {
-            "code": r.code,
-            "transaction_id": r.transaction_id,
-            "campaign_id": r.campaign_id,
-            "member_id": r.member_id,
-            "amount": r.amount,
-            "redeemed_at": _ts(r.redeemed_at),
-            "store_id": r.store_id,
-            "till_id": r.till_id,
-            "cashier_id": r.cashier_id,
-            "event_id": r.event_id,
-            "seq": r.seq,
-        }
-    return _dump({"decision": decision_to_dict(o.decision), "redemption": red})
-
-
-def commit_from_json(text: str) -> CommitOutcome:
-    doc = json.loads(text)
-    red = doc["redemption"]
-    redemption = None
-    if red is not None:
-        at = _parse_ts(red.pop("redeemed_at"))
-        assert at is not None
-        redemption = Redemption(redeemed_at=at, **red)
-    return CommitOutcome(
-        decision=decision_from_dict(doc["decision"]), redemption=redemption, replayed=True
-    )
-
-
-def void_to_json(o: VoidOutcome) -> str:
-    return _dump(
-        {
-            "code": o.code,
-            "transaction_id": o.transaction_id,
-            "released": o.released,
-            "voided_at": _ts(o.voided_at),
-            "event_id": o.event_id,
-        }
-    )
-
-
-def void_from_json(text: str) -> VoidOutcome:
-    doc = json.loads(text)
-    return VoidOutcome(
-        code=doc["code"],
-        transaction_id=doc["transaction_id"],
-        released=doc["released"],
-        voided_at=_parse_ts(doc["voided_at"]),
-        event_id=doc["event_id"],
-        replayed=True,
-    )
-
-
-def reverse_to_json(o: ReverseOutcome) -> str:
-    return _dump(
-        {
-            "code": o.code,
-            "transaction_id": o.transaction_id,
-            "sale_till_id": o.sale_till_id,
-            "return_id": o.return_id,
-            "amount": o.amount,
-            "remaining": o.remaining,
-            "fully_reversed": o.fully_reversed,
-            "reversed_at": _ts(o.reversed_at),
-            "event_id": o.event_id,
-        }
-    )
-
-
-def reverse_from_json(text: str) -> ReverseOutcome:
-    doc = json.loads(text)
-    at = _parse_ts(doc.pop("reversed_at"))
-    assert at is not None
-    doc.setdefault("sale_till_id", "")  # stored before v7, when sales had no till in their key
-    return ReverseOutcome(reversed_at=at, replayed=True, **doc)
+RESERVED = StoredForm(ReserveOutcome, upgrade=_upgrade_decided)
+COMMITTED = StoredForm(CommitOutcome, upgrade=_upgrade_decided)
+VOIDED = StoredForm(VoidOutcome)
+REVERSED = StoredForm(ReverseOutcome, upgrade=_upgrade_reverse)

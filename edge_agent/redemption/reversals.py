@@ -56,7 +56,7 @@ def reverse(
     with cache.transaction():
         old = idempotency.stored_answer(conn, **key, fingerprint=digest)
         if old is not None:
-            return outcomes.reverse_from_json(old)
+            return outcomes.REVERSED.replay(old)
         row = conn.execute(_REDEMPTION_SQL, (code, sale_till_id, transaction_id)).fetchone()
         if row is None:
             raise RedemptionNotFoundError(
@@ -136,7 +136,7 @@ def reverse(
             conn,
             **key,
             fingerprint=digest,
-            response=outcomes.reverse_to_json(outcome),
+            response=outcomes.REVERSED.dump(outcome),
             created_us=now_us,
         )
     return outcome

@@ -131,12 +131,12 @@ class RedemptionService:
             decider=self.decider,
             apply=hold,
             unchanged=lambda decision: ReserveOutcome(decision=decision),
-            to_json=outcomes.reserve_to_json,
-            replay=outcomes.reserve_from_json,
+            to_json=outcomes.RESERVED.dump,
+            replay=outcomes.RESERVED.replay,
             settled_by=(
                 "commit",
                 lambda text: ReserveOutcome(
-                    decision=outcomes.commit_from_json(text).decision, replayed=True
+                    decision=outcomes.COMMITTED.replay(text).decision, replayed=True
                 ),
             ),
         )
@@ -160,8 +160,8 @@ class RedemptionService:
             decider=self.decider,
             apply=redeem,
             unchanged=lambda decision: CommitOutcome(decision=decision),
-            to_json=outcomes.commit_to_json,
-            replay=outcomes.commit_from_json,
+            to_json=outcomes.COMMITTED.dump,
+            replay=outcomes.COMMITTED.replay,
         )
 
     def _hold(

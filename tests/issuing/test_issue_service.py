@@ -21,7 +21,7 @@ from edge_agent.domain.promotion import Member
 from edge_agent.domain.receipt_campaigns import default_receipt_campaigns
 from edge_agent.errors import IdempotencyConflictError, MissingTransactionError
 from edge_agent.issuing import issue_schema
-from edge_agent.issuing.outcome import outcome_from_json, outcome_to_json
+from edge_agent.issuing.outcome import STORED_FORM
 from edge_agent.issuing.service import CodeSpaceExhaustedError, IssueService
 from edge_agent.redemption.service import RedemptionService
 from tests.cache.factories import write_snapshot
@@ -178,7 +178,7 @@ def test_outcome_json_round_trips(cache: CodeCache) -> None:
         svc.issue(checkout("T-1", member=LOYAL)),
         svc.issue(checkout("T-2", member=HELD)),
     ):
-        assert outcome_from_json(outcome_to_json(outcome)) == outcome
+        assert STORED_FORM.replay(STORED_FORM.dump(outcome)) == replace(outcome, replayed=True)
 
 
 @pytest.mark.parametrize(
