@@ -72,9 +72,11 @@ class BasketIn(Body):
     ] = []
 
     def to_domain(self) -> tuple[Basket, tuple[AppliedPromotion, ...]]:
-        # By field name: LineIn and AppliedIn have exactly their dataclass's fields.
-        basket = Basket(lines=tuple(BasketLine(**dict(line)) for line in self.lines))
-        return basket, tuple(AppliedPromotion(**dict(a)) for a in self.applied)
+        # By field name: LineIn and AppliedIn have exactly their dataclass's fields. vars():
+        # a closed model's __dict__ is its fields, and this is the till's hot path (dict() of a
+        # model is five times slower).
+        basket = Basket(lines=tuple(BasketLine(**vars(line)) for line in self.lines))
+        return basket, tuple(AppliedPromotion(**vars(a)) for a in self.applied)
 
 
 class ValidateIn(Body):

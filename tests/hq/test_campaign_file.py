@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import pytest
 
@@ -24,8 +24,12 @@ from edge_agent.domain.promotion import (
     StackingRule,
 )
 from edge_agent.domain.promotion_codec import (
+    BenefitFile,
     CampaignFile,
+    LimitsFile,
+    OfflineFile,
     PromotionFormatError,
+    StackingFile,
     campaign_json_schema,
     promotion_from_dict,
     promotion_to_dict,
@@ -122,6 +126,42 @@ def test_every_error_of_a_campaign_file_is_reported_at_once_with_its_path() -> N
         assert path in text, text
     assert "basis points" in text
     assert len(err.value.problems) == 6
+
+
+def test_errors_in_every_section_and_in_list_items_each_name_their_path() -> None:
+    doc = campaign_doc("BAD", eligible_skus=["tea", 7], offline={"max_cache_age_s": "1h"})
+    del doc["benefit"]["kind"]
+    del doc["name"]
+    with pytest.raises(PromotionFormatError) as err:
+        promotion_from_dict(doc)
+    problems = err.value.problems
+    assert [p.split(": ", 1)[0] for p in problems] == [
+        "name",
+        "benefit.kind",
+        "eligible_skus.1",
+        "offline.max_cache_age_s",
+    ], problems
+    assert all(p.split(": ", 1)[1] for p in problems)  # each with its reason
+    assert "Field required" in problems[0] and "valid string" in problems[2]
+
+
+def test_the_file_and_the_promotion_have_the_same_fields_section_by_section() -> None:
+    """The codec converts by field name (``_s``: whole seconds for a timedelta), so a field
+    added to one side only must fail here, not be dropped."""
+    sections = {
+        CampaignFile: Promotion,
+        BenefitFile: Benefit,
+        StackingFile: StackingRule,
+        LimitsFile: Limits,
+        OfflineFile: OfflinePolicy,
+    }
+    for model, kind in sections.items():
+        hints = get_type_hints(kind)
+        named = {
+            n.removesuffix("_s") if hints.get(n.removesuffix("_s")) is timedelta else n
+            for n in model.model_fields
+        }
+        assert named == set(hints), (model.__name__, named ^ set(hints))
 
 
 @pytest.mark.parametrize(
