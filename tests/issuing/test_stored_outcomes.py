@@ -26,25 +26,30 @@ TERMS = (
     "store sale or tier multiplier."
 )
 
-# What the old decoder made of the two stored answers (replayed), written out.
+# What the old decoder made of the two stored answers (replayed), written out. The coupon and
+# the offer withheld are the same loyal offer, to two members.
+OFFER = {
+    "campaign_id": "receipt-loyal",
+    "campaign_name": "Loyal 10% category nudge",
+    "segment": "loyal",
+    "variant": "A",
+    "discount": "10% off your whole purchase",
+    "stacking_terms": TERMS,
+    "issued_at": ISSUED_AT,
+    "expires_at": EXPIRES_AT,
+    "remind_at": None,
+}
+CODE = "SS23JHDJ3N7"
 ISSUED = IssueOutcome(
     transaction_id="T-1",
     coupon=IssuedCoupon(
-        code="SS23JHDJ3N7",
+        **OFFER,
+        code=CODE,
         display="SS-23JH-DJ3N7",
-        qr_payload="T1.SS23JHDJ3N7.receipt-loyal.loyal-0.S1.1740830430.1742040030",
-        campaign_id="receipt-loyal",
-        campaign_name="Loyal 10% category nudge",
-        segment="loyal",
-        variant="A",
+        qr_payload=f"T1.{CODE}.receipt-loyal.loyal-0.S1.1740830430.1742040030",
         channel="receipt",
         member_id="loyal-0",
         offer_text=TEXT,
-        discount="10% off your whole purchase",
-        stacking_terms=TERMS,
-        issued_at=ISSUED_AT,
-        expires_at=EXPIRES_AT,
-        remind_at=None,
         store_id="S1",
         till_id="till-3",
         cashier_id="c-7",
@@ -67,20 +72,7 @@ HELD_OUT = IssueOutcome(
         cohort="receipt-loyal",
         share_bp=500,
         in_holdout=True,
-        would_have=Offer(
-            campaign_id="receipt-loyal",
-            campaign_name="Loyal 10% category nudge",
-            segment="loyal",
-            cohort="receipt-loyal",
-            variant="A",
-            member_id="loyal-2",
-            text=TEXT,
-            discount="10% off your whole purchase",
-            stacking_terms=TERMS,
-            issued_at=ISSUED_AT,
-            expires_at=EXPIRES_AT,
-            remind_at=None,
-        ),
+        would_have=Offer(**OFFER, cohort="receipt-loyal", member_id="loyal-2", text=TEXT),
         event_id="0195519453ab7c6e9eb64846ccc7734c",
     ),
     replayed=True,
