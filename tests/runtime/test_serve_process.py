@@ -43,6 +43,7 @@ def test_serve_answers_health_and_exits_cleanly_on_sigterm(tmp_path: Path) -> No
         assert health.status_code == 200
         tasks = health.json()["tasks"]
         assert {name: t["state"] for name, t in tasks.items()} == {
+            "config_reload": "running",  # serve --config reloads the file on SIGHUP
             "pos_api": "running",
             "print_worker": "running",
             "wal_checkpoint": "running",
