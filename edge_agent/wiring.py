@@ -182,12 +182,16 @@ class Agent:
     _reconfiguring: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     def tasks(
-        self, *, sockets: list[socket.socket] | None = None, reload_from: Path | None = None
+        self,
+        *,
+        sockets: list[socket.socket] | None = None,
+        signals: bool = False,
+        reload_from: Path | None = None,
     ) -> list[TaskSpec]:
-        """What the supervisor runs, in shutdown order: config reloads first (none may start
-        during shutdown), the API (no new work can arrive behind a stopped worker), then the
-        printer, then the timers on the cache."""
-        reload = [] if reload_from is None else [reload_task(reload_from, self.reconfigure)]
+        """What the supervisor runs, in shutdown order: config reloads on SIGHUP when the
+        agent owns the signals (first: none may start during shutdown), the API (no new work
+        can arrive behind a stopped worker), then the printer, then the timers on the cache."""
+        reload = [reload_task(reload_from, self.reconfigure)] if signals else []
         return [
             *reload,
             self.pos_server.task(sockets=sockets),
@@ -216,8 +220,9 @@ class Agent:
         reload_from: Path | None = None,
     ) -> int:
         """Run every task until stopped (0) or a core task fails (1). Runs once. With
-        ``reload_from``, SIGHUP re-reads that file and applies it (``reconfigure``)."""
-        tasks = self.tasks(sockets=sockets, reload_from=reload_from)
+        ``signals``, SIGTERM/SIGINT stop it and SIGHUP re-reads ``reload_from`` and applies it
+        (``reconfigure``)."""
+        tasks = self.tasks(sockets=sockets, signals=signals, reload_from=reload_from)
         return await self.supervisor.run(tasks, signals=signals)
 
     async def reconfigure(self, new: AgentConfig) -> Reconfigured:

@@ -56,8 +56,13 @@ class Reconfigured:
     def log(self, source: str) -> None:
         """One line for an operator: what was applied, or that nothing changed and why."""
         if self.status is Status.REFUSED:
+            withheld = ", ".join(c.path for c in self.diff.live)
+            also = f" (its live changes were not applied either: {withheld})" if withheld else ""
             log.warning(
-                "config from %s refused, nothing changed: %s", source, "; ".join(self.problems)
+                "config from %s refused, nothing changed: %s%s",
+                source,
+                "; ".join(self.problems),
+                also,
             )
         elif self.status is Status.UNCHANGED:
             log.info("config from %s: nothing to change", source)
@@ -84,7 +89,7 @@ async def reload_config(path: Path, apply: Apply) -> Reconfigured:
     return outcome
 
 
-async def _reload_on_sighup(path: Path, apply: Apply) -> None:
+async def _reload_on_sighup(path: Path | None, apply: Apply) -> None:
     loop = asyncio.get_running_loop()
     wanted = asyncio.Event()
     loop.add_signal_handler(signal.SIGHUP, wanted.set)
@@ -92,13 +97,16 @@ async def _reload_on_sighup(path: Path, apply: Apply) -> None:
         while True:
             await wanted.wait()
             wanted.clear()  # signals during a reload coalesce into one more reload
+            if path is None:  # SIGHUP's default would end the agent: a reload must not
+                log.warning("SIGHUP received: started without --config, nothing to reload")
+                continue
             log.info("SIGHUP received: reloading %s", path)
             await reload_config(path, apply)
     finally:
         loop.remove_signal_handler(signal.SIGHUP)
 
 
-def reload_task(path: Path, apply: Apply) -> TaskSpec:
+def reload_task(path: Path | None, apply: Apply) -> TaskSpec:
     return TaskSpec(
         name="config_reload", kind=Kind.CORE, run=lambda: _reload_on_sighup(path, apply)
     )
