@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from edge_agent.cache.code_cache import CodeCache
+from edge_agent.cache.retention import PruneReport, prune
 from edge_agent.domain.coupon_token import CouponSigner
-from edge_agent.store.cache import CodeCache
-from edge_agent.store.housekeeping import PruneReport, prune
-from edge_agent.store.issuing import IssueService
-from edge_agent.store.redemptions import RedemptionService
+from edge_agent.issuing.service import IssueService
+from edge_agent.redemption.service import RedemptionService
 
 
 class ReceiptsUnavailableError(Exception):

@@ -19,15 +19,22 @@ from fastapi import FastAPI
 from config.diff import ConfigDiff, diff_configs
 from config.model import AgentConfig
 from config.printer import PrinterConfig
-from edge_agent import signing_key
 from edge_agent.api.app import create_app
 from edge_agent.api.auth import TillAuthenticator
-from edge_agent.api.db_thread import DbThread
+from edge_agent.cache.code_cache import CodeCache
+from edge_agent.cache.trusted_keys import TrustedKeys
 from edge_agent.domain.coupon_token import CouponSigner
-from edge_agent.receipt.issue_hook import print_on_issue
-from edge_agent.receipt.layout import Layout
-from edge_agent.receipt.print_worker import PrintWorker
-from edge_agent.receipt.printer_port import ReceiptPrinter
+from edge_agent.domain.throttle import ThrottleConfig
+from edge_agent.issuing import signing_key
+from edge_agent.issuing.print_hook import print_on_issue
+from edge_agent.issuing.service import IssueService
+from edge_agent.printing import print_queue
+from edge_agent.printing.layout import Layout
+from edge_agent.printing.print_queue import RetryPolicy
+from edge_agent.printing.print_worker import PrintWorker
+from edge_agent.printing.printer_port import ReceiptPrinter
+from edge_agent.redemption.service import RedemptionService
+from edge_agent.runtime.db_thread import DbThread
 from edge_agent.runtime.housekeeping import checkpoint_task, housekeeping_task
 from edge_agent.runtime.pos_server import PosServer
 from edge_agent.runtime.print_task import print_worker_task
@@ -35,13 +42,6 @@ from edge_agent.runtime.reconfigure import Reconfigured, Status, reload_task
 from edge_agent.runtime.supervisor import NotRunningError, Supervisor, TaskSpec, describe
 from edge_agent.runtime.timer import Timer
 from edge_agent.services import StoreServices
-from edge_agent.store import print_queue
-from edge_agent.store.cache import CodeCache
-from edge_agent.store.issuing import IssueService
-from edge_agent.store.print_queue import RetryPolicy
-from edge_agent.store.redemptions import RedemptionService
-from edge_agent.store.throttle import ThrottleConfig
-from edge_agent.store.trusted_keys import TrustedKeys
 from hardware.printer.escpos_printer import EscposPrinter
 from hardware.printer.sim_printer import SimulatedPrinter
 

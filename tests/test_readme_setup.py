@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge_agent import signing_key
+from edge_agent.issuing import signing_key
 from tests.agent_process import free_port, wait_for_health
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -9,26 +9,26 @@ import asyncio
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from config.model import AgentConfig
-from edge_agent import signing_key
 from edge_agent.api.auth import new_token, token_digest
-from edge_agent.receipt.document import sample_document
-from edge_agent.receipt.printer_port import ReceiptPrinter
+from edge_agent.issuing import signing_key
+from edge_agent.printing import print_queue as pq
+from edge_agent.printing.printer_port import ReceiptPrinter
 from edge_agent.runtime.background import serving
 from edge_agent.runtime.reconfigure import Reconfigured, Status
 from edge_agent.runtime.timer import LoopTimer
-from edge_agent.store import print_queue as pq
 from edge_agent.wiring import Agent, build_app, utc_now
 from hardware.printer.escpos_printer import EscposPrinter
 from hardware.printer.sim_printer import SimulatedPrinter
 from hardware.printer.tcp_sink import PrinterSink
-from tests.store import factories
+from tests.cache import factories
+from tests.printing.factories import queue_job
 
 GUESSES = [f"SSK7{c * 6}2" for c in "ABCDEFGH"]  # a wrong check character: guess-like
 BASKET = {"lines": [{"sku": "tea", "category": "drinks", "quantity": 3, "unit_price": 450}]}
@@ -160,14 +160,7 @@ def test_printer_switched_from_simulated_to_tcp_prints_the_queued_job_there(
     factories.open_cache(Path(cfg.cache.path)).close()
     conn = pq.connect(Path(cfg.cache.path))
     with conn:
-        pq.enqueue(
-            conn,
-            code="C-1",
-            till_id="till-1",
-            transaction_id="T-1",
-            document=sample_document(),
-            now=datetime.now(UTC),
-        )
+        queue_job(conn, code="C-1", transaction_id="T-1")
     twin = SimulatedPrinter(reachable=False)  # the simulated printer is switched off
     sink = PrinterSink()
     network = {"kind": "network", "port": sink.port, "timeout_s": 0.5, **fast}
