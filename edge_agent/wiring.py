@@ -1,5 +1,10 @@
 """The composition root: config in, a running agent out. The only place that wires parts.
 
+It also rewires them: ``Agent.reconfigure`` takes a new config and rebuilds, while the agent
+runs, what the change touches (the till authenticator, the services on the DB thread, the
+print worker and its printer, the timers), after ``config.diff`` has said every change can be
+made live. The builders here serve both the start and the rebuild, so a part is built one way.
+
 Later issues add the hardware drivers and the MQTT link here; nothing else imports them.
 """
 
