@@ -238,3 +238,15 @@ def test_receipt_offers_change_for_the_next_checkout(tmp_path: Path) -> None:
         assert reconfigure(agent, off).status is Status.APPLIED
         assert checkout(t, "T-2") == "DISABLED"
         assert agent.db.call(lambda s: s.signer is not None)  # the key loaded at start, reused
+
+
+def test_an_agent_that_is_not_running_refuses_and_keeps_its_config(tmp_path: Path) -> None:
+    cfg = config(tmp_path, tokens={"till-1": new_token()})
+    agent = build_app(cfg)
+    try:
+        outcome = asyncio.run(agent.reconfigure(config(tmp_path, tokens={})))
+    finally:
+        agent.close()
+    assert outcome.status is Status.REFUSED
+    assert outcome.problems == ("the agent is not running",)
+    assert agent.cfg == cfg
