@@ -22,6 +22,7 @@ from typing import Any
 import sqlite_utils
 
 from edge_agent.cache import schema, snapshot_load
+from edge_agent.cache.timestamps import from_epoch_s, from_us, to_epoch_s, to_us
 from edge_agent.domain.code_record import (
     CodeFacts,
     CodeRecord,
@@ -34,7 +35,6 @@ from edge_agent.domain.promotion import Member, Promotion
 from edge_agent.domain.promotion_codec import promotion_from_dict, promotion_to_dict
 from edge_agent.errors import CacheError, StoreMismatchError
 from edge_agent.events import event_log
-from edge_agent.events.event_log import from_us, to_us
 
 # The store's own counts of a code and its campaign (uses, last redemption, campaign counters),
 # written once for both reads below so the hot path and a record held elsewhere cannot drift.
@@ -70,14 +70,6 @@ _HOLDS_SQL = (
     "SELECT till_id, store_id, transaction_id, until_us FROM reservations "
     "WHERE code = ? AND until_us > ?"
 )
-
-
-def _epoch_s(value: int | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
-def _to_epoch_s(value: datetime | None) -> int | None:
-    return None if value is None else int(value.timestamp())
 
 
 class CodeCache:
@@ -283,8 +275,8 @@ class CodeCache:
                 r.status.value,
                 r.channel,
                 r.variant,
-                _to_epoch_s(r.issued_at),
-                _to_epoch_s(r.expires_at),
+                to_epoch_s(r.issued_at),
+                to_epoch_s(r.expires_at),
                 r.linked_member_id,
             )
             for r in records
@@ -359,8 +351,8 @@ class CodeCache:
             status=CodeStatus(status),
             channel=channel,
             variant=variant,
-            issued_at=_epoch_s(issued),
-            expires_at=_epoch_s(expires),
+            issued_at=from_epoch_s(issued),
+            expires_at=from_epoch_s(expires),
             linked_member_id=linked,
         )
         return self._facts(record, promotion, row[8:], member_id, now)
@@ -439,7 +431,7 @@ class CodeCache:
             "WHERE l.member_id = ? AND c.status = 'active' "
             "AND (c.expires_at IS NULL OR c.expires_at > ?) AND coalesce(m.uses, 0) = 0 "
             "ORDER BY l.linked_us",
-            (member_id, _to_epoch_s(now)),
+            (member_id, to_epoch_s(now)),
         )
         return tuple(str(code) for (code,) in rows)
 

@@ -14,9 +14,11 @@ import json
 import os
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from edge_agent.cache.timestamps import to_us
 
 
 class EventType(StrEnum):
@@ -115,19 +117,6 @@ def build_event(
         amount=amount,
         details=dict(details or {}),
     )
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def to_us(at: datetime) -> int:
-    """Aware datetime to UTC epoch microseconds, exactly (no float rounding)."""
-    delta = at - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_us(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
 
 
 def append(

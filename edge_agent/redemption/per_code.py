@@ -19,9 +19,9 @@ from typing import Protocol, TypeVar
 
 from edge_agent.cache.code_cache import CodeCache
 from edge_agent.cache.idempotency import request_fingerprint, store_answer, stored_answer
+from edge_agent.cache.timestamps import to_us
 from edge_agent.domain.code_record import CodeFacts
 from edge_agent.domain.decision import Accepted, Decision, ValidationRequest
-from edge_agent.events.event_log import to_us
 from edge_agent.redemption.decider import Decider
 
 

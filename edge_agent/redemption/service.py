@@ -43,6 +43,7 @@ import sqlite3
 from datetime import datetime, timedelta
 
 from edge_agent.cache.code_cache import CodeCache
+from edge_agent.cache.timestamps import to_us
 from edge_agent.cache.trusted_keys import TrustedKeys
 from edge_agent.domain import messages, token_check
 from edge_agent.domain.code_format import CodeFormat, Malformed, normalise, parse
@@ -51,7 +52,7 @@ from edge_agent.domain.decision import Accepted, Decision, ValidationRequest
 from edge_agent.domain.throttle import ThrottleConfig, TillThrottle
 from edge_agent.errors import MissingTransactionError, UnknownCodeError
 from edge_agent.events import event_log
-from edge_agent.events.event_log import Attribution, EventType, to_us
+from edge_agent.events.event_log import Attribution, EventType
 from edge_agent.redemption import code_status, holds, outcomes, reversals, token_scan
 from edge_agent.redemption.decider import Decider
 from edge_agent.redemption.outcomes import (
