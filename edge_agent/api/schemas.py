@@ -8,8 +8,9 @@ definitions are shared with the CLI (``edge_agent.fields``). Money is integer mi
 Responses are not copied here: the routes answer with the redemption service's own results
 (``edge_agent.redemption.outcomes``, where each is defined once), and this module only adds the
 envelopes (``results``, totals) and the views that flatten a result for the till
-(``CodeStatusOut``). Request bodies map to the domain's dataclasses by field name
-(``to_domain``), so a body's fields are the dataclass's (a test holds them equal).
+(``CodeStatusOut``, ``TaskOut``), which take their source's fields by name. Request bodies map
+to the domain's dataclasses by field name too (``to_domain``): the bounds and strictness are the
+API's, the fields the dataclass's (``tests/api/test_one_definition.py`` holds them equal).
 """
 
 from __future__ import annotations
