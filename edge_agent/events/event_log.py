@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from edge_agent.cache.transaction import transaction
+
 
 class EventType(StrEnum):
     RESERVED = "code.reserved"
@@ -185,11 +187,6 @@ def pending(conn: sqlite3.Connection, limit: int) -> tuple[OutboxItem, ...]:
 
 def ack(conn: sqlite3.Connection, up_to_seq: int) -> int:
     """Delete every outbox row up to and including ``up_to_seq``; return how many went."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         deleted = conn.execute("DELETE FROM outbox WHERE seq <= ?", (up_to_seq,)).rowcount
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return int(deleted)
