@@ -1,10 +1,10 @@
-"""Typed failures of the store's cache and redemption service.
+"""Typed failures of the box's cache and services (redemption, issuing, snapshots).
 
 Refusals of a code (expired, limit reached...) are ``Decision`` values, never exceptions. These
 exceptions are for requests that cannot be carried out at all; the HTTP layer maps each to a 4xx
 (or a 5xx for ``CacheError`` itself):
 
-    StoreError                       base of everything raised by ``edge_agent.store``
+    StoreError                       base of every failure of the box's cache and services
     ├── CacheError                   the cache file cannot be used
     │   ├── SchemaTooNewError        written by a newer agent; refuse rather than corrupt it
     │   ├── StoreMismatchError       the file belongs to another store
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 
 class StoreError(Exception):
-    """Base of every error raised by the store package."""
+    """Base of every failure raised by the box's cache and services."""
 
 
 class CacheError(StoreError):

@@ -18,6 +18,8 @@ Format 1 had no ``namespace``; a box reads 1 and 2 and refuses any other.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 FORMAT_VERSION = "2"
 READABLE_FORMATS = ("1", "2")  # format 1 carries no namespace: no receipt coupons after it
 ALL_STORES = "*"
@@ -78,3 +80,10 @@ DDL_BY_TABLE = {
     "codes": CODES_DDL,
     "store_keys": STORE_KEYS_DDL,
 }
+
+
+def ddl_script(tables: Iterable[str] = REQUIRED_TABLES, *, schema: str = "") -> str:
+    """One script creating ``tables`` (default: the required ones) under their own names, in
+    ``schema`` when given: for writers that build a snapshot file directly (tests, benches)."""
+    prefix = f"{schema}." if schema else ""
+    return "".join(f"{DDL_BY_TABLE[t].format(name=prefix + t)};\n" for t in tables)

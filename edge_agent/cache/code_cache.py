@@ -6,7 +6,7 @@ memory (dropped when another connection changed the HQ data, see ``_refresh``), 
 member is involved, their profile, their uses of this code and their recent
 redemptions. ``facts_for`` gathers the same facts for a record held elsewhere (a signed token's
 claims); both share the usage reads. Writes that change redemption state live in
-``redemptions.py``; snapshot loading in ``snapshot_load.py``.
+``edge_agent/redemption/``; snapshot loading in ``snapshot_load.py``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 import sqlite_utils
 
 from edge_agent.cache import schema, snapshot_load
+from edge_agent.cache.timestamps import from_epoch_s, from_us, to_epoch_s, to_us
 from edge_agent.cache.transaction import Transaction, transaction
 from edge_agent.domain.code_record import (
     CodeFacts,
@@ -35,7 +36,6 @@ from edge_agent.domain.promotion import Member, Promotion
 from edge_agent.domain.promotion_codec import promotion_from_dict, promotion_to_dict
 from edge_agent.errors import CacheError, StoreMismatchError
 from edge_agent.events import event_log
-from edge_agent.events.event_log import from_us, to_us
 
 # The store's own counts of a code and its campaign (uses, last redemption, campaign counters),
 # written once for both reads below so the hot path and a record held elsewhere cannot drift.
@@ -71,14 +71,6 @@ _HOLDS_SQL = (
     "SELECT till_id, store_id, transaction_id, until_us FROM reservations "
     "WHERE code = ? AND until_us > ?"
 )
-
-
-def _epoch_s(value: int | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
-def _to_epoch_s(value: datetime | None) -> int | None:
-    return None if value is None else int(value.timestamp())
 
 
 class CodeCache:
@@ -230,8 +222,8 @@ class CodeCache:
                 r.status.value,
                 r.channel,
                 r.variant,
-                _to_epoch_s(r.issued_at),
-                _to_epoch_s(r.expires_at),
+                to_epoch_s(r.issued_at),
+                to_epoch_s(r.expires_at),
                 r.linked_member_id,
             )
             for r in records
@@ -306,8 +298,8 @@ class CodeCache:
             status=CodeStatus(status),
             channel=channel,
             variant=variant,
-            issued_at=_epoch_s(issued),
-            expires_at=_epoch_s(expires),
+            issued_at=from_epoch_s(issued),
+            expires_at=from_epoch_s(expires),
             linked_member_id=linked,
         )
         return self._facts(record, promotion, row[8:], member_id, now)
@@ -386,7 +378,7 @@ class CodeCache:
             "WHERE l.member_id = ? AND c.status = 'active' "
             "AND (c.expires_at IS NULL OR c.expires_at > ?) AND coalesce(m.uses, 0) = 0 "
             "ORDER BY l.linked_us",
-            (member_id, _to_epoch_s(now)),
+            (member_id, to_epoch_s(now)),
         )
         return tuple(str(code) for (code,) in rows)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from edge_agent.cache.code_cache import CodeCache
-from edge_agent.events.event_log import to_us
+from edge_agent.cache.timestamps import to_us
 from edge_agent.redemption.holds import expire_holds
 
 _BATCH = 2_000

@@ -246,9 +246,9 @@ def cmd_load_snapshot(args: argparse.Namespace, cfg: AgentConfig) -> int:
     return _with_service(cfg, run)
 
 
-def cmd_serve(_: argparse.Namespace, cfg: AgentConfig) -> int:
+def cmd_serve(args: argparse.Namespace, cfg: AgentConfig) -> int:
     log_setup.configure(logging.INFO)
-    return serve(cfg)
+    return serve(cfg, config_path=args.config)
 
 
 def cmd_till_token(args: argparse.Namespace, cfg: AgentConfig) -> int:

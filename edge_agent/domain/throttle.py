@@ -8,7 +8,8 @@ it is blocked for ``cooldown``: every validation from it is refused with TILL_TH
 then, and ``record_failures`` returns a ``Flag`` exactly once per block so the caller can log it
 and write a fraud event. Other refusals (minimum spend, expired...) are honest mistakes of a
 real customer and do not count. State lives in memory only; a restart forgets it, which at
-worst gives an attacker one more window.
+worst gives an attacker one more window. A change of limits while the agent runs keeps it
+(``carry_over``).
 """
 
 from __future__ import annotations
@@ -90,6 +91,16 @@ class TillThrottle:
         )
         state.failures.clear()  # a fresh window after the cool-down
         return flag
+
+    def carry_over(self, previous: TillThrottle) -> None:
+        """Take over ``previous``'s tills when the limits change while the agent runs: the
+        failures already counted still count against the new limit and window (so a change
+        of config never hands a guessing till a fresh window), and a block in force lasts
+        this config's cooldown from when it began."""
+        shift = self.config.cooldown - previous.config.cooldown
+        for till_id, state in previous._tills.items():
+            blocked = None if state.blocked_until is None else state.blocked_until + shift
+            self._tills[till_id] = _TillState(failures=deque(state.failures), blocked_until=blocked)
 
     def forget_idle(self, now: datetime) -> None:
         """Drop tills with nothing in their window and no block (bounds memory)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from cloud_sync.contract.event_envelope import (
@@ -26,6 +26,7 @@ from cloud_sync.contract.event_envelope import (
     encode,
     event_id,
 )
+from edge_agent.cache.timestamps import to_us
 from edge_agent.cache.transaction import transaction
 
 # The envelope, its types and its id are the wire contract's; the box's writers take them
@@ -39,9 +40,7 @@ __all__ = [
     "append",
     "build_event",
     "event_id",
-    "from_us",
     "pending",
-    "to_us",
 ]
 
 
@@ -69,19 +68,6 @@ def build_event(
         amount=amount,
         details=dict(details or {}),
     )
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def to_us(at: datetime) -> int:
-    """Aware datetime to UTC epoch microseconds, exactly (no float rounding)."""
-    delta = at - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_us(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
 
 
 def append(

@@ -47,6 +47,7 @@ from datetime import datetime, timedelta
 
 from edge_agent.cache import idempotency
 from edge_agent.cache.code_cache import CodeCache
+from edge_agent.cache.timestamps import from_us, to_us
 from edge_agent.domain.code_format import ALPHABET, CodeFormat, display, new_code, parse
 from edge_agent.domain.coupon_token import CouponClaims
 from edge_agent.domain.offer_policy import (
@@ -62,7 +63,7 @@ from edge_agent.domain.offer_policy import (
 from edge_agent.domain.promotion import Promotion
 from edge_agent.errors import IdempotencyConflictError, MissingTransactionError, StoreError
 from edge_agent.events import event_log
-from edge_agent.events.event_log import Attribution, EventType, to_us
+from edge_agent.events.event_log import Attribution, EventType
 from edge_agent.issuing import issue_schema
 from edge_agent.issuing.outcome import Checkout, HoldoutInfo, IssuedCoupon, IssueOutcome
 from edge_agent.issuing.outcome import outcome_from_json as _stored_outcome
@@ -211,7 +212,7 @@ class IssueService:
         newest first: the facts the caps count."""
         since = to_us(now - self.policy.lookback)
         rows = self.cache.conn.execute(issue_schema.RECENT_SQL, (member_id, since, _RECENT_ROWS))
-        return tuple(event_log.from_us(us) for (us,) in rows)
+        return tuple(from_us(us) for (us,) in rows)
 
     def prune(self, now: datetime) -> int:
         """Housekeeping: forget issues whose coupon expired over a day ago and that every cap

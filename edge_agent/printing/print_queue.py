@@ -25,9 +25,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
+from edge_agent.cache.timestamps import from_us, to_us
 from edge_agent.cache.transaction import transaction
 from edge_agent.errors import CacheError
-from edge_agent.events.event_log import from_us, to_us
 from edge_agent.printing.document import CouponDocument, DocumentError
 
 _SCHEMA_VERSION = 7  # print_jobs arrives with v4 (print_schema.py), keyed by till from v7

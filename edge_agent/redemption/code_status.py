@@ -7,9 +7,10 @@ from dataclasses import replace
 from datetime import datetime
 
 from edge_agent.cache.code_cache import CodeCache
+from edge_agent.cache.timestamps import from_us, to_us
 from edge_agent.errors import LinkConflictError, UnknownCodeError
 from edge_agent.events import event_log
-from edge_agent.events.event_log import Attribution, EventType, from_us, to_us
+from edge_agent.events.event_log import Attribution, EventType
 from edge_agent.redemption.outcomes import (
     CodeStatusView,
     HistoryEntry,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from edge_agent.cache.code_cache import CodeCache
+from edge_agent.cache.timestamps import to_us
 from edge_agent.cache.trusted_keys import TrustedKeys
 from edge_agent.domain import messages, token_check, validation
 from edge_agent.domain.code_format import CodeFormat, Malformed, parse
@@ -35,7 +36,7 @@ from edge_agent.domain.decision import (
 from edge_agent.domain.disclosure import disclose
 from edge_agent.domain.throttle import TillThrottle
 from edge_agent.events import event_log
-from edge_agent.events.event_log import Attribution, EventType, to_us
+from edge_agent.events.event_log import Attribution, EventType
 from edge_agent.redemption import token_scan
 from edge_agent.redemption.token_scan import Scan
 

@@ -12,8 +12,9 @@ from datetime import datetime
 
 from edge_agent.cache import idempotency
 from edge_agent.cache.code_cache import CodeCache
+from edge_agent.cache.timestamps import to_us
 from edge_agent.events import event_log
-from edge_agent.events.event_log import Attribution, EventType, to_us
+from edge_agent.events.event_log import Attribution, EventType
 from edge_agent.redemption import outcomes
 from edge_agent.redemption.outcomes import VoidOutcome
 

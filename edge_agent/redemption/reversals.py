@@ -1,8 +1,8 @@
 """Returns: give back all or part of a redeemed discount, in one transaction with its event.
 
-A full reversal (or partial ones adding up to the whole discount) gives the use back: the code,
-member, campaign and store counts drop by one and the code may be used again. A partial one
-gives back money only (the campaign's money budget), since the coupon was still used.
+The rules (how much, and whether the use goes back too) are ``domain/reversal.py``'s; this
+module reads the redemption, applies the plan to the counters and writes the event and the
+stored answer together.
 
 A return is often taken at another till than the sale (the service desk): it names the sale by
 that sale's till and transaction id, and is itself keyed by the returning till's return id, so
@@ -16,9 +16,11 @@ from datetime import datetime
 
 from edge_agent.cache import idempotency
 from edge_agent.cache.code_cache import CodeCache
+from edge_agent.cache.timestamps import to_us
+from edge_agent.domain.reversal import TooLarge, plan_reversal
 from edge_agent.errors import RedemptionNotFoundError, RequestError, ReversalTooLargeError
 from edge_agent.events import event_log
-from edge_agent.events.event_log import Attribution, EventType, to_us
+from edge_agent.events.event_log import Attribution, EventType
 from edge_agent.redemption import outcomes
 from edge_agent.redemption.outcomes import ReverseOutcome
 
@@ -62,11 +64,15 @@ def reverse(
                 code=code, transaction_id=transaction_id, till_id=sale_till_id
             )
         rid, campaign_id, member_id, total, reversed_so_far, fully, channel, variant = row
-        remaining = 0 if fully else total - reversed_so_far
-        wanted = remaining if amount is None else amount
-        if fully or wanted > remaining:
-            raise ReversalTooLargeError(requested=wanted, remaining=remaining)
-        full = reversed_so_far + wanted >= total
+        plan = plan_reversal(
+            total=total,
+            reversed_so_far=reversed_so_far,
+            fully_reversed=bool(fully),
+            requested=amount,
+        )
+        if isinstance(plan, TooLarge):
+            raise ReversalTooLargeError(requested=plan.requested, remaining=plan.remaining)
+        wanted, full = plan.amount, plan.full
         now_us = to_us(now)
         conn.execute(
             "UPDATE redemptions SET reversed_amount = reversed_amount + ?, fully_reversed = ? "
@@ -112,7 +118,7 @@ def reverse(
             details={
                 "return_id": return_id,
                 "sale_till_id": sale_till_id,
-                "remaining": total - reversed_so_far - wanted,
+                "remaining": plan.remaining,
                 "fully_reversed": full,
             },
         )
@@ -122,7 +128,7 @@ def reverse(
             sale_till_id=sale_till_id,
             return_id=return_id,
             amount=wanted,
-            remaining=total - reversed_so_far - wanted,
+            remaining=plan.remaining,
             fully_reversed=full,
             reversed_at=now,
             event_id=event.event_id,

@@ -9,15 +9,15 @@ Every method is synchronous and runs on the one thread that owns the ``CodeCache
   each run in ONE ``BEGIN IMMEDIATE`` transaction that reads the facts, decides, writes the
   state change, its event and outbox row, and the idempotency record. Taking the write
   lock before reading is what stops two tills (or two processes) from both taking a code.
-  ``deciding`` holds the deciding step (tokens, lookups, throttle, evaluation) and
-  ``idempotency`` the per-code transaction that ``reserve`` and ``commit`` share. When the
-  agent's DB thread groups concurrent tills' writes (``api.db_thread``), that transaction is a
-  SAVEPOINT of the group's one transaction: still all-or-nothing, durable at the group's COMMIT,
-  and answered only after it.
+  ``decider`` holds the deciding step (tokens, lookups, throttle, evaluation) and
+  ``per_code`` the per-code transaction that ``reserve`` and ``commit`` share. When the
+  agent's DB thread groups concurrent tills' writes (``runtime/db_thread.py``), that
+  transaction is a SAVEPOINT of the group's one transaction: still all-or-nothing, durable at
+  the group's COMMIT, and answered only after it.
 * A sale is (till, transaction id): one till can never replay, commit or void another till's
   sale, even when both number a sale ``T-1001``. A return names the sale it gives money back on
   (its till and transaction id) and is keyed by the returning till's own return id.
-* Idempotency (``idempotency``): the answer to (till, transaction id, code, operation) that
+* Idempotency (``cache/idempotency.py``): the answer to (till, transaction id, code, operation) that
   changed state is stored with the request's fingerprint; an identical retry gets that stored
   answer (``replayed``) and changes nothing, a different request under the same key is refused
   (409). Refusals are not stored (they changed nothing), so a till may retry after fixing the
@@ -43,7 +43,7 @@ import sqlite3
 from datetime import datetime, timedelta
 
 from edge_agent.cache.code_cache import CodeCache
-from edge_agent.cache.idempotency import run_per_code
+from edge_agent.cache.timestamps import to_us
 from edge_agent.cache.trusted_keys import TrustedKeys
 from edge_agent.domain import messages, token_check
 from edge_agent.domain.code_format import CodeFormat, Malformed, normalise, parse
@@ -52,7 +52,7 @@ from edge_agent.domain.decision import Accepted, Decision, ValidationRequest
 from edge_agent.domain.throttle import ThrottleConfig, TillThrottle
 from edge_agent.errors import MissingTransactionError, UnknownCodeError
 from edge_agent.events import event_log
-from edge_agent.events.event_log import Attribution, EventType, to_us
+from edge_agent.events.event_log import Attribution, EventType
 from edge_agent.redemption import code_status, holds, outcomes, reversals, token_scan
 from edge_agent.redemption.decider import Decider
 from edge_agent.redemption.outcomes import (
@@ -64,6 +64,7 @@ from edge_agent.redemption.outcomes import (
     ReverseOutcome,
     VoidOutcome,
 )
+from edge_agent.redemption.per_code import run_per_code
 
 
 class RedemptionService:

@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cloud_sync.contract.snapshot_format import ddl_script
 from edge_agent.cache.code_cache import CodeCache
 from edge_agent.domain.basket import Basket, BasketLine
 from edge_agent.domain.code_format import CodeFormat, make_code
@@ -113,17 +114,7 @@ def write_snapshot(
     """A snapshot file in the agreed format (see snapshot_load.py); ``namespace`` is the
     store's minting namespace ('' for none)."""
     conn = sqlite3.connect(path)
-    conn.executescript(
-        """
-        CREATE TABLE snapshot_meta (key TEXT PRIMARY KEY, value TEXT);
-        CREATE TABLE campaigns (campaign_id TEXT PRIMARY KEY, body TEXT NOT NULL);
-        CREATE TABLE members (member_id TEXT PRIMARY KEY, segment TEXT NOT NULL,
-            tier TEXT NOT NULL, proximity_consent INTEGER NOT NULL);
-        CREATE TABLE codes (code TEXT PRIMARY KEY, campaign_id TEXT NOT NULL, member_id TEXT,
-            status TEXT NOT NULL, channel TEXT NOT NULL, variant TEXT NOT NULL,
-            issued_at INTEGER, expires_at INTEGER, linked_member_id TEXT) WITHOUT ROWID;
-        """
-    )
+    conn.executescript(ddl_script())
     conn.executemany(
         "INSERT INTO snapshot_meta VALUES (?, ?)",
         [

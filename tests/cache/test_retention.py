@@ -13,10 +13,10 @@ from edge_agent.domain.receipt_campaigns import default_receipt_campaigns
 from edge_agent.issuing import signing_key
 from edge_agent.issuing.outcome import Checkout
 from edge_agent.printing import print_queue
-from edge_agent.printing.document import sample_document
 from edge_agent.redemption.service import RedemptionService
 from edge_agent.wiring import open_services
 from tests.cache.factories import BASKET, FMT, NOW, A, G, open_cache, req, write_snapshot
+from tests.printing.factories import queue_job
 
 
 def count(service: RedemptionService, table: str) -> int:
@@ -53,22 +53,8 @@ def test_prune_drops_old_acked_history_but_keeps_single_use(tmp_path: Path) -> N
 def test_prune_drops_finished_print_jobs_but_keeps_open_ones(tmp_path: Path) -> None:
     cache = open_cache(tmp_path / "c.db")
     with cache.transaction() as conn:
-        done = print_queue.enqueue(
-            conn,
-            code=A,
-            till_id="till-1",
-            transaction_id="T-1",
-            document=sample_document(),
-            now=NOW,
-        )
-        print_queue.enqueue(
-            conn,
-            code=G,
-            till_id="till-1",
-            transaction_id="T-2",
-            document=sample_document(),
-            now=NOW,
-        )
+        done = queue_job(conn, code=A, transaction_id="T-1", now=NOW)
+        queue_job(conn, code=G, transaction_id="T-2", now=NOW)
     job = print_queue.claim(cache.conn, now=NOW, policy=print_queue.RetryPolicy())
     assert job is not None and job.id == done
     assert print_queue.mark_printed(cache.conn, done, now=NOW)

@@ -65,3 +65,19 @@ def test_config_is_bounded() -> None:
         ThrottleConfig(max_failures=0)
     with pytest.raises(ValueError):
         ThrottleConfig(window=timedelta(0))
+
+
+def test_carry_over_keeps_counted_failures_and_rebases_blocks_on_the_new_cooldown() -> None:
+    old = TillThrottle(config=CONFIG)
+    for s in range(3):
+        old.record_failures("blocked", [Reason.NOT_FOUND], NOW + timedelta(seconds=s))
+    old.record_failures("counting", [Reason.NOT_FOUND], NOW)
+    shorter = ThrottleConfig(max_failures=2, window=CONFIG.window, cooldown=timedelta(minutes=1))
+    new = TillThrottle(config=shorter)
+    new.carry_over(old)
+    # The block began at NOW+2s and now lasts the new cooldown from then.
+    assert new.blocked_until("blocked", NOW) == NOW + timedelta(seconds=2, minutes=1)
+    # One failure before the change plus one after reach the new limit of two.
+    flag = new.record_failures("counting", [Reason.MALFORMED], NOW + timedelta(seconds=5))
+    assert flag is not None and flag.since == NOW
+    assert old.blocked_until("counting", NOW + timedelta(seconds=5)) is None  # old one untouched

@@ -10,6 +10,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge_agent.cache.timestamps import from_us, to_us
 from edge_agent.events import event_log
 from edge_agent.events.event_log import Attribution, EventType
 from tests.cache.factories import NOW, STORE, open_cache
@@ -27,7 +28,7 @@ def test_event_ids_are_uuidv7_and_sort_by_time() -> None:
 @settings(max_examples=300)
 @given(st.datetimes(timezones=st.just(UTC), min_value=datetime(1971, 1, 1)))
 def test_microsecond_times_round_trip_exactly(at: datetime) -> None:
-    assert event_log.from_us(event_log.to_us(at)) == at
+    assert from_us(to_us(at)) == at
 
 
 def test_append_outside_a_transaction_is_a_bug(tmp_path: Path) -> None:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import zxingcpp
 from PIL import Image
 
-from edge_agent.cache.code_cache import CodeCache
 from edge_agent.cli.main import main
-from edge_agent.printing import print_queue as pq
 from edge_agent.printing.document import sample_document
+from tests.printing.factories import queue_job_in
 
 
 def test_preview_writes_a_png_of_the_exact_bytes(tmp_path: Path) -> None:
@@ -41,17 +39,7 @@ def test_queue_status_and_reprint(tmp_path: Path, capsys: pytest.CaptureFixture[
     config = tmp_path / "agent.toml"
     cache_path = tmp_path / "cache.db"
     config.write_text(f'[cache]\npath = "{cache_path}"\n', encoding="utf-8")
-    cache = CodeCache.open(cache_path, store_id="store-001")
-    with cache.transaction() as conn:
-        pq.enqueue(
-            conn,
-            code="C1",
-            till_id="till-1",
-            transaction_id="T1",
-            document=sample_document(),
-            now=datetime.now(UTC),
-        )
-    cache.close()
+    queue_job_in(cache_path, code="C1", transaction_id="T1")
     base = ["--config", str(config), "receipt"]
     assert main([*base, "queue", "--json"]) == 0
     (job,) = json.loads(capsys.readouterr().out)

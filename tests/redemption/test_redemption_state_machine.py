@@ -41,6 +41,7 @@ from hypothesis.stateful import (
 )
 
 from edge_agent.cache.code_cache import CodeCache
+from edge_agent.cache.timestamps import to_us
 from edge_agent.domain.basket import Basket, BasketLine
 from edge_agent.domain.code_record import CodeRecord
 from edge_agent.domain.decision import Accepted, Decision, Reason, Refused
@@ -52,7 +53,6 @@ from edge_agent.errors import (
     RequestError,
     ReversalTooLargeError,
 )
-from edge_agent.events.event_log import to_us
 from edge_agent.redemption.outcomes import VoidOutcome
 from edge_agent.redemption.service import RedemptionService
 from tests.cache.factories import FMT, NOW, STORE, A, B, code, promotion, req
