@@ -7,7 +7,9 @@ exceptions are for requests that cannot be carried out at all; the HTTP layer ma
     StoreError                       base of every failure of the box's cache and services
     ├── CacheError                   the cache file cannot be used
     │   ├── SchemaTooNewError        written by a newer agent; refuse rather than corrupt it
-    │   └── StoreMismatchError       the file belongs to another store
+    │   ├── StoreMismatchError       the file belongs to another store
+    │   └── TransactionLostError     SQLite (or a bug) ended a transaction early: none of it
+    │                                happened, and nothing more may be written in its name
     ├── SnapshotError                a snapshot was refused whole; the old cache is untouched
     └── RequestError                 a well-formed request that cannot apply (4xx)
         ├── MissingTransactionError  reserve/commit without a transaction id (422)
@@ -44,6 +46,10 @@ class StoreMismatchError(CacheError):
         super().__init__(f"cache file belongs to store {file_store!r}, not {wanted!r}")
         self.file_store = file_store
         self.wanted = wanted
+
+
+class TransactionLostError(CacheError):
+    """The transaction a block ran in ended under it (``cache/transaction.py``)."""
 
 
 class SnapshotError(StoreError):

@@ -2,5 +2,6 @@
 
 Nothing here does I/O or imports anything beyond the standard library, so a store box can
 import it without installing or importing HQ's code (HQ needs numpy; the box does not).
-Later issues add the event envelope, deltas, config documents and the MQTT topic tree here.
+Today: the snapshot file (``snapshot_format``) and the event envelope (``event_envelope``).
+Later issues add deltas, config documents and the MQTT topic tree here.
 """

@@ -165,13 +165,9 @@ class CentralStore:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken at BEGIN so a read-then-write cannot race another HQ.
-
-        Nested use joins the outer transaction, so a mint can create members and codes as one.
-        """
-        if self.conn.in_transaction:
-            yield self.conn
-            return
+        """One write transaction (``hq_schema.transaction``), taken at BEGIN so a read-then-write
+        cannot race another HQ. Nested use is a savepoint of the outer transaction, so a mint
+        can create members and codes as one."""
         with transaction(self.conn):
             yield self.conn
 

@@ -1,4 +1,4 @@
-"""HQ database schema as code: migrations, connection pragmas, transactions.
+"""HQ database schema as code: migrations, connection pragmas, the one transaction helper.
 
 The journal is a rollback journal, not WAL: HQ's heavy write is a bulk load of millions of
 sorted rows into new pages, which a rollback journal barely touches, while WAL would write
@@ -13,11 +13,13 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 from cloud_sync.hq.errors import StoreFileError
 
 PAGE_SIZE = 16_384
 CACHE_KIB = 262_144  # 256 MiB of page cache: a 10M-code load spills far less often
+Begin = Literal["IMMEDIATE", "DEFERRED"]
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -82,15 +84,30 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
+def transaction(conn: sqlite3.Connection, *, begin: Begin = "IMMEDIATE") -> Iterator[None]:
+    """HQ's one transaction helper: every write at HQ runs inside it.
+
+    Outermost: ``BEGIN IMMEDIATE`` (the write lock before anything is read, so a
+    read-then-write cannot race another HQ process) ... ``COMMIT``. ``begin="DEFERRED"`` is for
+    a transaction that only reads the main file and writes elsewhere (the snapshot export into
+    an attached file): it leaves HQ's write lock free. Nested (a mint creating its members and
+    codes as one): a savepoint of the caller's transaction, so a nested block is all-or-nothing
+    on its own too, durable with the outer COMMIT; savepoints may share a name, ROLLBACK TO and
+    RELEASE act on the newest. Any exception, BaseException included, rolls the block back.
+    HQ runs no group commit (no caller catches a failure and writes on), so unlike the box's
+    helper this one need not count levels to notice a transaction that SQLite ended early.
+    """
+    nested = conn.in_transaction
+    conn.execute("SAVEPOINT hq_nested" if nested else f"BEGIN {begin}")
     try:
         yield
+        conn.execute("RELEASE hq_nested" if nested else "COMMIT")
     except BaseException:
         if conn.in_transaction:  # SQLite may already have rolled back (disk full, I/O error)
-            conn.execute("ROLLBACK")
+            conn.execute("ROLLBACK TO hq_nested" if nested else "ROLLBACK")
+            if nested:
+                conn.execute("RELEASE hq_nested")
         raise
-    conn.execute("COMMIT")
 
 
 def migrate(conn: sqlite3.Connection, path: Path, *, fresh: bool) -> None:

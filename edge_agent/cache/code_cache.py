@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import sqlite_utils
 
 from edge_agent.cache import schema, snapshot_load
 from edge_agent.cache.timestamps import from_epoch_s, from_us, to_epoch_s, to_us
+from edge_agent.cache.transaction import Transaction, transaction
 from edge_agent.domain.code_record import (
     CodeFacts,
     CodeRecord,
@@ -82,8 +83,6 @@ class CodeCache:
         self.store_id = store_id
         self.box_id = box_id
         self._promotions: dict[str, Promotion] = {}
-        self._grouped = False  # inside ``group``: transactions are savepoints of its one
-        self._depth = 0  # savepoints open, for their names
         self._data_version = self._read_data_version()
         self._generation = self._read_generation()
 
@@ -105,19 +104,13 @@ class CodeCache:
         db = schema.connect(path, cache_kib=cache_kib, busy_timeout_ms=busy_timeout_ms)
         try:
             schema.migrate(db)
-            conn = db.conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(db.conn) as conn:
                 row = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
                 if row is None:
                     conn.execute(
                         "INSERT INTO meta (key, value) VALUES ('store_id', ?)", (store_id,)
                     )
                 box = conn.execute("SELECT value FROM meta WHERE key = 'box_id'").fetchone()
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             if row is not None and row[0] != store_id:
                 raise StoreMismatchError(file_store=str(row[0]), wanted=store_id)
         except sqlite3.DatabaseError as exc:
@@ -131,70 +124,24 @@ class CodeCache:
     def close(self) -> None:
         self.db.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT: the write lock is taken before anything is read, so a
-        check-then-write inside cannot race another connection. Inside ``group`` it is a
-        SAVEPOINT of the group's transaction instead: all-or-nothing still, durable with the
-        group's COMMIT."""
-        if self._grouped:
-            with self._savepoint():
-                yield self.conn
-            return
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+    def transaction(self) -> Transaction:
+        """``with cache.transaction() as conn:`` one all-or-nothing write (``transaction.py``):
+        BEGIN IMMEDIATE ... COMMIT, so a check-then-write inside cannot race another connection;
+        inside ``group`` (or any open transaction) a savepoint of it, durable with its COMMIT."""
+        return transaction(self.conn)
 
     @contextmanager
-    def group(self) -> Iterator[Callable[[], AbstractContextManager[None]]]:
+    def group(self) -> Iterator[Callable[[], Transaction]]:
         """Group commit: one BEGIN IMMEDIATE ... COMMIT (one fsync) around several operations.
         Yields a factory of per-operation savepoints: an operation that raises inside its own is
         rolled back alone. The COMMIT runs when the block ends; until it has returned, nothing
-        done inside is durable, so answer no one before that (``DbThread`` does not)."""
-        if self._grouped or self.conn.in_transaction:
+        done inside is durable, so answer no one before that (``DbThread`` does not). A group
+        must be outermost: inside another transaction its end would be a RELEASE, durable
+        only at someone else's COMMIT, and its answers would be sent too early."""
+        if self.conn.in_transaction:
             raise RuntimeError("group cannot nest inside another transaction")
-        self.conn.execute("BEGIN IMMEDIATE")
-        self._grouped = True
-        try:
-            yield self._savepoint
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
-        finally:
-            self._grouped = False
-        self._check_group_alive()
-        self.conn.execute("COMMIT")
-
-    def _check_group_alive(self) -> None:
-        # SQLite may end a transaction on its own (SQLITE_FULL, an I/O error) or a bug may
-        # ROLLBACK by hand; a SAVEPOINT then would open a new transaction that its RELEASE
-        # commits, out of the group's all-or-nothing. So the group refuses to go on.
-        if not self.conn.in_transaction:
-            raise CacheError("the group's transaction ended early: none of its work happened")
-
-    @contextmanager
-    def _savepoint(self) -> Iterator[None]:
-        self._check_group_alive()
-        self._depth += 1
-        name = f"op{self._depth}"
-        self.conn.execute(f"SAVEPOINT {name}")
-        try:
-            yield
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute(f"ROLLBACK TO {name}")
-                self.conn.execute(f"RELEASE {name}")
-            raise
-        finally:
-            self._depth -= 1
-        self._check_group_alive()
-        self.conn.execute(f"RELEASE {name}")
+        with transaction(self.conn):
+            yield self.transaction
 
     def checkpoint(self, *, truncate: bool = False) -> tuple[int, int, int]:
         """Copy the WAL into the database file; call it off the hot path (e.g. every few

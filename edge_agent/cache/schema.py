@@ -26,6 +26,7 @@ import sqlite_utils
 
 from cloud_sync.contract import snapshot_format
 from edge_agent.cache import key_schema, till_scope_schema
+from edge_agent.cache.transaction import transaction
 from edge_agent.errors import CacheError, SchemaTooNewError
 from edge_agent.issuing import issue_schema
 from edge_agent.printing import print_schema
@@ -118,7 +119,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 def connect(path: Path, *, cache_kib: int, busy_timeout_ms: int) -> sqlite_utils.Database:
     """Open ``path`` with the pragmas the agent relies on. Transactions are explicit."""
-    # isolation_level=None: no implicit BEGIN; every write path says BEGIN IMMEDIATE itself.
+    # isolation_level=None: no implicit BEGIN; every write goes through transaction.py.
     # check_same_thread=False: the API layer creates the cache, then hands it to its one
     # SQLite thread; the cache is never used from two threads at once.
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
@@ -147,17 +148,11 @@ def migrate(db: sqlite_utils.Database, *, upto: int = SCHEMA_VERSION) -> int:
     if found > SCHEMA_VERSION:
         raise SchemaTooNewError(found=found, supported=SCHEMA_VERSION)
     for version in range(found, upto):
-        db.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(db.conn) as conn:
             MIGRATIONS[version](db)
             if version == 0:
-                db.conn.execute(
+                conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('box_id', ?)", (uuid.uuid4().hex,)
                 )
-            db.conn.execute(f"PRAGMA user_version = {version + 1}")
-            db.conn.execute("COMMIT")
-        except BaseException:
-            if db.conn.in_transaction:
-                db.conn.execute("ROLLBACK")
-            raise
+            conn.execute(f"PRAGMA user_version = {version + 1}")
     return found

@@ -47,6 +47,7 @@ from cloud_sync.contract.snapshot_format import (
     REQUIRED_TABLES,
     STORE_KEY_COLUMNS,
 )
+from edge_agent.cache.transaction import transaction
 from edge_agent.domain.code_format import ALPHABET
 from edge_agent.domain.promotion_codec import PromotionFormatError, promotion_from_dict
 from edge_agent.domain.token_codec import key_id_of
@@ -201,8 +202,7 @@ def _drop_debris(conn: sqlite3.Connection) -> None:
 
 def _copy(conn: sqlite3.Connection, *, chunk: int) -> int:
     """Build the ``*_next`` tables; return how many codes were copied."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         _drop_debris(conn)
         conn.execute(CODES_DDL.format(name="codes_next"))
         conn.execute(CAMPAIGNS_DDL.format(name="campaigns_next"))
@@ -212,26 +212,12 @@ def _copy(conn: sqlite3.Connection, *, chunk: int) -> int:
             "ORDER BY campaign_id"
         )
         conn.execute(_COPY_MEMBERS_SQL)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     last = ""  # every code sorts after the empty string
     total = 0
     while True:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            copied = conn.execute(
-                _COPY_CODES_SQL,
-                (last, chunk),
-            ).rowcount
+        with transaction(conn):
+            copied = conn.execute(_COPY_CODES_SQL, (last, chunk)).rowcount
             row = conn.execute("SELECT max(code) FROM codes_next").fetchone()
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         total += copied
         if copied < chunk:
@@ -241,8 +227,7 @@ def _copy(conn: sqlite3.Connection, *, chunk: int) -> int:
 
 def _swap(conn: sqlite3.Connection, checked: _Checked) -> None:
     created_at = checked.created_at
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         # Coupons this store minted offline may not have reached HQ yet: carry them into the
         # new codes table in the same transaction, so no request ever sees them missing.
         issue_schema.restore_codes(conn, table="codes_next", now_s=int(created_at.timestamp()))
@@ -267,11 +252,6 @@ def _swap(conn: sqlite3.Connection, checked: _Checked) -> None:
                 (checked.namespace,),
             )
         bump_generation(conn)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 def bump_generation(conn: sqlite3.Connection) -> None:
@@ -294,9 +274,8 @@ def load_snapshot(
         try:
             codes = _copy(conn, chunk=chunk)
         except sqlite3.DatabaseError as exc:
-            conn.execute("BEGIN IMMEDIATE")
-            _drop_debris(conn)
-            conn.execute("COMMIT")
+            with transaction(conn):
+                _drop_debris(conn)
             raise SnapshotError(f"{path}: {exc}") from exc
         _swap(conn, checked)
     finally:

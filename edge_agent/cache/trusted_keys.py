@@ -23,6 +23,7 @@ from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from edge_agent.cache.transaction import transaction
 from edge_agent.domain import token_codec
 from edge_agent.domain.coupon_token import TrustedKey, raw_public_key
 
@@ -91,7 +92,7 @@ class TrustedKeys:
         """Trust ``key`` as ``store_id``'s; returns its key id."""
         raw = raw_public_key(key)
         kid = token_codec.key_id_of(raw)
-        with _Transaction(self.conn):
+        with transaction(self.conn):
             self.conn.execute(
                 "INSERT OR REPLACE INTO store_keys VALUES (?, ?, ?, ?, NULL)",
                 (kid, store_id, raw, int(registered_at.timestamp())),
@@ -99,7 +100,7 @@ class TrustedKeys:
         return kid
 
     def revoke(self, key_id: str, *, at: datetime) -> bool:
-        with _Transaction(self.conn):
+        with transaction(self.conn):
             changed = self.conn.execute(
                 "UPDATE store_keys SET revoked_at = coalesce(revoked_at, ?) WHERE key_id = ?",
                 (int(at.timestamp()), key_id),
@@ -120,24 +121,3 @@ class TrustedKeys:
                 "FROM store_keys ORDER BY store_id, key_id"
             )
         ]
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or nothing if the caller's transaction is already open."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.own = False
-
-    def __enter__(self) -> None:
-        if not self.conn.in_transaction:
-            self.conn.execute("BEGIN IMMEDIATE")
-            self.own = True
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        if not self.own:
-            return
-        if kind is None:
-            self.conn.execute("COMMIT")
-        elif self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")

@@ -1,96 +1,47 @@
 """The event log: events built on the box, appended with their outbox row in one transaction.
 
-An event is what HQ learns about a state change: a time-ordered id generated here (UUIDv7
-layout, so ids sort by time and append at the right edge of any index), this box's id, a per-box
-sequence number that is gap-free because it is allocated inside the same SQLite transaction as
-the change (a rollback returns it), the type, when, the attribution DOMAIN.md section 3 asks
-for, and the amount. The outbox holds the serialised event until HQ acknowledges its sequence
-number; acknowledged rows are deleted so the hot tables stay small.
+An event is what HQ learns about a state change, in the wire contract's envelope
+(``cloud_sync/contract/event_envelope.py``, schema version 1): a time-ordered id generated here
+(UUIDv7 layout, so ids sort by time and append at the right edge of any index), this box's id, a
+per-box sequence number that is gap-free because it is allocated inside the same SQLite
+transaction as the change (a rollback returns it), the type, when, the attribution DOMAIN.md
+section 3 asks for, and the amount. ``append`` encodes it once and stores that text in both
+``events.body`` and ``outbox.payload``; the outbox holds it until HQ acknowledges its sequence
+number, and acknowledged rows are deleted so the hot tables stay small. Rows written before the
+envelope carried ``schema_version`` stay as they were: the contract reads them as version 1.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from cloud_sync.contract.event_envelope import (
+    Attribution,
+    EventEnvelope,
+    EventType,
+    encode,
+    event_id,
+)
 from edge_agent.cache.timestamps import to_us
+from edge_agent.cache.transaction import transaction
 
-
-class EventType(StrEnum):
-    RESERVED = "code.reserved"
-    REDEEMED = "code.redeemed"
-    VOIDED = "code.voided"
-    REVERSED = "code.reversed"
-    LINKED = "code.linked"
-    TILL_THROTTLED = "till.throttled"  # fraud flag: brute force from one till
-    COUPON_ISSUED = "coupon.issued"  # a receipt coupon minted at checkout
-    COUPON_WITHHELD = "coupon.withheld"  # holdout: what the member would have got
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Attribution:
-    store_id: str
-    till_id: str
-    cashier_id: str
-    transaction_id: str | None = None
-    member_id: str | None = None
-    campaign_id: str | None = None
-    variant: str | None = None
-    channel: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LedgerEvent:
-    event_id: str
-    box_id: str
-    seq: int
-    type: EventType
-    occurred_at: datetime
-    code: str | None
-    attribution: Attribution
-    amount: int = 0  # minor units: discount granted (redeemed) or given back (reversed)
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        a = self.attribution
-        return {
-            "event_id": self.event_id,
-            "box_id": self.box_id,
-            "seq": self.seq,
-            "type": self.type.value,
-            "occurred_at": self.occurred_at.astimezone(UTC).isoformat(),
-            "code": self.code,
-            "store_id": a.store_id,
-            "till_id": a.till_id,
-            "cashier_id": a.cashier_id,
-            "transaction_id": a.transaction_id,
-            "member_id": a.member_id,
-            "campaign_id": a.campaign_id,
-            "variant": a.variant,
-            "channel": a.channel,
-            "amount": self.amount,
-            "details": self.details,
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
-
-
-def event_id(at: datetime, random_bytes: bytes) -> str:
-    """A UUIDv7-layout id as 32 hex digits: 48-bit Unix ms, version 7, variant, 74 random bits."""
-    if len(random_bytes) != 10:
-        raise ValueError("event_id needs 10 random bytes")
-    ms = int(at.timestamp() * 1000) & ((1 << 48) - 1)
-    rand = int.from_bytes(random_bytes, "big")
-    rand_a = (rand >> 68) & 0xFFF  # 12 bits
-    rand_b = rand & ((1 << 62) - 1)  # 62 bits
-    value = (ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
-    return f"{value:032x}"
+# The envelope, its types and its id are the wire contract's; the box's writers take them
+# from here with the rest of the event log.
+__all__ = [
+    "Attribution",
+    "EventEnvelope",
+    "EventType",
+    "OutboxItem",
+    "ack",
+    "append",
+    "build_event",
+    "event_id",
+    "pending",
+]
 
 
 def build_event(
@@ -104,9 +55,9 @@ def build_event(
     amount: int = 0,
     details: dict[str, Any] | None = None,
     random_bytes: bytes,
-) -> LedgerEvent:
+) -> EventEnvelope:
     """Pure: everything, including randomness, comes in as arguments."""
-    return LedgerEvent(
+    return EventEnvelope(
         event_id=event_id(occurred_at, random_bytes),
         box_id=box_id,
         seq=seq,
@@ -129,7 +80,7 @@ def append(
     attribution: Attribution,
     amount: int = 0,
     details: dict[str, Any] | None = None,
-) -> LedgerEvent:
+) -> EventEnvelope:
     """Allocate the next sequence number and write the event and its outbox row.
 
     Must run inside the caller's BEGIN IMMEDIATE transaction: that is what makes the state
@@ -151,7 +102,7 @@ def append(
         details=details,
         random_bytes=os.urandom(10),
     )
-    payload = event.to_json()
+    payload = encode(event)  # the same text in both tables: the outbox sends what was logged
     conn.execute(
         "INSERT INTO events (seq, event_id, type, code, occurred_us, body) "
         "VALUES (?, ?, ?, ?, ?, ?)",
@@ -174,11 +125,6 @@ def pending(conn: sqlite3.Connection, limit: int) -> tuple[OutboxItem, ...]:
 
 def ack(conn: sqlite3.Connection, up_to_seq: int) -> int:
     """Delete every outbox row up to and including ``up_to_seq``; return how many went."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         deleted = conn.execute("DELETE FROM outbox WHERE seq <= ?", (up_to_seq,)).rowcount
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return int(deleted)

@@ -20,14 +20,13 @@ because a printer failed. See ``print_schema.py`` for the states.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
 from edge_agent.cache.timestamps import from_us, to_us
+from edge_agent.cache.transaction import transaction
 from edge_agent.errors import CacheError
 from edge_agent.printing.document import CouponDocument, DocumentError
 
@@ -125,19 +124,6 @@ def _job(row: tuple[object, ...]) -> PrintJob:
     )
 
 
-@contextmanager
-def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
-    """BEGIN IMMEDIATE ... COMMIT on a connection in autocommit mode (the worker's own)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 def connect(path: Path | str, *, busy_timeout_ms: int = 5_000) -> sqlite3.Connection:
     """A second connection to an existing cache file, for the print worker's thread.
 
@@ -221,7 +207,7 @@ def claim(conn: sqlite3.Connection, *, now: datetime, policy: RetryPolicy) -> Pr
     connection, outside any transaction). Jobs past ``give_up_after`` are abandoned on the way;
     a job whose lease ran out is handed out again as a reprint."""
     us = to_us(now)
-    with _immediate(conn):
+    with transaction(conn):
         conn.execute(
             "UPDATE print_jobs SET state = 'abandoned', lease_until_us = NULL, updated_us = ? "
             "WHERE state IN ('pending', 'printing') AND next_attempt_us <= ? AND created_us < ?",

@@ -14,7 +14,6 @@ till throttle and writes a ``till.throttled`` event the one time a till becomes 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 from dataclasses import dataclass
@@ -153,10 +152,9 @@ class Decider:
         attribution = Attribution(
             store_id=request.store_id, till_id=request.till_id, cashier_id=request.cashier_id
         )
-        # Inside reserve/commit the flag joins their transaction; after a read-only validate it
-        # gets one of its own (rolled back whole if the append fails).
-        joined = contextlib.nullcontext() if conn.in_transaction else self.cache.transaction()
-        with joined:
+        # Inside reserve/commit the flag is a savepoint of their transaction; after a read-only
+        # validate it is a transaction of its own (rolled back whole if the append fails).
+        with self.cache.transaction():
             event_log.append(
                 conn,
                 box_id=self.cache.box_id,
