@@ -76,7 +76,11 @@ class LedgerEvent:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
+        return _EVENT_JSON.encode(self.to_dict())
+
+
+# One encoder for every event: json.dumps with options builds a new one per call.
+_EVENT_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
 
 
 def event_id(at: datetime, random_bytes: bytes) -> str:

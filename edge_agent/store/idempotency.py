@@ -44,13 +44,19 @@ _STORED_SQL = (
     "SELECT fingerprint, response FROM requests "
     "WHERE till_id = ? AND transaction_id = ? AND code = ? AND operation = ?"
 )
+# A reserve reads its own stored answer and the commit's that may settle it in one statement.
+_STORED_EITHER_SQL = (
+    "SELECT operation, fingerprint, response FROM requests "
+    "WHERE till_id = ? AND transaction_id = ? AND code = ? AND operation IN (?, ?)"
+)
 _STORE_SQL = "INSERT INTO requests VALUES (?, ?, ?, ?, ?, ?, ?)"
+# One encoder for every fingerprint: json.dumps with options builds a new one per call.
+_CANONICAL = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
 
 
 def fingerprint(doc: object) -> str:
     """A short stable digest of a JSON-able request document."""
-    text = json.dumps(doc, separators=(",", ":"), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return hashlib.sha256(_CANONICAL.encode(doc).encode()).hexdigest()[:32]
 
 
 def basket_doc(basket: Basket) -> list[list[object]]:
@@ -86,6 +92,26 @@ def stored_answer(
     row = conn.execute(_STORED_SQL, (till_id, transaction_id, code, operation)).fetchone()
     if row is None:
         return None
+    return _checked(
+        row,
+        till_id=till_id,
+        transaction_id=transaction_id,
+        code=code,
+        operation=operation,
+        fingerprint=fingerprint,
+    )
+
+
+def _checked(
+    row: tuple[str, str],
+    *,
+    till_id: str,
+    transaction_id: str,
+    code: str,
+    operation: str,
+    fingerprint: str | None,
+) -> str:
+    """The stored ``(fingerprint, response)`` row's answer, or 409 for another request."""
     if fingerprint is not None and row[0] != fingerprint:
         raise IdempotencyConflictError(
             till_id=till_id, transaction_id=transaction_id, code=code, operation=operation
@@ -151,13 +177,39 @@ def run_per_code(
     with cache.transaction() as conn:
         prior: list[OutcomeT | None] = []
         for scan in scans:
-            key = {"till_id": till, "transaction_id": transaction_id, "code": scan.key}
-            text = stored_answer(conn, **key, operation=operation, fingerprint=digest)
-            found = None if text is None else replay(text)
-            if found is None and settled_by is not None:
-                later_op, answer_from = settled_by
-                later = stored_answer(conn, **key, operation=later_op, fingerprint=None)
-                found = None if later is None else answer_from(later)
+            if settled_by is None:
+                text = stored_answer(
+                    conn,
+                    till_id=till,
+                    transaction_id=transaction_id,
+                    code=scan.key,
+                    operation=operation,
+                    fingerprint=digest,
+                )
+                prior.append(None if text is None else replay(text))
+                continue
+            later_op, answer_from = settled_by
+            rows = {
+                op: (fp, response)
+                for op, fp, response in conn.execute(
+                    _STORED_EITHER_SQL, (till, transaction_id, scan.key, operation, later_op)
+                )
+            }
+            own, later = rows.get(operation), rows.get(later_op)
+            found: OutcomeT | None = None
+            if own is not None:  # checked first: a conflicting retry is refused, as ever
+                found = replay(
+                    _checked(
+                        own,
+                        till_id=till,
+                        transaction_id=transaction_id,
+                        code=scan.key,
+                        operation=operation,
+                        fingerprint=digest,
+                    )
+                )
+            elif later is not None:  # any request under the key (fingerprint None)
+                found = answer_from(str(later[1]))
             prior.append(found)
         answered = [p for p in prior if p is not None]
         if len(answered) == len(scans):  # a retry: every code already has its answer
