@@ -92,30 +92,30 @@ def stored_answer(
     row = conn.execute(_STORED_SQL, (till_id, transaction_id, code, operation)).fetchone()
     if row is None:
         return None
-    return _checked(
-        row,
-        till_id=till_id,
-        transaction_id=transaction_id,
-        code=code,
-        operation=operation,
-        fingerprint=fingerprint,
+    key = {"till_id": till_id, "transaction_id": transaction_id, "code": code}
+    return _checked(row, fingerprint, {**key, "operation": operation})
+
+
+def stored_answers(
+    conn: sqlite3.Connection, key: dict[str, str], *, operation: str, fingerprint: str, later: str
+) -> tuple[str | None, str | None]:
+    """``stored_answer`` under ``key`` (till_id, transaction_id, code) for ``operation``
+    (checked against ``fingerprint``) and for the ``later`` operation (any request under the
+    key), read in one statement."""
+    args = (key["till_id"], key["transaction_id"], key["code"], operation, later)
+    rows = {op: (fp, response) for op, fp, response in conn.execute(_STORED_EITHER_SQL, args)}
+    own, settled = rows.get(operation), rows.get(later)
+    return (
+        None if own is None else _checked(own, fingerprint, {**key, "operation": operation}),
+        None if settled is None else str(settled[1]),
     )
 
 
-def _checked(
-    row: tuple[str, str],
-    *,
-    till_id: str,
-    transaction_id: str,
-    code: str,
-    operation: str,
-    fingerprint: str | None,
-) -> str:
-    """The stored ``(fingerprint, response)`` row's answer, or 409 for another request."""
+def _checked(row: tuple[str, str], fingerprint: str | None, key: dict[str, str]) -> str:
+    """A stored ``(fingerprint, response)`` row's answer; 409 if it answered another request
+    (``fingerprint`` None: any request under the key is a retry)."""
     if fingerprint is not None and row[0] != fingerprint:
-        raise IdempotencyConflictError(
-            till_id=till_id, transaction_id=transaction_id, code=code, operation=operation
-        )
+        raise IdempotencyConflictError(**key)
     return str(row[1])
 
 
@@ -177,40 +177,19 @@ def run_per_code(
     with cache.transaction() as conn:
         prior: list[OutcomeT | None] = []
         for scan in scans:
+            key = {"till_id": till, "transaction_id": transaction_id, "code": scan.key}
             if settled_by is None:
-                text = stored_answer(
-                    conn,
-                    till_id=till,
-                    transaction_id=transaction_id,
-                    code=scan.key,
-                    operation=operation,
-                    fingerprint=digest,
-                )
+                text = stored_answer(conn, **key, operation=operation, fingerprint=digest)
                 prior.append(None if text is None else replay(text))
                 continue
             later_op, answer_from = settled_by
-            rows = {
-                op: (fp, response)
-                for op, fp, response in conn.execute(
-                    _STORED_EITHER_SQL, (till, transaction_id, scan.key, operation, later_op)
-                )
-            }
-            own, later = rows.get(operation), rows.get(later_op)
-            found: OutcomeT | None = None
-            if own is not None:  # checked first: a conflicting retry is refused, as ever
-                found = replay(
-                    _checked(
-                        own,
-                        till_id=till,
-                        transaction_id=transaction_id,
-                        code=scan.key,
-                        operation=operation,
-                        fingerprint=digest,
-                    )
-                )
-            elif later is not None:  # any request under the key (fingerprint None)
-                found = answer_from(str(later[1]))
-            prior.append(found)
+            own, later = stored_answers(
+                conn, key, operation=operation, fingerprint=digest, later=later_op
+            )
+            if own is not None:
+                prior.append(replay(own))
+            else:
+                prior.append(None if later is None else answer_from(later))
         answered = [p for p in prior if p is not None]
         if len(answered) == len(scans):  # a retry: every code already has its answer
             return tuple(answered)
