@@ -18,10 +18,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.report import figure, latency
+from cloud_sync.contract.snapshot_format import ddl_script
+from edge_agent.cache.code_cache import CodeCache
 from edge_agent.domain.code_format import ALPHABET, BASE, CodeFormat
 from edge_agent.domain.promotion import Benefit, BenefitKind, Promotion, StackingRule
 from edge_agent.domain.promotion_codec import promotion_to_dict
-from edge_agent.store.cache import CodeCache
 
 N = 10_000_000
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,18 +78,8 @@ def _write_snapshot(path: Path, codes: list[bytes], now: datetime) -> None:
         ends_at=now + timedelta(days=365),
     )
     conn = sqlite3.connect(path)
-    conn.executescript(
-        """
-        PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
-        CREATE TABLE snapshot_meta (key TEXT PRIMARY KEY, value TEXT);
-        CREATE TABLE campaigns (campaign_id TEXT PRIMARY KEY, body TEXT NOT NULL);
-        CREATE TABLE members (member_id TEXT PRIMARY KEY, segment TEXT NOT NULL,
-            tier TEXT NOT NULL, proximity_consent INTEGER NOT NULL);
-        CREATE TABLE codes (code TEXT PRIMARY KEY, campaign_id TEXT NOT NULL, member_id TEXT,
-            status TEXT NOT NULL, channel TEXT NOT NULL, variant TEXT NOT NULL,
-            issued_at INTEGER, expires_at INTEGER, linked_member_id TEXT) WITHOUT ROWID;
-        """
-    )
+    conn.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+    conn.executescript(ddl_script())
     conn.executemany(
         "INSERT INTO snapshot_meta VALUES (?, ?)",
         [("format_version", "1"), ("created_at", now.isoformat()), ("store_id", "*")],

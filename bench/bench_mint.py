@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.report import figure
-from cloud_sync import code_batch
-from cloud_sync.central_store import CentralStore
-from cloud_sync.minting import Issue, mint_anonymous
-from cloud_sync.snapshot import write_snapshot
+from cloud_sync.hq import code_batch
+from cloud_sync.hq.central_store import CentralStore
+from cloud_sync.hq.minting import Issue, mint_anonymous
+from cloud_sync.hq.snapshot import write_snapshot
 from edge_agent.domain.code_format import CodeFormat, parse
 from edge_agent.domain.promotion_codec import promotion_from_dict
 

@@ -25,7 +25,7 @@ from bench import bench_lookup
 from bench.fixtures import bench_campaign
 from bench.report import against_floor, figure, latency, percentile
 from edge_agent.api.auth import new_token, token_digest
-from edge_agent.store.cache import CodeCache
+from edge_agent.cache.code_cache import CodeCache
 
 REQUESTS = 10_000  # PERFORMANCE.md: p99 is noisy below ~10k requests
 BLOCK = 1_000  # requests per turn, alternating agent and floor
@@ -80,7 +80,7 @@ def main() -> None:
             f'[[api.tills]]\ntill_id = "till-1"\ntoken_sha256 = "{token_digest(token)}"\n'
         )
         agent = subprocess.Popen(
-            [sys.executable, "-m", "edge_agent.cli", "--config", str(config), "serve"],
+            [sys.executable, "-m", "edge_agent.cli.main", "--config", str(config), "serve"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from bench.report import figure, latency
 from config.printer import PrinterConfig
-from edge_agent.receipt.document import sample_document
-from edge_agent.receipt.layout import Layout
-from edge_agent.receipt.print_worker import render_and_send
+from edge_agent.printing.document import sample_document
+from edge_agent.printing.layout import Layout
+from edge_agent.printing.print_worker import render_and_send
 from hardware.printer.escpos_printer import EscposPrinter
 from hardware.printer.tcp_sink import PrinterSink
 

@@ -18,19 +18,19 @@ from pathlib import Path
 from bench.report import figure, latency
 from config.printer import PrinterConfig
 from config.receipt_offers import ReceiptOffersConfig
-from edge_agent import signing_key
+from edge_agent.cache.code_cache import CodeCache
 from edge_agent.domain.basket import Basket, BasketLine
 from edge_agent.domain.code_format import CodeFormat
 from edge_agent.domain.promotion import Member
-from edge_agent.receipt.issue_hook import print_on_issue
-from edge_agent.receipt.layout import Layout
-from edge_agent.receipt.print_worker import PrintWorker
-from edge_agent.receipt_campaigns import default_receipt_campaigns
-from edge_agent.store import print_queue
-from edge_agent.store.cache import CodeCache
-from edge_agent.store.issue_outcome import Checkout
-from edge_agent.store.issuing import IssueService
-from edge_agent.store.print_queue import RetryPolicy
+from edge_agent.domain.receipt_campaigns import default_receipt_campaigns
+from edge_agent.issuing import signing_key
+from edge_agent.issuing.outcome import Checkout
+from edge_agent.issuing.print_hook import print_on_issue
+from edge_agent.issuing.service import IssueService
+from edge_agent.printing import print_queue
+from edge_agent.printing.layout import Layout
+from edge_agent.printing.print_queue import RetryPolicy
+from edge_agent.printing.print_worker import PrintWorker
 from hardware.printer.escpos_printer import EscposPrinter
 from hardware.printer.tcp_sink import PrinterSink
 

@@ -18,12 +18,12 @@ from pathlib import Path
 
 from bench.fixtures import bench_campaign
 from bench.report import against_floor, figure, latency
+from edge_agent.cache.code_cache import CodeCache
 from edge_agent.domain.basket import Basket, BasketLine
 from edge_agent.domain.code_format import CodeFormat, make_code, random_symbols
 from edge_agent.domain.code_record import CodeRecord
 from edge_agent.domain.decision import ValidationRequest
-from edge_agent.store.cache import CodeCache
-from edge_agent.store.redemptions import RedemptionService
+from edge_agent.redemption.service import RedemptionService
 
 N = 5_000
 BLOCK = 500  # pairs per turn, alternating the service and the floor

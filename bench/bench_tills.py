@@ -20,13 +20,13 @@ from pathlib import Path
 from bench.bench_redemption import BASKET, FMT, RawPairs
 from bench.fixtures import bench_campaign
 from bench.report import against_floor, figure
-from edge_agent.api.db_thread import DbThread
+from edge_agent.cache.code_cache import CodeCache
 from edge_agent.domain.code_format import make_code, random_symbols
 from edge_agent.domain.code_record import CodeRecord
 from edge_agent.domain.decision import ValidationRequest
+from edge_agent.redemption.service import RedemptionService
+from edge_agent.runtime.db_thread import DbThread
 from edge_agent.services import StoreServices
-from edge_agent.store.cache import CodeCache
-from edge_agent.store.redemptions import RedemptionService
 
 SECONDS = 3.0  # per measurement
 TILLS = (1, 4, 16)

@@ -11,9 +11,9 @@ import qrcode
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.report import figure, latency
+from edge_agent.cache.code_cache import CodeCache
+from edge_agent.cache.trusted_keys import TrustedKeys
 from edge_agent.domain.coupon_token import CouponClaims, CouponSigner, TokenClaims, verify
-from edge_agent.store.cache import CodeCache
-from edge_agent.store.trusted_keys import TrustedKeys
 
 N = 20_000
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from config.base import Section
-from edge_agent.receipt.profiles import PaperProfile, resolve_profile
+from edge_agent.printing.profiles import PaperProfile, resolve_profile
 
 PLACEHOLDERS = frozenset({"header", "offer", "code", "expiry", "terms", "reminder", "reprint"})
 REQUIRED = ("qr", "code", "expiry", "reprint")  # a coupon without these is not a coupon

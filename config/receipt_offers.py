@@ -2,7 +2,7 @@
 
 The defaults are DOMAIN.md section 3's segment table; the benefit itself (5%, 10%, 20-25%,
 30%, 15% on a second category) is the Promotion of each segment's campaign, which HQ ships
-(see ``edge_agent/receipt_campaigns.py`` for the default campaigns). A segment table given in
+(see ``edge_agent/domain/receipt_campaigns.py`` for the default campaigns). A segment table given in
 TOML is merged onto that segment's defaults, so ``[receipt_offers.loyal] validity_days = 21``
 changes only the validity.
 """

@@ -1,4 +1,7 @@
-"""Signing of receipt QR coupon tokens with the store's Ed25519 key (edge_agent/signing_key.py)."""
+"""Signing of receipt QR coupon tokens with the store's Ed25519 key.
+
+The key itself is loaded by ``edge_agent/issuing/signing_key.py``.
+"""
 
 from __future__ import annotations
 

@@ -16,10 +16,10 @@ from demo.hq import hq
 from demo.narration import say, step
 from demo.receipts import receipt_story
 from demo.till import till_story
-from edge_agent import signing_key
 from edge_agent.api.auth import new_token, token_digest
+from edge_agent.cache.code_cache import CodeCache
+from edge_agent.issuing import signing_key
 from edge_agent.runtime.background import serving
-from edge_agent.store.cache import CodeCache
 from edge_agent.wiring import build_app
 from hardware.printer.tcp_sink import PrinterSink
 

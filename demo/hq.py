@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from cloud_sync import store_keys
-from cloud_sync.central_store import CentralStore, MemberRow
-from cloud_sync.minting import Issue, mint_anonymous, mint_for_members
-from cloud_sync.receipt_campaigns import create_receipt_campaigns
-from cloud_sync.snapshot import write_snapshot
+from cloud_sync.hq import store_keys
+from cloud_sync.hq.central_store import CentralStore, MemberRow
+from cloud_sync.hq.minting import Issue, mint_anonymous, mint_for_members
+from cloud_sync.hq.receipt_campaigns import create_receipt_campaigns
+from cloud_sync.hq.snapshot import write_snapshot
 from config.model import AgentConfig
 from demo.narration import say, step
 from edge_agent.domain.promotion import Benefit, BenefitKind, Limits, Promotion, StackingRule

@@ -11,7 +11,7 @@ import httpx
 
 from config.printer import PrinterConfig
 from demo.narration import money, say, show, step
-from edge_agent.receipt import preview
+from edge_agent.printing import preview
 from hardware.printer.tcp_sink import PrinterSink
 
 BASKET = {

@@ -1,25 +1,32 @@
-"""The store's services over one cache, as the one SQLite thread holds them."""
+"""The store's services over one cache, as the one SQLite thread holds them.
+
+The DB thread hands the same ``StoreServices`` to every job it runs. A new config replaces the
+services in it (``swap``) from a job of its own, so the change lands between two jobs, never
+inside one: every request sees either the old services or the new ones, whole.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from edge_agent.store.cache import CodeCache
-from edge_agent.store.housekeeping import PruneReport, prune
-from edge_agent.store.issuing import IssueService
-from edge_agent.store.redemptions import RedemptionService
+from edge_agent.cache.code_cache import CodeCache
+from edge_agent.cache.retention import PruneReport, prune
+from edge_agent.domain.coupon_token import CouponSigner
+from edge_agent.issuing.service import IssueService
+from edge_agent.redemption.service import RedemptionService
 
 
 class ReceiptsUnavailableError(Exception):
     """Receipt coupons cannot be issued: this box has no signing key (see `edge-agent keys`)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class StoreServices:
     cache: CodeCache
     redemption: RedemptionService
     issuing_service: IssueService | None  # None: no signing key, so no receipt coupons
+    signer: CouponSigner | None = None  # the key loaded at start; a rebuild reuses it
 
     @property
     def issuing(self) -> IssueService:
@@ -29,6 +36,16 @@ class StoreServices:
                 "register it"
             )
         return self.issuing_service
+
+    def swap(self, *, redemption: RedemptionService, issuing_service: IssueService | None) -> None:
+        """Replace the services over the same cache. Call it on the DB thread only, as a job
+        of its own (``DbThread.run``), so no other job is half-way through the old ones."""
+        if redemption.cache is not self.cache or (
+            issuing_service is not None and issuing_service.cache is not self.cache
+        ):
+            raise ValueError("a rebuilt service must run over the same cache")
+        self.redemption = redemption
+        self.issuing_service = issuing_service
 
     def housekeeping(self, *, now: datetime, keep: timedelta) -> PruneReport:
         """Everything that keeps the box's tables and memory bounded, off the hot path."""

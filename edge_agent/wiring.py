@@ -1,44 +1,52 @@
 """The composition root: config in, a running agent out. The only place that wires parts.
 
+It also rewires them: ``Agent.reconfigure`` takes a new config and rebuilds, while the agent
+runs, what the change touches (the till authenticator, the services on the DB thread, the
+print worker and its printer, the timers), after ``config.diff`` has said every change can be
+made live. The builders here serve both the start and the rebuild, so a part is built one way.
+
 Later issues add the hardware drivers and the MQTT link here; nothing else imports them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from config.diff import ConfigDiff, diff_configs
 from config.model import AgentConfig
 from config.printer import PrinterConfig
-from edge_agent import signing_key
 from edge_agent.api.app import create_app
 from edge_agent.api.auth import TillAuthenticator
-from edge_agent.api.db_thread import DbThread
+from edge_agent.cache.code_cache import CodeCache
+from edge_agent.cache.trusted_keys import TrustedKeys
 from edge_agent.domain.coupon_token import CouponSigner
-from edge_agent.receipt.issue_hook import print_on_issue
-from edge_agent.receipt.layout import Layout
-from edge_agent.receipt.print_worker import PrintWorker
-from edge_agent.receipt.printer_port import ReceiptPrinter
+from edge_agent.domain.throttle import ThrottleConfig
+from edge_agent.issuing import signing_key
+from edge_agent.issuing.print_hook import print_on_issue
+from edge_agent.issuing.service import IssueService
+from edge_agent.printing import print_queue
+from edge_agent.printing.layout import Layout
+from edge_agent.printing.print_queue import RetryPolicy
+from edge_agent.printing.print_worker import PrintWorker
+from edge_agent.printing.printer_port import ReceiptPrinter
+from edge_agent.redemption.service import RedemptionService
+from edge_agent.runtime.db_thread import DbThread
 from edge_agent.runtime.housekeeping import checkpoint_task, housekeeping_task
 from edge_agent.runtime.pos_server import PosServer
 from edge_agent.runtime.print_task import print_worker_task
-from edge_agent.runtime.supervisor import Supervisor, TaskSpec
+from edge_agent.runtime.reconfigure import Reconfigured, Status, reload_task
+from edge_agent.runtime.supervisor import NotRunningError, Supervisor, TaskSpec, describe
 from edge_agent.runtime.timer import Timer
 from edge_agent.services import StoreServices
-from edge_agent.store import print_queue
-from edge_agent.store.cache import CodeCache
-from edge_agent.store.issuing import IssueService
-from edge_agent.store.print_queue import RetryPolicy
-from edge_agent.store.redemptions import RedemptionService
-from edge_agent.store.throttle import ThrottleConfig
-from edge_agent.store.trusted_keys import TrustedKeys
 from hardware.printer.escpos_printer import EscposPrinter
 from hardware.printer.sim_printer import SimulatedPrinter
 
@@ -64,13 +72,23 @@ def open_services(cfg: AgentConfig, *, receipts: bool = True) -> StoreServices:
     path = Path(cfg.cache.path)
     path.parent.mkdir(parents=True, exist_ok=True)
     cache = CodeCache.open(path, store_id=cfg.store.store_id)
-    fmt = cfg.code_format.to_format()
     signer = _signer(cfg, warn=receipts)
+    return StoreServices(
+        cache=cache,
+        redemption=redemption_service(cache, cfg, signer),
+        issuing_service=issue_service(cache, cfg, signer) if receipts else None,
+        signer=signer,
+    )
+
+
+def redemption_service(
+    cache: CodeCache, cfg: AgentConfig, signer: CouponSigner | None
+) -> RedemptionService:
     own = signer.trusted_key() if signer is not None and cfg.signing.trust_own_key else None
     r = cfg.redemption
-    redemption = RedemptionService(
+    return RedemptionService(
         cache,
-        fmt=fmt,
+        fmt=cfg.code_format.to_format(),
         hold=timedelta(seconds=r.hold_seconds),
         throttle=ThrottleConfig(
             max_failures=r.till_failure_limit,
@@ -79,25 +97,84 @@ def open_services(cfg: AgentConfig, *, receipts: bool = True) -> StoreServices:
         ),
         trusted_keys=TrustedKeys(cache.conn, own=own),
     )
-    issuing = None
-    if signer is not None and receipts:
-        issuing = IssueService(
-            cache,
-            fmt=fmt,
-            expected_namespace=cfg.store.namespace,
-            policy=cfg.receipt_offers.to_policy(),
-            sign=signer.sign,
-            on_issued=print_on_issue(
-                header_lines=cfg.printer.header_lines, reminder=cfg.printer.reminder
-            ),
-        )
-    return StoreServices(cache=cache, redemption=redemption, issuing_service=issuing)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+def issue_service(
+    cache: CodeCache, cfg: AgentConfig, signer: CouponSigner | None
+) -> IssueService | None:
+    """Receipt issuing over ``cache``; None without a signing key (no coupons, 503)."""
+    if signer is None:
+        return None
+    return IssueService(
+        cache,
+        fmt=cfg.code_format.to_format(),
+        expected_namespace=cfg.store.namespace,
+        policy=cfg.receipt_offers.to_policy(),
+        sign=signer.sign,
+        on_issued=print_on_issue(
+            header_lines=cfg.printer.header_lines, reminder=cfg.printer.reminder
+        ),
+    )
+
+
+# What ``make_printer`` reads: a change to one of these needs a new printer object; the others
+# (template, QR, retries...) only a new worker around the same one.
+_DEVICE_FIELDS = frozenset(
+    {
+        "kind", "host", "port", "timeout_s", "usb_vendor_id", "usb_product_id", "usb_in_ep",
+        "usb_out_ep", "serial_device", "serial_baudrate", "file_path", "profile",
+        "paper_width_mm", "query_status",
+    }
+)  # fmt: skip
+# Printer fields read when a coupon is issued (its document), not when it is printed.
+_ISSUED_WITH = ("printer.header_lines", "printer.reminder")
+
+
+def make_printer(cfg: PrinterConfig) -> ReceiptPrinter:
+    if cfg.kind == "simulated":
+        return SimulatedPrinter()
+    return EscposPrinter.from_config(cfg)
+
+
+def make_print_worker(
+    cfg: AgentConfig, printer: ReceiptPrinter, clock: Callable[[], datetime]
+) -> PrintWorker:
+    p = cfg.printer
+    # The worker has its own SQLite connection (WAL allows it) and its own thread: printers
+    # block for seconds when they fail, and must never hold up a till's request.
+    return PrintWorker(
+        connect=lambda: print_queue.connect(Path(cfg.cache.path)),
+        printer=printer,
+        render=Layout(p).render,
+        clock=clock,
+        policy=RetryPolicy(
+            base=timedelta(seconds=p.retry_base_s),
+            cap=timedelta(seconds=p.retry_cap_s),
+            give_up_after=timedelta(seconds=p.give_up_after_s),
+            lease=timedelta(seconds=p.lease_s),
+        ),
+    )
+
+
+def _rebuild(services: StoreServices, cfg: AgentConfig, diff: ConfigDiff) -> None:
+    """On the DB thread, as one job: the services ``diff`` touches, rebuilt over the same cache
+    and swapped in last, so a failure before the swap leaves the running ones untouched."""
+    redemption = services.redemption
+    if diff.touches("redemption", "signing.trust_own_key"):
+        redemption = redemption_service(services.cache, cfg, services.signer)
+        redemption.throttle.carry_over(services.redemption.throttle)
+    issuing = services.issuing_service
+    if diff.touches("receipt_offers", *_ISSUED_WITH):
+        issuing = issue_service(services.cache, cfg, services.signer)
+    services.swap(redemption=redemption, issuing_service=issuing)
+
+
+@dataclass(slots=True, kw_only=True)
 class Agent:
     """The wired agent: the POS API app and its server, the cache's thread, the printer and its
-    worker, and the supervisor that runs them (``run``) on one loop."""
+    worker, and the supervisor that runs them (``run``) on one loop. ``reconfigure`` changes
+    the running parts for a new config; ``cfg``, ``printer`` and ``print_worker`` then name
+    the new ones."""
 
     cfg: AgentConfig
     app: FastAPI
@@ -107,15 +184,29 @@ class Agent:
     pos_server: PosServer
     supervisor: Supervisor
     clock: Callable[[], datetime]
+    _reconfiguring: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
-    def tasks(self, *, sockets: list[socket.socket] | None = None) -> list[TaskSpec]:
-        """What the supervisor runs, in shutdown order: the API first (no new work can arrive
-        behind a stopped worker), then the printer, then the timers on the cache."""
-        c = self.cfg.cache
-        timer = self.supervisor.timer
+    def tasks(
+        self,
+        *,
+        sockets: list[socket.socket] | None = None,
+        signals: bool = False,
+        reload_from: Path | None = None,
+    ) -> list[TaskSpec]:
+        """What the supervisor runs, in shutdown order: config reloads on SIGHUP when the
+        agent owns the signals (first: none may start during shutdown), the API (no new work
+        can arrive behind a stopped worker), then the printer, then the timers on the cache."""
+        reload = [reload_task(reload_from, self.reconfigure)] if signals else []
         return [
+            *reload,
             self.pos_server.task(sockets=sockets),
             print_worker_task(self.print_worker),
+            *self._timer_tasks(self.cfg),
+        ]
+
+    def _timer_tasks(self, cfg: AgentConfig) -> list[TaskSpec]:
+        c, timer = cfg.cache, self.supervisor.timer
+        return [
             checkpoint_task(self.db, every_s=c.checkpoint_interval_s, timer=timer),
             housekeeping_task(
                 self.db,
@@ -127,21 +218,87 @@ class Agent:
         ]
 
     async def run(
-        self, *, sockets: list[socket.socket] | None = None, signals: bool = False
+        self,
+        *,
+        sockets: list[socket.socket] | None = None,
+        signals: bool = False,
+        reload_from: Path | None = None,
     ) -> int:
-        """Run every task until stopped (0) or a core task fails (1). Runs once."""
-        return await self.supervisor.run(self.tasks(sockets=sockets), signals=signals)
+        """Run every task until stopped (0) or a core task fails (1). Runs once. With
+        ``signals``, SIGTERM/SIGINT stop it and SIGHUP re-reads ``reload_from`` and applies it
+        (``reconfigure``)."""
+        tasks = self.tasks(sockets=sockets, signals=signals, reload_from=reload_from)
+        return await self.supervisor.run(tasks, signals=signals)
+
+    async def reconfigure(self, new: AgentConfig) -> Reconfigured:
+        """Apply ``new`` to the running agent, on its loop; refused whole or applied whole.
+
+        ``diff_configs`` decides first: a change that needs a restart refuses the whole config
+        and nothing is touched. Then whatever can fail is built aside (the printer, its
+        worker), and the DB thread rebuilds the services the diff touches and swaps them in
+        one job of its own (``_rebuild``): between two requests, same cache, the tills'
+        throttle state carried over. A failure up to here refuses the config, and nothing has
+        changed. What follows cannot fail and runs without awaiting: the context every
+        request reads is replaced (a new ``TillAuthenticator``, so an old token is refused
+        from the next request on; the new worker's wake-up) and ``cfg`` becomes ``new``. Then
+        the supervisor ends the old print worker (the job it is printing finishes) and starts
+        the new one, which takes the queue as it is; timers whose interval changed are
+        re-armed. A till sees each part change between two of its requests; the services may
+        change one request before the tokens do. One reconfigure runs at a time."""
+        async with self._reconfiguring:
+            diff = diff_configs(self.cfg, new)
+            if not diff.applicable_live:
+                return Reconfigured.needs_restart(diff)
+            if not diff.changes:
+                return Reconfigured(status=Status.UNCHANGED)
+            if not self.supervisor.running:
+                return Reconfigured.refused(["the agent is not running"], diff)
+            worker = None
+            if any(c.section == "printer" and c.path not in _ISSUED_WITH for c in diff.changes):
+                try:
+                    worker = self._new_worker(new, diff)
+                except Exception as exc:  # a driver refusing its settings: the config's fault
+                    return Reconfigured.refused([f"printer: {describe(exc)}"], diff)
+            try:
+                await self.db.run(lambda s: _rebuild(s, new, diff))
+            except Exception as exc:
+                return Reconfigured.refused([f"services not rebuilt: {describe(exc)}"], diff)
+            ctx = self.app.state.ctx
+            self.app.state.ctx = dataclasses.replace(
+                ctx,
+                auth=TillAuthenticator(new.api.tills),
+                wake_printer=ctx.wake_printer if worker is None else worker.wake,
+            )
+            self.cfg = new
+            if not new.api.tills:
+                log.warning("no tills configured: every POS API call will be refused (401)")
+            await self._restart_tasks(worker, diff)
+            return Reconfigured(status=Status.APPLIED, diff=diff)
+
+    def _new_worker(self, cfg: AgentConfig, diff: ConfigDiff) -> PrintWorker:
+        device = any(c.path.removeprefix("printer.") in _DEVICE_FIELDS for c in diff.changes)
+        printer = make_printer(cfg.printer) if device else self.printer
+        return make_print_worker(cfg, printer, self.clock)
+
+    async def _restart_tasks(self, worker: PrintWorker | None, diff: ConfigDiff) -> None:
+        checkpoint, housekeeping = self._timer_tasks(self.cfg)
+        restarts = [] if worker is None else [print_worker_task(worker)]
+        if diff.touches("cache.checkpoint_interval_s"):
+            restarts.append(checkpoint)
+        if diff.touches("cache.housekeeping_interval_s", "cache.retention_days"):
+            restarts.append(housekeeping)
+        if worker is not None:
+            self.print_worker, self.printer = worker, worker.printer
+        try:
+            for spec in restarts:
+                await self.supervisor.replace(spec)
+        except NotRunningError:  # shutdown began meanwhile: it stops what is there
+            log.info("the agent is stopping: tasks of the new config not started")
 
     def close(self) -> None:
         """After ``run``: close the cache (its last connection, so SQLite checkpoints the WAL
         into the file)."""
         self.db.close()
-
-
-def make_printer(cfg: PrinterConfig) -> ReceiptPrinter:
-    if cfg.kind == "simulated":
-        return SimulatedPrinter()
-    return EscposPrinter.from_config(cfg)
 
 
 def build_app(
@@ -153,23 +310,9 @@ def build_app(
 ) -> Agent:
     """Wire the agent. ``printer`` overrides the configured one (tests, demo); ``timer`` paces
     the supervisor's restarts and the periodic jobs (a fake one in tests)."""
-    p = cfg.printer
     db = DbThread(lambda: open_services(cfg))
-    the_printer = printer if printer is not None else make_printer(p)
-    # The worker has its own SQLite connection (WAL allows it) and its own thread: printers
-    # block for seconds when they fail, and must never hold up a till's request.
-    worker = PrintWorker(
-        connect=lambda: print_queue.connect(Path(cfg.cache.path)),
-        printer=the_printer,
-        render=Layout(p).render,
-        clock=clock,
-        policy=RetryPolicy(
-            base=timedelta(seconds=p.retry_base_s),
-            cap=timedelta(seconds=p.retry_cap_s),
-            give_up_after=timedelta(seconds=p.give_up_after_s),
-            lease=timedelta(seconds=p.lease_s),
-        ),
-    )
+    the_printer = printer if printer is not None else make_printer(cfg.printer)
+    worker = make_print_worker(cfg, the_printer, clock)
     supervisor = Supervisor(timer=timer)
     app = create_app(
         db=db,
@@ -191,14 +334,15 @@ def build_app(
     )
 
 
-def serve(cfg: AgentConfig) -> int:
-    """Run the agent until SIGTERM/SIGINT (0) or a core failure (1): systemd restarts it."""
+def serve(cfg: AgentConfig, *, config_path: Path | None = None) -> int:
+    """Run the agent until SIGTERM/SIGINT (0) or a core failure (1): systemd restarts it.
+    SIGHUP (``systemctl reload``) re-reads ``config_path`` and applies what can change live."""
     if not cfg.api.tills:
         log.warning("no tills configured: every POS API call will be refused (401)")
     agent = build_app(cfg)
     try:
         # uvicorn's choice of loop (uvloop when installed: about 20% off every till request).
         with asyncio.Runner(loop_factory=agent.pos_server.config.get_loop_factory()) as runner:
-            return runner.run(agent.run(signals=True))
+            return runner.run(agent.run(signals=True, reload_from=config_path))
     finally:
         agent.close()

@@ -1,11 +1,23 @@
-"""Waiting for an ``edge-agent serve`` started as a real process to answer."""
+"""Helpers for ``edge-agent serve`` started as a real process: its command, a free port for
+it, and waiting for it to answer."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
+
+EDGE_AGENT = Path(sys.executable).parent / "edge-agent"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def wait_for_health(

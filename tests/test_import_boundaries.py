@@ -8,6 +8,10 @@
 * The one exception is the wire contract, ``cloud_sync.contract``: pure definitions both ends
   of the wire import. It imports only the standard library, so the box importing it pulls in
   nothing of HQ (which needs numpy), which a fresh interpreter proves.
+* The feature packages (cache, redemption, issuing, printing, events) sit below the adapters:
+  they never import the POS API, the runtime, the CLI or the wiring, so a new way in (the MQTT
+  link, a pushed config) calls the same services the tills do.
+* HQ shares only the box's pure domain (code format, promotions), never its storage or services.
 """
 
 from __future__ import annotations
@@ -87,7 +91,8 @@ def test_the_wire_contract_is_pure_and_imports_nothing_of_hq() -> None:
     # What the box loads when it opens its cache and serves: no HQ module. (numpy is not
     # checked: sqlite_utils imports it whenever it is installed, as it is in this venv.)
     probe = (
-        "import sys, edge_agent.store.cache, edge_agent.store.snapshot_load, edge_agent.cli; "
+        "import sys, edge_agent.cache.code_cache, edge_agent.cache.snapshot_load, "
+        "edge_agent.cli.main; "
         "hq = [m for m in sys.modules if m.startswith('cloud_sync') "
         "and not m.startswith('cloud_sync.contract') and m != 'cloud_sync']; print(hq)"
     )
@@ -110,3 +115,26 @@ def test_the_supervisor_knows_no_part_it_supervises() -> None:
         assert not offenders([path], IO_MODULES | {"hardware", "cloud_sync", "config"})
         project = {n for n in imported(path) if n.split(".")[0] == "edge_agent"}
         assert project <= {"edge_agent.runtime.timer"}, (path, project)
+
+
+FEATURES = ("cache", "redemption", "issuing", "printing", "events")
+ADAPTERS = {"api", "runtime", "cli", "wiring", "services"}
+
+
+def test_feature_packages_never_reach_up_into_the_adapters() -> None:
+    for feature in FEATURES:
+        for path in modules(f"edge_agent/{feature}"):
+            up = {
+                n
+                for n in imported(path)
+                if n.split(".")[0] == "edge_agent"
+                and n.split(".")[1:2]
+                and n.split(".")[1] in ADAPTERS
+            }
+            assert not up, (str(path.relative_to(ROOT)), up)
+
+
+def test_hq_shares_only_the_box_pure_domain() -> None:
+    for path in modules("cloud_sync"):
+        box = {n for n in imported(path) if n.split(".")[0] == "edge_agent"}
+        assert all(n.startswith("edge_agent.domain") for n in box), (path, box)

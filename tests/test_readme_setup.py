@@ -13,7 +13,6 @@ import csv
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,8 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge_agent import signing_key
-from tests.agent_process import wait_for_health
+from edge_agent.issuing import signing_key
+from tests.agent_process import free_port, wait_for_health
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BIN = Path(sys.executable).parent
@@ -36,12 +35,6 @@ def setup_block() -> list[str]:
     )
     assert found, "README lost its setup block"
     return found.group(1).splitlines()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def env() -> dict[str, str]:

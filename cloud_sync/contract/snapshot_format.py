@@ -1,6 +1,6 @@
-"""The store snapshot file, defined once: HQ writes it (``cloud_sync/snapshot.py``), the box
-checks and loads it (``edge_agent/store/snapshot_load.py``), and the box's cache keeps HQ's
-data in tables of the same columns (``edge_agent/store/schema.py``).
+"""The store snapshot file, defined once: HQ writes it (``cloud_sync/hq/snapshot.py``), the box
+checks and loads it (``edge_agent/cache/snapshot_load.py``), and the box's cache keeps HQ's
+data in tables of the same columns (``edge_agent/cache/schema.py``).
 
 A snapshot is a SQLite file with these tables (each DDL takes the table's full name, so the
 same definition creates ``snap.codes`` at HQ and ``codes_next`` on the box)::
@@ -17,6 +17,8 @@ Format 1 had no ``namespace``; a box reads 1 and 2 and refuses any other.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 FORMAT_VERSION = "2"
 READABLE_FORMATS = ("1", "2")  # format 1 carries no namespace: no receipt coupons after it
@@ -78,3 +80,10 @@ DDL_BY_TABLE = {
     "codes": CODES_DDL,
     "store_keys": STORE_KEYS_DDL,
 }
+
+
+def ddl_script(tables: Iterable[str] = REQUIRED_TABLES, *, schema: str = "") -> str:
+    """One script creating ``tables`` (default: the required ones) under their own names, in
+    ``schema`` when given: for writers that build a snapshot file directly (tests, benches)."""
+    prefix = f"{schema}." if schema else ""
+    return "".join(f"{DDL_BY_TABLE[t].format(name=prefix + t)};\n" for t in tables)

@@ -24,10 +24,10 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from edge_agent import errors
 from edge_agent.api import receipt_routes
 from edge_agent.api.auth import TillAuthenticator
 from edge_agent.api.body_limit import BodyLimit
-from edge_agent.api.db_thread import DbThread
 from edge_agent.api.deps import ApiContext, Ctx, Till, UnauthorizedError
 from edge_agent.api.errors_doc import errors_doc
 from edge_agent.api.receipt_routes import NoCouponError
@@ -62,9 +62,9 @@ from edge_agent.domain.decision import (
     ValidationRequest,
 )
 from edge_agent.fields import Id, RawCode
+from edge_agent.runtime.db_thread import DbThread
 from edge_agent.runtime.supervisor import TaskStatus
 from edge_agent.services import ReceiptsUnavailableError
-from edge_agent.store import errors
 
 log = logging.getLogger(__name__)
 _Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])

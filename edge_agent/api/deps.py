@@ -11,7 +11,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from edge_agent.api.auth import TillAuthenticator
-from edge_agent.api.db_thread import DbThread
+from edge_agent.runtime.db_thread import DbThread
 from edge_agent.runtime.supervisor import TaskStatus
 
 

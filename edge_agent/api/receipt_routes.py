@@ -19,12 +19,12 @@ from fastapi import APIRouter, Path
 from edge_agent.api.deps import Ctx, Till
 from edge_agent.api.errors_doc import errors_doc
 from edge_agent.api.receipt_schemas import CheckoutIn, PrintOut, ReceiptCouponOut
+from edge_agent.errors import RequestError
 from edge_agent.fields import Id
+from edge_agent.issuing.outcome import Checkout
+from edge_agent.printing import print_queue
+from edge_agent.printing.print_queue import TransactionPrintStatus
 from edge_agent.services import StoreServices
-from edge_agent.store import print_queue
-from edge_agent.store.errors import RequestError
-from edge_agent.store.issue_outcome import Checkout
-from edge_agent.store.print_queue import TransactionPrintStatus
 
 router = APIRouter(tags=["receipt coupons"])
 _POLL_S = 0.01

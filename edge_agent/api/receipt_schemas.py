@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 from edge_agent.api.schemas import BasketIn, Body
 from edge_agent.domain.offer_policy import NoCouponReason
 from edge_agent.fields import Id
-from edge_agent.store.issue_outcome import IssueOutcome
-from edge_agent.store.print_queue import TransactionPrintStatus
+from edge_agent.issuing.outcome import IssueOutcome
+from edge_agent.printing.print_queue import TransactionPrintStatus
 
 
 class CheckoutIn(Body):

@@ -2,7 +2,7 @@
 
 PERFORMANCE.md: an automatic checkpoint landing on a till request is what makes the p99.9
 latency spike, so automatic checkpoints are off and this timer does them; pruning keeps the hot
-tables small (``edge_agent.store.housekeeping``). Both are core tasks: a cache that can no longer
+tables small (``edge_agent.cache.retention``). Both are core tasks: a cache that can no longer
 be checkpointed or pruned is a broken box, and a restarted process is the honest answer.
 """
 
@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from edge_agent.api.db_thread import DbThread
+from edge_agent.runtime.db_thread import DbThread
 from edge_agent.runtime.supervisor import Kind, TaskSpec
 from edge_agent.runtime.timer import Timer
 from edge_agent.services import StoreServices

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from edge_agent.receipt.print_worker import PrintWorker
+from edge_agent.printing.print_worker import PrintWorker
 from edge_agent.runtime.supervisor import Backoff, Kind, TaskSpec
 
 

@@ -26,6 +26,13 @@ stops accepting, lets in-flight requests complete), given ``grace_s``, then canc
 the POS API first, so no till request can queue new work behind a stopped worker. What outlives
 the tasks (the SQLite thread) is closed by the caller after ``run`` returns.
 
+Changing tasks while running (a new config: ``Agent.reconfigure``): ``replace(spec)`` ends the
+running task of that name the way shutdown ends it (stop hook, grace, cancel), then starts the
+new spec in its place, counted in health as a restart with a clean slate (no last error, a
+fresh backoff); ``restart(name)`` does that with the same spec; ``add(spec)`` starts a task that
+was not there. A task being replaced that returns is stopped, not failed. None of them works
+once shutdown has begun (``NotRunningError``): nothing would be there to stop the new task.
+
 Time goes through a ``Timer`` (``edge_agent.runtime.timer``): tests use the fake one and never
 wait for a real backoff.
 """
@@ -33,7 +40,6 @@ wait for a real backoff.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
@@ -88,6 +94,10 @@ class TaskStatus:
     retry_at: datetime | None = None  # while restarting
 
 
+class NotRunningError(RuntimeError):
+    """Tasks can be changed only while the supervisor runs, before shutdown begins."""
+
+
 def describe(exc: BaseException) -> str:
     cause = exc.__cause__
     text = f"{type(exc).__name__}: {exc}"
@@ -104,6 +114,19 @@ class Supervisor:
         self._stop_pending = False
         self._failed: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._specs: dict[str, TaskSpec] = {}  # in declaration order: the shutdown order
+        self._handles: dict[str, asyncio.Task[None]] = {}
+        self._retiring: set[str] = set()  # being ended by replace/shutdown: a return is a stop
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop ``run`` runs on (None before): other threads submit work to it."""
+        return self._loop
+
+    @property
+    def running(self) -> bool:
+        """Between ``run``'s start and the beginning of shutdown: tasks can be changed."""
+        return self._loop is not None and not self._stop.is_set()
 
     def states(self) -> dict[str, TaskStatus]:
         return dict(self._states)
@@ -132,14 +155,13 @@ class Supervisor:
         handled = (signal.SIGTERM, signal.SIGINT) if signals else ()
         for sig in handled:
             self._loop.add_signal_handler(sig, self._on_signal, sig)
-        handles: dict[str, asyncio.Task[None]] = {}
         try:
             for spec in tasks:
-                self._set(spec.name, TaskStatus(kind=spec.kind, state=State.RUNNING))
-                handles[spec.name] = asyncio.create_task(self._supervise(spec), name=spec.name)
+                self._specs[spec.name] = spec
+                self._start(spec)
             await self._stop.wait()
         finally:
-            await self._shutdown(tasks, handles)
+            await self._shutdown()
             for sig in handled:
                 self._loop.remove_signal_handler(sig)
         if self._failed is not None:
@@ -148,7 +170,47 @@ class Supervisor:
         log.info("agent stopped cleanly")
         return 0
 
+    async def replace(self, spec: TaskSpec) -> None:
+        """End the task named ``spec.name`` (see the module docstring) and run ``spec`` in its
+        place; it keeps its place in the shutdown order. Returns once the new one is started."""
+        old = self._running_spec(spec.name)
+        if spec.kind is not old.kind:
+            raise ValueError(f"task {spec.name} is {old.kind}; it cannot become {spec.kind}")
+        restarts = self._states[spec.name].restarts + 1
+        await self._end(old)
+        if self._stop.is_set():  # shutdown began meanwhile: it has passed this task's turn
+            raise NotRunningError(f"the agent is stopping: {spec.name} was not restarted")
+        self._specs[spec.name] = spec
+        self._start(spec, restarts=restarts)
+
+    async def restart(self, name: str) -> None:
+        """End the task ``name`` and start it again from its spec."""
+        await self.replace(self._running_spec(name))
+
+    def add(self, spec: TaskSpec) -> None:
+        """Start a new task, last in the shutdown order."""
+        self._check_running()
+        if spec.name in self._specs:
+            raise ValueError(f"task names must be unique: {spec.name} runs already")
+        self._specs[spec.name] = spec
+        self._start(spec)
+
     # -- internals ----------------------------------------------------------------------------
+
+    def _check_running(self) -> None:
+        if not self.running:
+            raise NotRunningError("the supervisor is not running (or is stopping)")
+
+    def _running_spec(self, name: str) -> TaskSpec:
+        self._check_running()
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise KeyError(f"no task named {name}") from None
+
+    def _start(self, spec: TaskSpec, *, restarts: int = 0) -> None:
+        self._set(spec.name, TaskStatus(kind=spec.kind, state=State.RUNNING, restarts=restarts))
+        self._handles[spec.name] = asyncio.create_task(self._supervise(spec), name=spec.name)
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("%s received: shutting down", sig.name)
@@ -183,7 +245,7 @@ class Supervisor:
         except (Exception, SystemExit) as exc:  # SystemExit: uvicorn exits when it cannot bind
             self._fail(spec, describe(exc), exc)
             return
-        if self._stop.is_set():  # asked to stop (or the run is ending): a normal return
+        if self._stop.is_set() or spec.name in self._retiring:  # asked to stop: a normal return
             self._update(spec.name, state=State.STOPPED)
         else:
             self._fail(spec, "returned while the agent was running", None)
@@ -195,7 +257,7 @@ class Supervisor:
             try:
                 await spec.run()
             except Exception as exc:
-                if self._stop.is_set():  # failing on the way down: nothing to restart for
+                if self._stop.is_set() or spec.name in self._retiring:  # failing on the way down
                     self._update(spec.name, state=State.STOPPED, last_error=describe(exc))
                     return
                 ran = (self.timer.now() - started).total_seconds()
@@ -224,18 +286,25 @@ class Supervisor:
             self._update(spec.name, state=State.STOPPED)
             return
 
-    async def _shutdown(
-        self, tasks: Sequence[TaskSpec], handles: dict[str, asyncio.Task[None]]
-    ) -> None:
+    async def _shutdown(self) -> None:
         self._stop.set()  # also when ``run`` itself is cancelled
-        for spec in tasks:
-            task = handles.get(spec.name)
-            if task is None or task.done():
-                continue
+        for spec in list(self._specs.values()):
+            await self._end(spec)
+
+    async def _end(self, spec: TaskSpec) -> None:
+        """Ask the task to finish (its ``stop`` hook, ``grace_s``), then cancel it; wait."""
+        task = self._handles.get(spec.name)
+        if task is None or task.done():
+            return
+        self._retiring.add(spec.name)
+        try:
             if spec.stop is not None and self._states[spec.name].state is State.RUNNING:
                 spec.stop()
                 await asyncio.wait({task}, timeout=spec.grace_s)
             if not task.done():
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # ``wait``, not ``await task``: the task's own cancellation is not re-raised here,
+            # while a cancellation of the caller (a reconfigure cut off by shutdown) still is.
+            await asyncio.wait({task})
+        finally:
+            self._retiring.discard(spec.name)

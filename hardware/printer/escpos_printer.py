@@ -11,7 +11,7 @@ bitmap that happens to contain ``10 04 0n`` provokes answers of its own: they ar
 (``stray_status_answers``) and skipped. USB and serial are read the same way; a file cannot be
 read, so its status is ``UNKNOWN_STATUS``.
 
-Foreign exceptions are mapped here, at the boundary, to ``edge_agent.receipt.printer_port``'s
+Foreign exceptions are mapped here, at the boundary, to ``edge_agent.printing.printer_port``'s
 ``DeviceError`` tree:
 
     escpos DeviceNotFoundError (refused, no route, connect timeout, no USB device, bad path)
@@ -38,7 +38,7 @@ from escpos import printer as escpos_printer
 from escpos.exceptions import DeviceNotFoundError as EscposDeviceNotFoundError
 
 from config.printer import PrinterConfig
-from edge_agent.receipt.printer_port import (
+from edge_agent.printing.printer_port import (
     STATUS_QUERY,
     UNKNOWN_STATUS,
     ConnectionLostError,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from edge_agent.receipt.printer_port import (
+from edge_agent.printing.printer_port import (
     ConnectionLostError,
     DeviceNotFoundError,
     DeviceTimeoutError,

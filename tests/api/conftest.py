@@ -13,11 +13,11 @@ import httpx
 import pytest
 
 from config.model import AgentConfig, TillCredential
-from edge_agent import signing_key
 from edge_agent.api.auth import new_token, token_digest
+from edge_agent.issuing import signing_key
 from edge_agent.runtime.background import serving
 from edge_agent.wiring import build_app
-from tests.store import factories
+from tests.cache import factories
 
 
 @dataclass

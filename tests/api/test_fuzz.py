@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.api.conftest import Server
-from tests.store.factories import A, G
+from tests.cache.factories import A, G
 
 json_values = st.recursive(
     st.none()

@@ -1,7 +1,7 @@
 """Group commit in the DB thread: operations waiting together share one transaction and fsync,
 yet each stays all-or-nothing, isolated as if run one after another, and is answered only once
-the COMMIT that made it durable has returned. (The kill -9 test of ``tests/store/test_crash.py``
-runs eight tills through it too.)"""
+the COMMIT that made it durable has returned. (The kill -9 test of
+``tests/redemption/test_crash.py`` runs eight tills through it too.)"""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from edge_agent.api.db_thread import DbThread
+from edge_agent.errors import CacheError, IdempotencyConflictError
+from edge_agent.redemption.outcomes import CommitOutcome
+from edge_agent.redemption.service import RedemptionService
+from edge_agent.runtime.db_thread import DbThread
 from edge_agent.services import StoreServices
-from edge_agent.store.errors import CacheError, IdempotencyConflictError
-from edge_agent.store.outcomes import CommitOutcome
-from edge_agent.store.redemptions import RedemptionService
-from tests.store.factories import BASKET, FMT, A, B, G, open_cache, req
+from tests.cache.factories import BASKET, FMT, A, B, G, open_cache, req
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from edge_agent.api.app import MAX_BODY_BYTES
 from tests.api.conftest import Server
-from tests.store.factories import A
+from tests.cache.factories import A
 
 LINE = {"sku": "SKU1", "category": "food", "quantity": 2, "unit_price": 1500}
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from tests.api.conftest import Server
-from tests.store.factories import A, B, G
+from tests.cache.factories import A, B, G
 
 BASKET = {"lines": [{"sku": "SKU1", "category": "food", "quantity": 2, "unit_price": 1500}]}
 

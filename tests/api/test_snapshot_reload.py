@@ -11,8 +11,8 @@ from pathlib import Path
 from edge_agent.domain.promotion import Benefit, BenefitKind, Member
 from tests.api.conftest import Server
 from tests.api.test_pos_api import body
-from tests.store import factories
-from tests.store.factories import A, code_row, generic_promotion, promotion, write_snapshot
+from tests.cache import factories
+from tests.cache.factories import A, code_row, generic_promotion, promotion, write_snapshot
 
 
 def _load_in_another_process(server: Server, snapshot: Path, tmp_path: Path) -> None:
@@ -20,7 +20,7 @@ def _load_in_another_process(server: Server, snapshot: Path, tmp_path: Path) -> 
     config.write_text(
         f'[store]\nstore_id = "{factories.STORE}"\n[cache]\npath = "{server.cache_path}"\n'
     )
-    cli = [sys.executable, "-m", "edge_agent.cli", "--config", str(config)]
+    cli = [sys.executable, "-m", "edge_agent.cli.main", "--config", str(config)]
     done = subprocess.run(
         [*cli, "load-snapshot", str(snapshot)],
         capture_output=True,

@@ -13,7 +13,7 @@ from typing import Any
 
 from tests.api.conftest import Server
 from tests.api.test_pos_api import BASKET, body
-from tests.store.factories import A, G
+from tests.cache.factories import A, G
 
 SMALL = {"lines": [{"sku": "SKU1", "category": "food", "quantity": 1, "unit_price": 300}]}
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from edge_agent.fields import MAX_MINOR_UNITS, MAX_QUANTITY
+from tests.cache.factories import A
 from tests.cli.test_edge_agent_cli import run, write_config
-from tests.store.factories import A
 
 LINE = "--line=SKU1:food:2:1500"
 

@@ -16,16 +16,16 @@ from typing import Any
 import pytest
 
 from config.load import load_config
-from edge_agent.cli import build_parser, parse_line
-from edge_agent.cli_support import UsageError
+from edge_agent.cache.code_cache import CodeCache
+from edge_agent.cli.main import build_parser, parse_line
+from edge_agent.cli.support import UsageError
 from edge_agent.domain.basket import Basket
 from edge_agent.domain.code_record import CodeRecord
 from edge_agent.domain.decision import ValidationRequest
 from edge_agent.domain.promotion import Member
-from edge_agent.store.cache import CodeCache
 from edge_agent.wiring import open_services
-from tests.store import factories
-from tests.store.factories import A, B
+from tests.cache import factories
+from tests.cache.factories import A, B
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,7 +65,7 @@ def config(tmp_path: Path) -> Path:
 
 def run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "edge_agent.cli", "--config", str(config), *args],
+        [sys.executable, "-m", "edge_agent.cli.main", "--config", str(config), *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -152,7 +152,7 @@ def test_serve_logs_in_the_agent_format_although_escpos_is_imported(tmp_path: Pa
     cfg = write_config(tmp_path, synced=True)
     cfg.write_text(cfg.read_text() + f"[api]\nport = {_free_port()}\n")
     agent = subprocess.Popen(
-        [sys.executable, "-m", "edge_agent.cli", "--config", str(cfg), "serve"],
+        [sys.executable, "-m", "edge_agent.cli.main", "--config", str(cfg), "serve"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -173,7 +173,7 @@ def test_serve_logs_in_the_agent_format_although_escpos_is_imported(tmp_path: Pa
 
 def test_version_is_the_installed_distributions() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "edge_agent.cli", "--version"],
+        [sys.executable, "-m", "edge_agent.cli.main", "--version"],
         capture_output=True,
         text=True,
         timeout=60,

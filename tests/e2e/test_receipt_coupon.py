@@ -19,15 +19,15 @@ from typing import Any
 import httpx
 import pytest
 
-from cloud_sync import store_keys
-from cloud_sync.central_store import CentralStore, MemberRow
-from cloud_sync.snapshot import write_snapshot
+from cloud_sync.hq import store_keys
+from cloud_sync.hq.central_store import CentralStore, MemberRow
+from cloud_sync.hq.snapshot import write_snapshot
 from config.model import AgentConfig
-from edge_agent import signing_key
 from edge_agent.api.auth import new_token, token_digest
-from edge_agent.receipt_campaigns import default_receipt_campaigns
+from edge_agent.cache.code_cache import CodeCache
+from edge_agent.domain.receipt_campaigns import default_receipt_campaigns
+from edge_agent.issuing import signing_key
 from edge_agent.runtime.background import serving
-from edge_agent.store.cache import CodeCache
 from edge_agent.wiring import build_app
 from hardware.printer.tcp_sink import PrinterSink
 from tests.printer.escpos_decode import qr_texts

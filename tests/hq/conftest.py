@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cloud_sync.central_store import CentralStore
+from cloud_sync.hq.central_store import CentralStore
 from edge_agent.domain.code_format import CodeFormat
 from edge_agent.domain.promotion import Promotion
 from edge_agent.domain.promotion_codec import promotion_from_dict
@@ -50,3 +52,14 @@ def small(tmp_path: Path) -> Iterator[CentralStore]:
     with CentralStore.create(tmp_path / "small.db", fmt=SMALL) as store:
         store.create_campaign(campaign(), now=NOW)
         yield store
+
+
+def run_hq(*args: str) -> subprocess.CompletedProcess[str]:
+    """`storeside-hq ARGS` in a child process, as an operator runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "cloud_sync.hq.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

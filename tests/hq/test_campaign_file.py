@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from cloud_sync.cli import main
+from cloud_sync.hq.cli import main
 from edge_agent.domain.promotion import (
     Benefit,
     BenefitKind,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cloud_sync.central_store import CentralStore, MemberRow
-from cloud_sync.errors import (
+from cloud_sync.hq.central_store import CentralStore, MemberRow
+from cloud_sync.hq.errors import (
     CampaignExistsError,
     CodeExistsError,
     InputError,
@@ -18,8 +18,8 @@ from cloud_sync.errors import (
     UnknownCodeError,
     UnknownMemberError,
 )
-from cloud_sync.hq_schema import SCHEMA_VERSION
-from cloud_sync.minting import mint_anonymous, mint_for_members
+from cloud_sync.hq.hq_schema import SCHEMA_VERSION
+from cloud_sync.hq.minting import mint_anonymous, mint_for_members
 from edge_agent.domain.code_format import CodeFormat, namespace_string, new_code, parse
 from edge_agent.domain.code_record import CodeStatus
 from tests.hq.conftest import FMT, NOW, campaign

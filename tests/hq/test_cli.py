@@ -5,24 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from cloud_sync.cli import main
-from tests.hq.conftest import campaign_doc
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cloud_sync.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from cloud_sync.hq.cli import main
+from tests.hq.conftest import campaign_doc, run_hq
 
 
 @pytest.fixture
@@ -50,9 +38,9 @@ def test_end_to_end_as_a_real_process(files: Path) -> None:
         ("snapshot", "--store", "S1", str(files / "s1.db")),
     ]
     for step in steps:
-        done = _run("--db", db, *step)
+        done = run_hq("--db", db, *step)
         assert (done.returncode, done.stderr) == (0, ""), step  # no progress bar off a TTY
-    assert _run("--db", db, "campaign", "list").stdout.startswith("SPRING\topen\t1004 codes\t")
+    assert run_hq("--db", db, "campaign", "list").stdout.startswith("SPRING\topen\t1004 codes\t")
     with (files / "out.csv").open(newline="") as handle:
         exported = list(csv.DictReader(handle))
     assert len(exported) == 1004
@@ -64,13 +52,13 @@ def test_end_to_end_as_a_real_process(files: Path) -> None:
         "revoked",
     )
     # Partly refused import: exit 1, each refused row named on stderr.
-    done = _run("--db", db, "import", "--campaign", "SPRING", str(files / "brand.csv"))
+    done = run_hq("--db", db, "import", "--campaign", "SPRING", str(files / "brand.csv"))
     assert done.returncode == 1
     assert "imported 2 codes" in done.stdout
     assert "brand.csv:3: duplicate: 'ZN34C'" in done.stderr
     assert "brand.csv:4: reject: '50%OFF'" in done.stderr
     # A user mistake: exit 2, one line, no traceback.
-    done = _run("--db", db, "mint", "--campaign", "AUTUMN", "--count", "5")
+    done = run_hq("--db", db, "mint", "--campaign", "AUTUMN", "--count", "5")
     assert done.returncode == 2
     assert done.stderr == "storeside-hq: error: no campaign 'AUTUMN'\n"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud_sync.cli import main
+from cloud_sync.hq.cli import main
 from tests.hq.conftest import campaign_doc
 
 
@@ -124,7 +124,7 @@ def test_bad_inputs_are_one_line_and_exit_2(
 
 
 def _hq_process(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cloud_sync.cli", *args]
+    return [sys.executable, "-m", "cloud_sync.hq.cli", *args]
 
 
 def test_export_into_a_closed_pipe_ends_quietly(hq: Path) -> None:

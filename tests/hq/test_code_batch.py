@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud_sync import code_batch
+from cloud_sync.hq import code_batch
 from edge_agent.domain.code_format import ALPHABET, BASE, CodeFormat, check_symbol, parse
 from tests.hq.conftest import FMT
 

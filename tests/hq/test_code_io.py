@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from cloud_sync.central_store import CentralStore, MemberRow, from_epoch
-from cloud_sync.code_io import EXPORT_COLUMNS, export_codes, import_codes, read_members
-from cloud_sync.errors import CampaignEndedError, InputError
-from cloud_sync.minting import Issue, mint_anonymous, mint_for_members
+from cloud_sync.hq.central_store import CentralStore, MemberRow, from_epoch
+from cloud_sync.hq.code_io import EXPORT_COLUMNS, export_codes, import_codes, read_members
+from cloud_sync.hq.errors import CampaignEndedError, InputError
+from cloud_sync.hq.minting import Issue, mint_anonymous, mint_for_members
 from edge_agent.domain.code_format import new_code
 from tests.hq.conftest import FMT, NOW
 

@@ -12,17 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from cloud_sync.central_store import CentralStore
-from cloud_sync.code_io import import_codes
-from cloud_sync.errors import CodeExistsError
-from cloud_sync.literal_codes import (
+from cloud_sync.hq.central_store import CentralStore
+from cloud_sync.hq.code_io import import_codes
+from cloud_sync.hq.errors import CodeExistsError
+from cloud_sync.hq.literal_codes import (
     TYPED,
     NearIndex,
     mintable_neighbours,
     neighbours,
     one_edit_apart,
 )
-from cloud_sync.minting import mint_anonymous
+from cloud_sync.hq.minting import mint_anonymous
 from edge_agent.domain.code_format import ALPHABET, CodeFormat, make_code, parse
 from tests.hq.conftest import FMT, NOW, SMALL, campaign
 

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from cloud_sync.central_store import CentralStore, MemberRow, to_epoch
-from cloud_sync.errors import CampaignEndedError, InputError, UnknownCampaignError
-from cloud_sync.minting import MAX_NAMESPACE_FILL, Issue, mint_anonymous, mint_for_members
+from cloud_sync.hq.central_store import CentralStore, MemberRow, to_epoch
+from cloud_sync.hq.errors import CampaignEndedError, InputError, UnknownCampaignError
+from cloud_sync.hq.minting import MAX_NAMESPACE_FILL, Issue, mint_anonymous, mint_for_members
 from edge_agent.domain.code_format import BASE, parse
 from tests.hq.conftest import NOW, SMALL, campaign
 

@@ -7,37 +7,26 @@ file; the snapshot it leads to must hold every campaign the default ``[receipt_o
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 from config.model import AgentConfig
 from edge_agent.domain.offer_policy import DEFAULT_CAMPAIGN_IDS
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cloud_sync.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.hq.conftest import run_hq
 
 
 def test_receipt_campaigns_reach_the_store_snapshot(tmp_path: Path) -> None:
     db = str(tmp_path / "hq.db")
-    assert _run("--db", db, "init").returncode == 0
-    done = _run(
+    assert run_hq("--db", db, "init").returncode == 0
+    done = run_hq(
         "--db", db, "receipt-campaigns", "create", "--days", "60", "--nudge-category", "bakery"
     )
     assert (done.returncode, done.stderr) == (0, ""), done.stderr
     assert all(cid in done.stdout for cid in DEFAULT_CAMPAIGN_IDS.values())
-    listing = _run("--db", db, "campaign", "list").stdout
+    listing = run_hq("--db", db, "campaign", "list").stdout
     assert sorted(line.split("\t")[0] for line in listing.splitlines()) == sorted(
         DEFAULT_CAMPAIGN_IDS.values()
     )
-    assert _run("--db", db, "snapshot", "--store", "S1", str(tmp_path / "s1.db")).returncode == 0
+    assert run_hq("--db", db, "snapshot", "--store", "S1", str(tmp_path / "s1.db")).returncode == 0
     with sqlite3.connect(tmp_path / "s1.db") as snap:
         shipped = {str(c) for (c,) in snap.execute("SELECT campaign_id FROM campaigns")}
     policy = AgentConfig().receipt_offers.to_policy()
@@ -48,11 +37,11 @@ def test_receipt_campaigns_reach_the_store_snapshot(tmp_path: Path) -> None:
 
 def test_receipt_campaigns_are_created_once_unless_replaced(tmp_path: Path) -> None:
     db = str(tmp_path / "hq.db")
-    assert _run("--db", db, "init").returncode == 0
-    assert _run("--db", db, "receipt-campaigns", "create").returncode == 0
-    again = _run("--db", db, "receipt-campaigns", "create")
+    assert run_hq("--db", db, "init").returncode == 0
+    assert run_hq("--db", db, "receipt-campaigns", "create").returncode == 0
+    again = run_hq("--db", db, "receipt-campaigns", "create")
     assert again.returncode == 2
     assert again.stderr.count("\n") == 1 and "--replace" in again.stderr
-    assert _run("--db", db, "receipt-campaigns", "create", "--replace").returncode == 0
-    bad = _run("--db", db, "receipt-campaigns", "create", "--starts-at", "soon", "--replace")
+    assert run_hq("--db", db, "receipt-campaigns", "create", "--replace").returncode == 0
+    bad = run_hq("--db", db, "receipt-campaigns", "create", "--starts-at", "soon", "--replace")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from cloud_sync.central_store import CentralStore, MemberRow
 from cloud_sync.contract.snapshot_format import CODE_COLUMNS
-from cloud_sync.errors import InputError
-from cloud_sync.minting import mint_anonymous, mint_for_members
-from cloud_sync.snapshot import write_snapshot
-from edge_agent.store import schema, snapshot_load
-from edge_agent.store.cache import CodeCache
+from cloud_sync.hq.central_store import CentralStore, MemberRow
+from cloud_sync.hq.errors import InputError
+from cloud_sync.hq.minting import mint_anonymous, mint_for_members
+from cloud_sync.hq.snapshot import write_snapshot
+from edge_agent.cache import schema, snapshot_load
+from edge_agent.cache.code_cache import CodeCache
 from tests.hq.conftest import NOW, campaign
 
 

@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from config.receipt_offers import ReceiptOffersConfig
+from edge_agent.cache.code_cache import CodeCache
 from edge_agent.domain import holdout
 from edge_agent.domain.basket import Basket, BasketLine
 from edge_agent.domain.code_format import CodeFormat
 from edge_agent.domain.coupon_token import CouponClaims
 from edge_agent.domain.offer_policy import DEFAULT_CAMPAIGN_IDS, OfferPolicy
 from edge_agent.domain.promotion import Member
-from edge_agent.receipt_campaigns import default_receipt_campaigns
-from edge_agent.store.cache import CodeCache
-from edge_agent.store.issue_outcome import Checkout, IssuedCoupon
-from edge_agent.store.issuing import IssueService
-from tests.store import factories as store_factories
+from edge_agent.domain.receipt_campaigns import default_receipt_campaigns
+from edge_agent.issuing.outcome import Checkout, IssuedCoupon
+from edge_agent.issuing.service import IssueService
+from tests.cache import factories as store_factories
 
 FMT = CodeFormat(prefix="SS")
 NAMESPACE = "23"  # the store's, from HQ's registry ("22" is HQ's own first namespace)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from edge_agent.cache.code_cache import CodeCache
 from edge_agent.domain.basket import AppliedPromotion, Basket
 from edge_agent.domain.code_format import make_code, parse
 from edge_agent.domain.code_record import CodeRecord
@@ -17,13 +18,13 @@ from edge_agent.domain.coupon_token import CouponClaims
 from edge_agent.domain.decision import Accepted, Reason, Refused, ValidationRequest
 from edge_agent.domain.offer_policy import NoCouponReason
 from edge_agent.domain.promotion import Member
-from edge_agent.receipt_campaigns import default_receipt_campaigns
-from edge_agent.store import issue_schema
-from edge_agent.store.cache import CodeCache
-from edge_agent.store.errors import IdempotencyConflictError, MissingTransactionError
-from edge_agent.store.issue_outcome import outcome_from_json, outcome_to_json
-from edge_agent.store.issuing import CodeSpaceExhaustedError, IssueService
-from edge_agent.store.redemptions import RedemptionService
+from edge_agent.domain.receipt_campaigns import default_receipt_campaigns
+from edge_agent.errors import IdempotencyConflictError, MissingTransactionError
+from edge_agent.issuing import issue_schema
+from edge_agent.issuing.outcome import outcome_from_json, outcome_to_json
+from edge_agent.issuing.service import CodeSpaceExhaustedError, IssueService
+from edge_agent.redemption.service import RedemptionService
+from tests.cache.factories import write_snapshot
 from tests.issuing.factories import (
     BASKET,
     FMT,
@@ -39,7 +40,6 @@ from tests.issuing.factories import (
     service,
     sign,
 )
-from tests.store.factories import write_snapshot
 
 LOYAL = member_id("loyal", held_out=False)
 LOYAL_2 = member_id("loyal", held_out=False, skip=1)

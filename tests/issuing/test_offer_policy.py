@@ -23,7 +23,7 @@ from edge_agent.domain.offer_policy import (
     decide,
 )
 from edge_agent.domain.promotion import Member, Promotion
-from edge_agent.receipt_campaigns import default_receipt_campaigns
+from edge_agent.domain.receipt_campaigns import default_receipt_campaigns
 from tests.issuing.factories import (
     BASKET,
     CAMPAIGN_END,

@@ -8,7 +8,7 @@ from typing import Protocol
 
 import pytest
 
-from edge_agent.receipt.printer_port import STATUS_QUERY, ReceiptPrinter
+from edge_agent.printing.printer_port import STATUS_QUERY, ReceiptPrinter
 from hardware.printer.escpos_printer import EscposPrinter
 from hardware.printer.sim_printer import SimulatedPrinter
 from hardware.printer.tcp_sink import PrinterSink

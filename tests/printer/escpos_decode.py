@@ -1,6 +1,6 @@
 """Turn printed ESC/POS bytes back into QR images and decode them with zxing-cpp.
 
-Written independently of ``edge_agent/receipt/preview.py``: the tests must not trust the code
+Written independently of ``edge_agent/printing/preview.py``: the tests must not trust the code
 under test to read its own output.
 """
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from config.printer import PrinterConfig
-from edge_agent.receipt.document import sample_document
-from edge_agent.receipt.layout import Layout
-from edge_agent.receipt.printer_port import UNKNOWN_STATUS, DeviceNotFoundError
+from edge_agent.printing.document import sample_document
+from edge_agent.printing.layout import Layout
+from edge_agent.printing.printer_port import UNKNOWN_STATUS, DeviceNotFoundError
 from hardware.printer.escpos_printer import EscposPrinter
 from hardware.printer.tcp_sink import PrinterSink
 from tests.printer.conftest import EscposHarness

@@ -8,9 +8,9 @@ import time
 import pytest
 
 from config.printer import PrinterConfig
-from edge_agent.receipt.document import sample_document
-from edge_agent.receipt.layout import Layout
-from edge_agent.receipt.printer_port import (
+from edge_agent.printing.document import sample_document
+from edge_agent.printing.layout import Layout
+from edge_agent.printing.printer_port import (
     ConnectionLostError,
     CoverOpenError,
     DeviceNotFoundError,

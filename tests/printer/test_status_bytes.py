@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_agent.receipt.printer_port import (
+from edge_agent.printing.printer_port import (
     StatusFormatError,
     decode_status,
     stray_status_answers,

@@ -16,14 +16,13 @@ from typing import Any
 import httpx
 
 from config.model import AgentConfig
-from edge_agent.receipt.document import sample_document
-from edge_agent.receipt.printer_port import JobReport
+from edge_agent.printing import print_queue as pq
+from edge_agent.printing.printer_port import JobReport
 from edge_agent.runtime.background import serving
 from edge_agent.runtime.timer import LoopTimer
-from edge_agent.store import print_queue as pq
-from edge_agent.store.cache import CodeCache
 from edge_agent.wiring import build_app
 from hardware.printer.sim_printer import SimulatedPrinter
+from tests.printing.factories import queue_job_in
 
 
 @dataclass
@@ -110,17 +109,7 @@ def test_health_lists_every_supervised_task_running(tmp_path: Path) -> None:
 
 def test_a_crashed_print_worker_restarts_alone_and_health_shows_it(tmp_path: Path) -> None:
     cfg = config(tmp_path)
-    cache = CodeCache.open(Path(cfg.cache.path), store_id="store-001")
-    with cache.transaction() as conn:
-        pq.enqueue(
-            conn,
-            code="C-1",
-            till_id="till-1",
-            transaction_id="T-1",
-            document=sample_document(),
-            now=datetime.now(UTC),
-        )
-    cache.close()
+    queue_job_in(Path(cfg.cache.path), code="C-1", transaction_id="T-1")
     printer = BuggyPrinter()
     timer = HeldTimer()
     agent = build_app(cfg, printer=printer, timer=timer)

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
 from edge_agent.api.auth import new_token, token_digest
-from tests.agent_process import wait_for_health
-
-EDGE_AGENT = Path(sys.executable).parent / "edge-agent"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.agent_process import EDGE_AGENT, free_port, wait_for_health
 
 
 def test_serve_answers_health_and_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
@@ -43,6 +33,7 @@ def test_serve_answers_health_and_exits_cleanly_on_sigterm(tmp_path: Path) -> No
         assert health.status_code == 200
         tasks = health.json()["tasks"]
         assert {name: t["state"] for name, t in tasks.items()} == {
+            "config_reload": "running",  # serve --config reloads the file on SIGHUP
             "pos_api": "running",
             "print_worker": "running",
             "wal_checkpoint": "running",

@@ -10,7 +10,15 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from edge_agent.runtime.supervisor import Backoff, Kind, State, Supervisor, TaskSpec, TaskStatus
+from edge_agent.runtime.supervisor import (
+    Backoff,
+    Kind,
+    NotRunningError,
+    State,
+    Supervisor,
+    TaskSpec,
+    TaskStatus,
+)
 from edge_agent.runtime.timer import FakeTimer
 
 
@@ -249,3 +257,147 @@ def test_names_are_unique_and_a_supervisor_runs_once() -> None:
     assert run(sup.run([])) == 0
     with pytest.raises(RuntimeError, match="once"):
         run(sup.run([]))
+
+
+# -- changing tasks while running (a new config) ----------------------------------------------
+
+
+def test_replace_ends_the_old_task_as_shutdown_would_and_starts_the_new_one() -> None:
+    sup = Supervisor(timer=FakeTimer())
+    order: list[str] = []
+    old_done = asyncio.Event()
+
+    async def old() -> None:
+        await old_done.wait()  # returns when asked to: a stop, not a failure
+        order.append("old finished")
+
+    async def new() -> None:
+        order.append("new running")
+        seen.update(sup.states())
+        sup.stop()
+        await forever()
+
+    def stop_old() -> None:
+        order.append("old asked to stop")
+        old_done.set()
+
+    seen: dict[str, TaskStatus] = {}
+
+    async def reconfigure() -> None:
+        await sup.replace(core("timer", new))
+        order.append("replaced")
+        await forever()
+
+    tasks = [core("timer", old, stop=stop_old), core("reconfigure", reconfigure)]
+    assert run(sup.run(tasks)) == 0  # the old one returning did not fail the run
+    assert order == ["old asked to stop", "old finished", "replaced", "new running"]
+    assert seen["timer"].state is State.RUNNING and seen["timer"].restarts == 1
+    assert sup.states()["timer"].state is State.STOPPED
+
+
+def test_replacing_a_restarting_device_cuts_its_backoff_and_starts_clean() -> None:
+    seen: list[TaskStatus] = []
+
+    class HeldTimer(FakeTimer):
+        async def sleep(self, seconds: float) -> None:
+            self.sleeps.append(seconds)
+            await forever()  # the backoff would never end on its own
+
+    sup = Supervisor(timer=HeldTimer())
+
+    async def new_printer() -> None:
+        seen.append(sup.states()["printer"])
+        sup.stop()
+        await forever()
+
+    async def reconfigure() -> None:
+        while sup.states()["printer"].state is not State.RESTARTING:
+            await asyncio.sleep(0)
+        await sup.replace(device("printer", new_printer))
+        await forever()
+
+    assert run(sup.run([device("printer", failing(99)), core("reconfigure", reconfigure)])) == 0
+    (status,) = seen
+    assert status.state is State.RUNNING and status.restarts == 1
+    assert status.last_error is None and status.retry_at is None  # the old printer's error
+
+
+def test_restart_runs_the_same_spec_again_and_add_starts_a_new_task() -> None:
+    sup = Supervisor(timer=FakeTimer())
+    runs: list[str] = []
+
+    async def job() -> None:
+        runs.append("job")
+        await forever()
+
+    async def sync() -> None:
+        runs.append("sync")
+        sup.stop()
+        await forever()
+
+    async def control() -> None:
+        await asyncio.sleep(0)
+        await sup.restart("job")
+        with pytest.raises(ValueError, match="unique"):
+            sup.add(device("job", job))
+        sup.add(device("sync", sync))
+        await forever()
+
+    assert run(sup.run([device("job", job), core("control", control)])) == 0
+    assert runs == ["job", "job", "sync"]
+    assert sup.states()["job"].restarts == 1
+    assert list(sup.states()) == ["job", "control", "sync"]
+    assert {s.state for s in sup.states().values()} == {State.STOPPED}
+
+
+def test_tasks_cannot_change_before_run_after_stop_or_into_another_kind() -> None:
+    sup = Supervisor(timer=FakeTimer())
+    with pytest.raises(NotRunningError):
+        sup.add(device("p", forever))
+    problems: list[str] = []
+
+    async def control() -> None:
+        for attempt in (sup.restart("nothing"), sup.replace(core("p", forever))):
+            try:
+                await attempt
+            except (KeyError, ValueError) as exc:
+                problems.append(type(exc).__name__)
+        sup.stop()
+        try:
+            await sup.restart("p")
+        except NotRunningError:
+            problems.append("NotRunningError")
+        await forever()
+
+    assert run(sup.run([device("p", forever), core("control", control)])) == 0
+    assert problems == ["KeyError", "ValueError", "NotRunningError"]
+    assert sup.states()["p"].restarts == 0
+
+
+def test_shutdown_during_a_replace_ends_the_replacer_and_starts_nothing() -> None:
+    # A reconfigure waiting for a slow task to end is cancelled by shutdown; the cancellation
+    # reaches it (it is not swallowed as the ended task's own), so the run still ends cleanly.
+    sup = Supervisor(timer=FakeTimer())
+    started: list[str] = []
+
+    async def slow_to_stop() -> None:  # like the print worker joining its thread
+        try:
+            await forever()
+        finally:
+            await asyncio.sleep(0.2)
+
+    async def reconfigure() -> None:
+        await asyncio.sleep(0)  # the slow task has started
+        asyncio.get_running_loop().call_later(0.05, sup.stop)
+        await sup.replace(device("slow", lambda: _record(started)))
+
+    spec = device("slow", slow_to_stop)
+    assert run(sup.run([core("reconfigure", reconfigure), spec])) == 0
+    assert started == []
+    assert sup.states()["reconfigure"].state is State.STOPPED
+    assert sup.states()["slow"].state is State.STOPPED
+
+
+async def _record(into: list[str]) -> None:
+    into.append("started")
+    await forever()

@@ -10,20 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from cloud_sync import cli as hq_cli
-from cloud_sync import store_keys
-from cloud_sync.central_store import CentralStore
-from cloud_sync.errors import InputError
-from cloud_sync.snapshot import write_snapshot
-from edge_agent import cli as agent_cli
-from edge_agent import signing_key
+from cloud_sync.hq import cli as hq_cli
+from cloud_sync.hq import store_keys
+from cloud_sync.hq.central_store import CentralStore
+from cloud_sync.hq.errors import InputError
+from cloud_sync.hq.snapshot import write_snapshot
+from edge_agent.cache.code_cache import CodeCache
+from edge_agent.cache.trusted_keys import TrustedKeys
+from edge_agent.cli import main as agent_cli
 from edge_agent.domain.token_codec import public_key_text
-from edge_agent.store.cache import CodeCache
-from edge_agent.store.errors import SnapshotError
-from edge_agent.store.trusted_keys import TrustedKeys
+from edge_agent.errors import SnapshotError
+from edge_agent.issuing import signing_key
+from tests.cache.factories import write_snapshot as write_old_snapshot
 from tests.hq.conftest import FMT, NOW, campaign
 from tests.signing.factories import signer
-from tests.store.factories import write_snapshot as write_old_snapshot
 
 
 @pytest.fixture

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from edge_agent.cache.code_cache import CodeCache
+from edge_agent.cache.trusted_keys import TrustedKeys
 from edge_agent.domain import token_codec
 from edge_agent.domain.decision import Accepted, Audience, Reason, Refused
-from edge_agent.store.cache import CodeCache
-from edge_agent.store.redemptions import RedemptionService
-from edge_agent.store.throttle import ThrottleConfig
-from edge_agent.store.trusted_keys import TrustedKeys
+from edge_agent.domain.throttle import ThrottleConfig
+from edge_agent.redemption.service import RedemptionService
+from tests.cache.factories import FMT, NOW, A, code, open_cache, promotion, req, write_snapshot
 from tests.signing.factories import claims, signer
-from tests.store.factories import FMT, NOW, A, code, open_cache, promotion, req, write_snapshot
 
 S2 = signer("S2", seed=2)
 F = code("FRGN23", namespace="Q4")  # minted offline by store S2

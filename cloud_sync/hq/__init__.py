@@ -1,0 +1,1 @@
+"""HQ: the central store, minting, import/export, store keys, snapshots, ``storeside-hq``."""

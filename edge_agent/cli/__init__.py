@@ -1,0 +1,1 @@
+"""``edge-agent``, the box's command line (``main.py``)."""

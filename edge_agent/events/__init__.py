@@ -1,0 +1,1 @@
+"""The box's event log and outbox: what HQ learns of every state change."""

@@ -1,0 +1,1 @@
+"""Printing receipt coupons: document, ESC/POS layout, durable queue, printer port, worker."""

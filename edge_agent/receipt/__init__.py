@@ -1,1 +1,0 @@
-"""Receipt coupons: the printed document, its ESC/POS layout, preview, and the print worker."""

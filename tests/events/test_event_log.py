@@ -1,0 +1,82 @@
+"""Event ids, time encoding, and the outbox's sequence and acknowledgement."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge_agent.cache.timestamps import from_us, to_us
+from edge_agent.events import event_log
+from edge_agent.events.event_log import Attribution, EventType
+from tests.cache.factories import NOW, STORE, open_cache
+
+
+def test_event_ids_are_uuidv7_and_sort_by_time() -> None:
+    ids = [event_log.event_id(NOW + timedelta(milliseconds=ms), os.urandom(10)) for ms in range(50)]
+    assert ids == sorted(ids)
+    parsed = uuid.UUID(hex=ids[0])
+    assert parsed.version == 7
+    assert parsed.variant == uuid.RFC_4122
+    assert int(ids[0][:12], 16) == int(NOW.timestamp() * 1000)
+
+
+@settings(max_examples=300)
+@given(st.datetimes(timezones=st.just(UTC), min_value=datetime(1971, 1, 1)))
+def test_microsecond_times_round_trip_exactly(at: datetime) -> None:
+    assert from_us(to_us(at)) == at
+
+
+def test_append_outside_a_transaction_is_a_bug(tmp_path: Path) -> None:
+    cache = open_cache(tmp_path / "c.db")
+    attribution = Attribution(store_id=STORE, till_id="t", cashier_id="k")
+    try:
+        event_log.append(
+            cache.conn,
+            box_id=cache.box_id,
+            type=EventType.LINKED,
+            occurred_at=NOW,
+            code=None,
+            attribution=attribution,
+        )
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("append outside a transaction must refuse")
+    cache.close()
+
+
+def test_sequence_is_gap_free_across_rollbacks_and_acks_prune(tmp_path: Path) -> None:
+    cache = open_cache(tmp_path / "c.db")
+    attribution = Attribution(store_id=STORE, till_id="t", cashier_id="k")
+
+    def one(commit: bool) -> None:
+        cache.conn.execute("BEGIN IMMEDIATE")
+        event_log.append(
+            cache.conn,
+            box_id=cache.box_id,
+            type=EventType.LINKED,
+            occurred_at=NOW,
+            code=None,
+            attribution=attribution,
+        )
+        cache.conn.execute("COMMIT" if commit else "ROLLBACK")
+
+    for i in range(10):
+        one(commit=i % 3 != 0)  # every third is rolled back: its number must be reused
+    pending = cache.pending_outbox(100)
+    assert [p.seq for p in pending] == list(range(1, 7))
+    assert cache.pending_outbox(2)[-1].seq == 2
+    assert cache.ack_outbox(4) == 4
+    assert [p.seq for p in cache.pending_outbox(100)] == [5, 6]
+    assert cache.ack_outbox(4) == 0  # a repeated ack is harmless
+    one(commit=True)
+    assert [p.seq for p in cache.pending_outbox(100)] == [5, 6, 7]
+    # The event log itself keeps every event; only the outbox is pruned.
+    seqs = [r[0] for r in cache.conn.execute("SELECT seq FROM events ORDER BY seq")]
+    assert seqs == list(range(1, 8))
+    cache.close()
