@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from tests.api.conftest import Server
-from tests.store.factories import A, B
+from tests.cache.factories import A, B
 
 LEAN = {"Content-Type": "application/json"}
 FASTAPI_PATH = {"Content-Type": "application/json; charset=utf-8"}
