@@ -14,9 +14,9 @@ the request it answered (``request_fingerprint``). A later request under the sam
   till must repeat the request exactly, or use a new transaction id for a new sale.
 
 Every operation that changes state (reserve, commit, void, reverse, receipt coupon issuing)
-reads and writes its stored answers through ``stored_answer`` (``stored_answers`` for two
-operations at once) and ``store_answer`` here; the
-per-code walk that reserve and commit share is ``redemption/per_code.py``.
+reads and writes its stored answers through ``stored_answer`` (``stored_answers`` reads two
+operations' at once) and ``store_answer`` here; the per-code walk that reserve and commit
+share is ``redemption/per_code.py``.
 """
 
 from __future__ import annotations

@@ -115,7 +115,7 @@ class Decider:
         codes = tuple(_as_code(scans[p]) for p in positions)
         evaluated = validation.evaluate(
             # The usual request (plain codes, no tokens) is evaluated as it came: replace()
-            # costs more than the whole lookup.
+            # rebuilds the request through its __init__ for nothing, on every till request.
             request if codes == request.codes else dataclasses.replace(request, codes=codes),
             facts,
             fmt=self.fmt,
