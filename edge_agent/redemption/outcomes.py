@@ -176,9 +176,13 @@ def decision_from_dict(doc: dict[str, Any]) -> Decision:
     )
 
 
+# No sort_keys: a replayed answer keeps the details' key order too. One encoder for every
+# answer: json.dumps with options builds a new one per call.
+_ANSWER_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 def _dump(doc: dict[str, Any]) -> str:
-    # No sort_keys: a replayed answer keeps the details' key order too.
-    return json.dumps(doc, separators=(",", ":"))
+    return _ANSWER_JSON.encode(doc)
 
 
 def reserve_to_json(o: ReserveOutcome) -> str:
