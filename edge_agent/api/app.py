@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
@@ -45,6 +45,7 @@ from edge_agent.api.schemas import (
     VoidIn,
     VoidOut,
 )
+from edge_agent.api.till_route import TillBodyRoute
 from edge_agent.domain.decision import (
     Accepted,
     Audience,
@@ -59,6 +60,7 @@ from edge_agent.runtime.supervisor import TaskStatus
 from edge_agent.services import ReceiptsUnavailableError
 
 log = logging.getLogger(__name__)
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
 # A till's largest honest body (20 codes, 500 lines, 20 promotions) is about 60 KiB.
 MAX_BODY_BYTES = 64 * 1024
 
@@ -92,6 +94,18 @@ def _log_refusals(route: str, till_id: str, decisions: Sequence[Decision]) -> No
 router = APIRouter()
 
 
+def _till_post(path: str, **kwargs: Any) -> Callable[[_Endpoint], _Endpoint]:
+    """``router.post`` for a till's body route, served by the lean ``TillBodyRoute``."""
+
+    def register(endpoint: _Endpoint) -> _Endpoint:
+        router.add_api_route(
+            path, endpoint, methods=["POST"], route_class_override=TillBodyRoute, **kwargs
+        )
+        return endpoint
+
+    return register
+
+
 def _request_of(ctx: ApiContext, body: ValidateIn, till_id: str) -> ValidationRequest:
     basket, applied = body.basket.to_domain()
     return ValidationRequest(
@@ -115,7 +129,7 @@ async def health(ctx: Ctx) -> HealthOut:
     return HealthOut(status="ok", store_id=ctx.store_id, cache_synced_at=synced, tasks=tasks)
 
 
-@router.post(
+@_till_post(
     "/v1/validate", response_model=ValidateOut, responses=errors_doc(*_BODY_ERRORS), tags=["codes"]
 )
 async def validate(body: ValidateIn, till_id: Till, ctx: Ctx) -> ValidateOut:

@@ -34,7 +34,7 @@ class ApiContext:
     task_states: Callable[[], Mapping[str, TaskStatus]] = dict  # the supervisor's, for health
 
 
-def _context(request: Request) -> ApiContext:
+def context(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.ctx
     return ctx
 
@@ -43,29 +43,34 @@ def _context(request: Request) -> ApiContext:
 # dependency in a worker thread, a thread hop (and GIL hand-over) per dependency per request,
 # which was most of the gap between validate and a no-op endpoint (issue 7).
 async def _ctx(request: Request) -> ApiContext:
-    return _context(request)
+    return context(request)
 
 
 # Declared as the OpenAPI document's security scheme (the Authorize button of /docs, and a
 # `security` entry on every route that needs it). auto_error=False: a missing or foreign scheme
 # is our own 401 in the API's {error, detail} shape, not FastAPI's.
-_bearer = HTTPBearer(
+bearer = HTTPBearer(
     scheme_name="tillToken",
     description="The till's own token (`edge-agent till-token`); the till id comes from it.",
     auto_error=False,
 )
 
 
-async def _till(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-) -> str:
+def till_of(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str:
+    """The till the bearer ``credentials`` belong to; UnauthorizedError if none."""
     if credentials is None:
         raise UnauthorizedError
-    till_id = _context(request).auth.till_for(f"Bearer {credentials.credentials}")
+    till_id = context(request).auth.till_for(f"Bearer {credentials.credentials}")
     if till_id is None:
         raise UnauthorizedError
     return till_id
+
+
+async def _till(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+) -> str:
+    return till_of(request, credentials)
 
 
 Ctx = Annotated[ApiContext, Depends(_ctx)]

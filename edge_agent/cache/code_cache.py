@@ -15,6 +15,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,15 +45,24 @@ _COUNTS_COLUMNS = """u.uses, r.redeemed_us, r.store_id, r.till_id, r.transaction
 _COUNTS_JOINS = """LEFT JOIN code_usage AS u ON u.code = c.code
 LEFT JOIN redemptions AS r ON r.id = u.last_redemption_id
 LEFT JOIN campaign_usage AS cu ON cu.campaign_id = c.campaign_id"""
-# The hot path: the code row, its link overlay and its counts in one statement.
+# The hot path: the code row, its link overlay and its counts in one statement, and with them
+# what would otherwise be four more round trips: the requesting member's profile (?2) and
+# uses of the code (?3, when the request names a member), whether the code has any holds at
+# all (almost never: the hold query is then skipped), and ``PRAGMA data_version`` (see
+# ``_refresh``).
 _CODE_SQL = f"""
 SELECT c.campaign_id, c.member_id, c.status, c.channel, c.variant, c.issued_at, c.expires_at,
        coalesce(l.member_id, c.linked_member_id),
-       {_COUNTS_COLUMNS}
+       {_COUNTS_COLUMNS},
+       m.member_id IS NOT NULL, m.segment, m.tier, m.proximity_consent, mu.uses,
+       EXISTS (SELECT 1 FROM reservations AS h WHERE h.code = c.code),
+       (SELECT data_version FROM pragma_data_version)
 FROM codes AS c
 LEFT JOIN code_links AS l ON l.code = c.code
 {_COUNTS_JOINS}
-WHERE c.code = ?
+LEFT JOIN members AS m ON m.member_id = ?2
+LEFT JOIN member_code_usage AS mu ON mu.code = c.code AND mu.member_id = ?3
+WHERE c.code = ?1
 """  # noqa: S608 - constant fragments only
 # The same counts for a record not (yet) in ``codes``: always exactly one row.
 _COUNTS_SQL = f"""
@@ -71,6 +81,15 @@ _HOLDS_SQL = (
     "SELECT till_id, store_id, transaction_id, until_us FROM reservations "
     "WHERE code = ? AND until_us > ?"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """What ``lookup``'s one statement read beside the code row (see ``_CODE_SQL``)."""
+
+    member: Member | None
+    member_uses: int  # the requesting member's uses of the code (0 without a member)
+    any_holds: bool  # the code has rows in ``reservations``, live or not
 
 
 class CodeCache:
@@ -159,13 +178,15 @@ class CodeCache:
         row = self.conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
         return None if row is None else str(row[0])
 
-    def _refresh(self) -> None:
+    def _refresh(self, version: int | None = None) -> None:
         """Drop parsed promotions if another connection changed the HQ data since we parsed them
         (``edge-agent load-snapshot`` beside a running agent). ``PRAGMA data_version`` changes
         when any other connection commits to the file and costs well under a microsecond, so
-        it is checked on every read; only then is ``meta.generation`` (bumped by every change
-        of campaigns) read, so the print worker's commits do not empty the cache."""
-        version = self._read_data_version()
+        it is checked on every read (``version``: as the caller's statement just read it);
+        only then is ``meta.generation`` (bumped by every change of campaigns) read, so the
+        print worker's commits do not empty the cache."""
+        if version is None:
+            version = self._read_data_version()
         if version == self._data_version:
             return
         self._data_version = version
@@ -255,9 +276,9 @@ class CodeCache:
 
     # -- reads --------------------------------------------------------------------------------
 
-    def promotion(self, campaign_id: str) -> Promotion | None:
+    def promotion(self, campaign_id: str, *, data_version: int | None = None) -> Promotion | None:
         """The parsed promotion, cached in memory until its campaign changes."""
-        self._refresh()
+        self._refresh(data_version)
         cached = self._promotions.get(campaign_id)
         if cached is not None:
             return cached
@@ -284,11 +305,13 @@ class CodeCache:
         Usage is attributed to the requesting member, else the member the code is linked or
         bound to: the same member a redemption would be recorded against.
         """
-        row = self.conn.execute(_CODE_SQL, (code,)).fetchone()
+        # Usage is the requesting member's when there is one (else see ``_facts``).
+        row = self.conn.execute(_CODE_SQL, (code, member_id, member_id or None)).fetchone()
         if row is None:
             return None
         campaign_id, bound, status, channel, variant, issued, expires, linked = row[:8]
-        promotion = self.promotion(campaign_id)
+        known, segment, tier, consent, member_uses, any_holds, version = row[16:]
+        promotion = self.promotion(campaign_id, data_version=version)
         if promotion is None:
             return None  # a code whose campaign HQ has not shipped cannot be honoured
         record = CodeRecord(
@@ -302,7 +325,14 @@ class CodeCache:
             expires_at=from_epoch_s(expires),
             linked_member_id=linked,
         )
-        return self._facts(record, promotion, row[8:], member_id, now)
+        member = None
+        if known:
+            assert member_id is not None
+            member = Member(
+                member_id=member_id, segment=segment, tier=tier, proximity_consent=bool(consent)
+            )
+        read = _Read(member=member, member_uses=member_uses or 0, any_holds=bool(any_holds))
+        return self._facts(record, promotion, row[8:16], member_id, now, read=read)
 
     def facts_for(
         self, record: CodeRecord, member_id: str | None, now: datetime
@@ -323,19 +353,28 @@ class CodeCache:
         counts: tuple[Any, ...],
         member_id: str | None,
         now: datetime,
+        *,
+        read: _Read | None = None,
     ) -> CodeFacts:
         """The facts of ``record``, given the ``_COUNTS_COLUMNS`` already read with it (the hot
-        path reads them in the same statement as the code row, saving a query)."""
+        path reads them in the same statement as the code row, saving a query) and, from
+        ``lookup``, what that statement read of the member and the holds (``read``)."""
         conn = self.conn
         code = record.code
         uses, last_us, last_store, last_till, last_txn, c_uses, c_money, c_store = counts
-        member = self.member(member_id) if member_id is not None else None
+        if read is not None:
+            member = read.member
+        else:
+            member = self.member(member_id) if member_id is not None else None
         subject = member_id or record.linked_member_id or record.member_id
         member_uses = 0
         recent: tuple[datetime, ...] = ()
         if subject is not None:
-            got = conn.execute(_MEMBER_USES_SQL, (code, subject)).fetchone()
-            member_uses = 0 if got is None else int(got[0])
+            if read is not None and member_id:  # read with the code row: subject is member_id
+                member_uses = int(read.member_uses)
+            else:
+                got = conn.execute(_MEMBER_USES_SQL, (code, subject)).fetchone()
+                member_uses = 0 if got is None else int(got[0])
             limit = promotion.limits.member_velocity_count
             if limit is not None:
                 since = to_us(now - promotion.limits.member_velocity_window)
@@ -343,10 +382,12 @@ class CodeCache:
                 # reported count honest for any plausible member.
                 rows = conn.execute(_VELOCITY_SQL, (subject, since, max(100, limit + 1)))
                 recent = tuple(from_us(us) for (us,) in rows)
-        holds = tuple(
-            Reservation(till_id=t, store_id=s, transaction_id=x, until=from_us(u))
-            for t, s, x, u in conn.execute(_HOLDS_SQL, (code, to_us(now)))
-        )
+        holds: tuple[Reservation, ...] = ()
+        if read is None or read.any_holds:
+            holds = tuple(
+                Reservation(till_id=t, store_id=s, transaction_id=x, until=from_us(u))
+                for t, s, x, u in conn.execute(_HOLDS_SQL, (code, to_us(now)))
+            )
         last = (
             None
             if last_us is None

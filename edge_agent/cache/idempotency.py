@@ -14,8 +14,9 @@ the request it answered (``request_fingerprint``). A later request under the sam
   till must repeat the request exactly, or use a new transaction id for a new sale.
 
 Every operation that changes state (reserve, commit, void, reverse, receipt coupon issuing)
-reads and writes its stored answers through ``stored_answer`` and ``store_answer`` here; the
-per-code walk that reserve and commit share is ``redemption/per_code.py``.
+reads and writes its stored answers through ``stored_answer`` (``stored_answers`` reads two
+operations' at once) and ``store_answer`` here; the per-code walk that reserve and commit
+share is ``redemption/per_code.py``.
 
 What is stored is the answer's own JSON (``StoredForm``): the pydantic serialisation of the
 answer's one definition, the JSON the POS API sends for it, less ``replayed``. So there is no
@@ -40,7 +41,14 @@ _STORED_SQL = (
     "SELECT fingerprint, response FROM requests "
     "WHERE till_id = ? AND transaction_id = ? AND code = ? AND operation = ?"
 )
+# A reserve reads its own stored answer and the commit's that may settle it in one statement.
+_STORED_EITHER_SQL = (
+    "SELECT operation, fingerprint, response FROM requests "
+    "WHERE till_id = ? AND transaction_id = ? AND code = ? AND operation IN (?, ?)"
+)
 _STORE_SQL = "INSERT INTO requests VALUES (?, ?, ?, ?, ?, ?, ?)"
+# One encoder for every fingerprint: json.dumps with options builds a new one per call.
+_CANONICAL = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
 _NOT_STORED = {"replayed"}  # a stored answer is by definition the first one
 
 AnswerT = TypeVar("AnswerT")
@@ -74,8 +82,7 @@ class StoredForm(Generic[AnswerT]):
 
 def fingerprint(doc: object) -> str:
     """A short stable digest of a JSON-able request document."""
-    text = json.dumps(doc, separators=(",", ":"), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return hashlib.sha256(_CANONICAL.encode(doc).encode()).hexdigest()[:32]
 
 
 def basket_doc(basket: Basket) -> list[list[object]]:
@@ -111,10 +118,30 @@ def stored_answer(
     row = conn.execute(_STORED_SQL, (till_id, transaction_id, code, operation)).fetchone()
     if row is None:
         return None
+    key = {"till_id": till_id, "transaction_id": transaction_id, "code": code}
+    return _checked(row, fingerprint, {**key, "operation": operation})
+
+
+def stored_answers(
+    conn: sqlite3.Connection, key: dict[str, str], *, operation: str, fingerprint: str, later: str
+) -> tuple[str | None, str | None]:
+    """``stored_answer`` under ``key`` (till_id, transaction_id, code) for ``operation``
+    (checked against ``fingerprint``) and for the ``later`` operation (any request under the
+    key), read in one statement."""
+    args = (key["till_id"], key["transaction_id"], key["code"], operation, later)
+    rows = {op: (fp, response) for op, fp, response in conn.execute(_STORED_EITHER_SQL, args)}
+    own, settled = rows.get(operation), rows.get(later)
+    return (
+        None if own is None else _checked(own, fingerprint, {**key, "operation": operation}),
+        None if settled is None else str(settled[1]),
+    )
+
+
+def _checked(row: tuple[str, str], fingerprint: str | None, key: dict[str, str]) -> str:
+    """A stored ``(fingerprint, response)`` row's answer; 409 if it answered another request
+    (``fingerprint`` None: any request under the key is a retry)."""
     if fingerprint is not None and row[0] != fingerprint:
-        raise IdempotencyConflictError(
-            till_id=till_id, transaction_id=transaction_id, code=code, operation=operation
-        )
+        raise IdempotencyConflictError(**key)
     return str(row[1])
 
 

@@ -111,8 +111,11 @@ class Decider:
             )
         # Tokens are evaluated as the code they stand for; refused ones are not evaluated.
         positions = [p for p in range(len(scans)) if p not in pre]
+        codes = tuple(_as_code(scans[p]) for p in positions)
         evaluated = validation.evaluate(
-            dataclasses.replace(request, codes=tuple(_as_code(scans[p]) for p in positions)),
+            # The usual request (plain codes, no tokens) is evaluated as it came: replace()
+            # rebuilds the request through its __init__ for nothing, on every till request.
+            request if codes == request.codes else dataclasses.replace(request, codes=codes),
             facts,
             fmt=self.fmt,
             store_cache_synced_at=self.cache.synced_at(),

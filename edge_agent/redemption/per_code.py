@@ -18,7 +18,12 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from edge_agent.cache.code_cache import CodeCache
-from edge_agent.cache.idempotency import request_fingerprint, store_answer, stored_answer
+from edge_agent.cache.idempotency import (
+    request_fingerprint,
+    store_answer,
+    stored_answer,
+    stored_answers,
+)
 from edge_agent.cache.timestamps import to_us
 from edge_agent.domain.code_record import CodeFacts
 from edge_agent.domain.decision import Accepted, Decision, ValidationRequest
@@ -64,13 +69,18 @@ def run_per_code(
         prior: list[OutcomeT | None] = []
         for scan in scans:
             key = {"till_id": till, "transaction_id": transaction_id, "code": scan.key}
-            text = stored_answer(conn, **key, operation=operation, fingerprint=digest)
-            found = None if text is None else replay(text)
-            if found is None and settled_by is not None:
-                later_op, answer_from = settled_by
-                later = stored_answer(conn, **key, operation=later_op, fingerprint=None)
-                found = None if later is None else answer_from(later)
-            prior.append(found)
+            if settled_by is None:
+                text = stored_answer(conn, **key, operation=operation, fingerprint=digest)
+                prior.append(None if text is None else replay(text))
+                continue
+            later_op, answer_from = settled_by
+            own, later = stored_answers(
+                conn, key, operation=operation, fingerprint=digest, later=later_op
+            )
+            if own is not None:
+                prior.append(replay(own))
+            else:
+                prior.append(None if later is None else answer_from(later))
         answered = [p for p in prior if p is not None]
         if len(answered) == len(scans):  # a retry: every code already has its answer
             return tuple(answered)
