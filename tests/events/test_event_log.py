@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge_agent.cache.code_cache import CodeCache
 from edge_agent.cache.timestamps import from_us, to_us
 from edge_agent.events import event_log
 from edge_agent.events.event_log import Attribution, EventType
 from tests.cache.factories import NOW, STORE, open_cache
+
+
+class _RollBackError(Exception):
+    """Raised inside a transaction to roll it back."""
 
 
 def test_event_ids_are_uuidv7_and_sort_by_time() -> None:
@@ -31,18 +37,21 @@ def test_microsecond_times_round_trip_exactly(at: datetime) -> None:
     assert from_us(to_us(at)) == at
 
 
+def _append_linked(cache: CodeCache) -> None:
+    event_log.append(
+        cache.conn,
+        box_id=cache.box_id,
+        type=EventType.LINKED,
+        occurred_at=NOW,
+        code=None,
+        attribution=Attribution(store_id=STORE, till_id="t", cashier_id="k"),
+    )
+
+
 def test_append_outside_a_transaction_is_a_bug(tmp_path: Path) -> None:
     cache = open_cache(tmp_path / "c.db")
-    attribution = Attribution(store_id=STORE, till_id="t", cashier_id="k")
     try:
-        event_log.append(
-            cache.conn,
-            box_id=cache.box_id,
-            type=EventType.LINKED,
-            occurred_at=NOW,
-            code=None,
-            attribution=attribution,
-        )
+        _append_linked(cache)
     except RuntimeError:
         pass
     else:
@@ -52,19 +61,12 @@ def test_append_outside_a_transaction_is_a_bug(tmp_path: Path) -> None:
 
 def test_sequence_is_gap_free_across_rollbacks_and_acks_prune(tmp_path: Path) -> None:
     cache = open_cache(tmp_path / "c.db")
-    attribution = Attribution(store_id=STORE, till_id="t", cashier_id="k")
 
     def one(commit: bool) -> None:
-        cache.conn.execute("BEGIN IMMEDIATE")
-        event_log.append(
-            cache.conn,
-            box_id=cache.box_id,
-            type=EventType.LINKED,
-            occurred_at=NOW,
-            code=None,
-            attribution=attribution,
-        )
-        cache.conn.execute("COMMIT" if commit else "ROLLBACK")
+        with suppress(_RollBackError), cache.transaction():
+            _append_linked(cache)
+            if not commit:
+                raise _RollBackError
 
     for i in range(10):
         one(commit=i % 3 != 0)  # every third is rolled back: its number must be reused

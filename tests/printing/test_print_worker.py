@@ -45,14 +45,16 @@ def cache(tmp_path: Path) -> Iterator[CodeCache]:
     c.close()
 
 
-def _worker(cache: CodeCache, sink: PrinterSink, clock: Clock) -> PrintWorker:
+def _worker(
+    cache: CodeCache, sink: PrinterSink, clock: Clock, *, idle_s: float = 0.05
+) -> PrintWorker:
     return PrintWorker(
         connect=lambda: pq.connect(cache.path),
         printer=EscposHarness(sink, profile="POS-5890").printer,
         render=LAYOUT.render,
         clock=clock,
         policy=POLICY,
-        idle_s=0.05,
+        idle_s=idle_s,
     )
 
 
@@ -142,14 +144,7 @@ def test_agent_restart_with_jobs_in_the_queue(cache: CodeCache, sink: PrinterSin
     assert pq.claim(dead, now=now, policy=POLICY) is not None
     dead.close()
     # A new agent: a new worker on a new connection, on its own thread, real time.
-    worker = PrintWorker(
-        connect=lambda: pq.connect(cache.path),
-        printer=EscposHarness(sink, profile="POS-5890").printer,
-        render=LAYOUT.render,
-        clock=lambda: datetime.now(UTC),
-        policy=POLICY,
-        idle_s=0.05,
-    )
+    worker = _worker(cache, sink, lambda: datetime.now(UTC))
     worker.start()
     try:
         deadline = time.monotonic() + 5
@@ -170,14 +165,8 @@ def test_agent_restart_with_jobs_in_the_queue(cache: CodeCache, sink: PrinterSin
 def test_threaded_worker_prints_a_job_committed_by_another_connection(
     cache: CodeCache, sink: PrinterSink
 ) -> None:
-    worker = PrintWorker(
-        connect=lambda: pq.connect(cache.path),
-        printer=EscposHarness(sink, profile="POS-5890").printer,
-        render=LAYOUT.render,
-        clock=lambda: datetime.now(UTC),
-        policy=POLICY,
-        idle_s=5.0,  # long: only wake() makes it look promptly
-    )
+    # A long idle: only wake() makes it look promptly.
+    worker = _worker(cache, sink, lambda: datetime.now(UTC), idle_s=5.0)
     worker.start()
     try:
         time.sleep(0.05)
