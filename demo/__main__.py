@@ -15,6 +15,7 @@ from demo.event_log import event_log_story
 from demo.hq import hq
 from demo.narration import say, step
 from demo.receipts import receipt_story
+from demo.reconfigure import reconfigure_story
 from demo.till import till_story
 from edge_agent.api.auth import new_token, token_digest
 from edge_agent.cache.code_cache import CodeCache
@@ -76,9 +77,9 @@ def main() -> None:
         )
     with ExitStack() as stack:
         stack.callback(sink.close)
-        urls = {}
+        urls, agents = {}, {}
         for store_id, cfg in cfgs.items():
-            agent = build_app(cfg)
+            agents[store_id] = agent = build_app(cfg)
             stack.callback(agent.close)
             urls[store_id] = stack.enter_context(serving(agent))
             say(f"   {store_id}: POS API at {urls[store_id]} (OpenAPI at /docs)")
@@ -90,6 +91,7 @@ def main() -> None:
             printer=cfgs["store-001"].printer,
             work=WORK,
         )
+        reconfigure_story(agents["store-002"], urls["store-002"])
     for store_id, cfg in cfgs.items():
         event_log_story(Path(cfg.cache.path), store_id)
     say()

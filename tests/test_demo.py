@@ -43,5 +43,9 @@ def test_demo_runs_end_to_end() -> None:
         "INVALID_SIGNATURE",
         "redeemed",
         "coupon.issued",
+        # a config applied live, and one refused
+        "till-3 after the change: HTTP 200",
+        "refused: api.port",
+        "the failure limit stays 20",
     ):
         assert expected in out, f"demo no longer shows {expected}"
