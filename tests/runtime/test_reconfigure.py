@@ -37,13 +37,10 @@ BASKET = {"lines": [{"sku": "tea", "category": "drinks", "quantity": 3, "unit_pr
 def config(tmp_path: Path, *, tokens: dict[str, str], **sections: Any) -> AgentConfig:
     tills = [{"till_id": t, "token_sha256": token_digest(tok)} for t, tok in tokens.items()]
     api = {**sections.pop("api", {}), "tills": tills}
+    # The test's own file, whatever else the test sets in [cache] (never the default var/).
+    cache = {**sections.pop("cache", {}), "path": str(tmp_path / "cache.db")}
     return AgentConfig.model_validate(
-        {
-            "store": {"store_id": factories.STORE},
-            "cache": {"path": str(tmp_path / "cache.db")},
-            "api": api,
-            **sections,
-        }
+        {"store": {"store_id": factories.STORE}, "cache": cache, "api": api, **sections}
     )
 
 
