@@ -12,8 +12,8 @@ instead of silently testing something else. The ACL is the shipped ``config/mosq
 itself, not a copy.
 
 ``MosquittoBroker`` runs ``mosquitto -c <derived config>`` as a child process. ``start()``
-returns once the listener accepts TCP connections (a few milliseconds); ``stop()`` sends
-SIGTERM, on which Mosquitto writes its persistence file (sessions, queued QoS 1 messages,
+returns once the log says the broker is running, every listener open (a few ms); ``stop()``
+sends SIGTERM, on which Mosquitto writes its persistence file (sessions, queued QoS 1 messages,
 retained messages) and exits; ``kill()`` sends SIGKILL, a crash that keeps only what the last
 autosave wrote. ``start()`` after either reuses the same port (Mosquitto sets SO_REUSEADDR),
 config and persistence directory, which is how broker outages are simulated. Logs (all levels,
@@ -43,6 +43,7 @@ SHIPPED_ACL = ROOT / "config" / "mosquitto.acl"
 # Debian puts the broker in /usr/sbin, which is not on a non-root user's PATH.
 _SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
 _READY_TIMEOUT_S = 5.0
+_RUNNING = " running\n"  # "mosquitto version 2.0.11 running"
 _STOP_TIMEOUT_S = 5.0
 
 
@@ -80,15 +81,6 @@ def write_password_file(path: Path, users: Mapping[str, str]) -> None:
         capture_output=True,
         timeout=10,
     )
-
-
-def _accepts(port: int) -> bool:
-    # Each listener is opened in turn: the broker is ready when all of them accept.
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,10 +169,6 @@ class MosquittoBroker:
         return self._process.pid if self._process is not None else None
 
     @property
-    def ports(self) -> tuple[int, ...]:
-        return (self.port,) if self.plain_port is None else (self.port, self.plain_port)
-
-    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -190,6 +178,7 @@ class MosquittoBroker:
     def start(self) -> None:
         if self.running:
             raise BrokerError("the broker is already running")
+        starts_before = self.log_text().count(_RUNNING)
         # Errors before Mosquitto opens its log file (a bad config line) go to stderr: keep
         # them in the same file.
         with self.log_path.open("ab") as early_log:
@@ -199,20 +188,30 @@ class MosquittoBroker:
                 stdout=early_log,
                 stderr=early_log,
             )
-        self._wait_until_ready()
+        self._wait_until_ready(starts_before)
 
-    def _wait_until_ready(self) -> None:
+    def _wait_until_ready(self, starts_before: int) -> None:
+        # Mosquitto logs "running" once every listener is bound and listening (connections
+        # queue in the backlog from then on). Watching the log rather than probing the port
+        # keeps failed-handshake noise out of it.
         deadline = time.monotonic() + _READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._process is None or self._process.poll() is not None:
                 raise BrokerError(f"mosquitto exited at start-up:\n{self.log_text()}")
-            if all(_accepts(port) for port in self.ports):
+            if self.log_text().count(_RUNNING) > starts_before:
                 return
             time.sleep(0.002)
         self.kill()
         raise BrokerError(
             f"mosquitto did not listen within {_READY_TIMEOUT_S}s:\n{self.log_text()}"
         )
+
+    def reload(self) -> None:
+        """SIGHUP, as ``systemctl reload mosquitto`` sends: Mosquitto re-reads its password
+        file and ACL, and keeps every connection."""
+        if self._process is None or self._process.poll() is not None:
+            raise BrokerError("the broker is not running")
+        os.kill(self._process.pid, signal.SIGHUP)
 
     def stop(self) -> None:
         """SIGTERM: Mosquitto saves its persistence file, then exits."""

@@ -157,9 +157,10 @@ class TestClient:
 
     def drop(self) -> None:
         """The connection dies without a DISCONNECT (a crash or a pulled cable): the broker
-        publishes the last will. paho's loop stops first so it cannot reconnect."""
-        self.paho.loop_stop()
+        publishes the last will. The shutdown also wakes paho's thread from its select, so
+        loop_stop returns at once (stopped first, it would sit out a 1 s select); the thread
+        sees the flag before its reconnect delay is over, so it does not come back."""
         sock = self.paho.socket()
         assert sock is not None
         sock.shutdown(socket.SHUT_RDWR)
-        sock.close()
+        self.paho.loop_stop()
