@@ -15,10 +15,10 @@ import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -55,7 +55,7 @@ class TestClient:
         username: str | None,
         password: str | None,
         client_id: str,
-        protocol: int = mqtt.MQTTv311,
+        protocol: MQTTProtocolVersion = mqtt.MQTTv311,
         persistent: bool = False,
         will: Will | None = None,
     ) -> None:
@@ -102,19 +102,19 @@ class TestClient:
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         self.messages.put(
-            Received(message.topic, message.payload, bool(message.retain), message.qos)
+            Received(message.topic, bytes(message.payload), bool(message.retain), message.qos)
         )
 
     def connect(self) -> ReasonCode:
         """Connect and wait for the CONNACK; on a refusal, stop paho's retries."""
         properties = None
-        clean_start: bool | int = mqtt.MQTT_CLEAN_START_FIRST_ONLY
+        clean_start: bool | Literal[3] = mqtt.MQTT_CLEAN_START_FIRST_ONLY
         if self.protocol == mqtt.MQTTv5:
             clean_start = not self.persistent
             if self.persistent:
                 # MQTT 5 3.1.2.11.2: without a Session Expiry Interval the session ends with
                 # the connection, clean_start False or not.
-                properties = Properties(PacketTypes.CONNECT)
+                properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
                 properties.SessionExpiryInterval = 3600
         self.paho.connect(
             "127.0.0.1", self.port, keepalive=30, clean_start=clean_start, properties=properties
@@ -161,6 +161,6 @@ class TestClient:
         loop_stop returns at once (stopped first, it would sit out a 1 s select); the thread
         sees the flag before its reconnect delay is over, so it does not come back."""
         sock = self.paho.socket()
-        assert sock is not None
+        assert isinstance(sock, socket.socket)  # an ssl.SSLSocket is one
         sock.shutdown(socket.SHUT_RDWR)
         self.paho.loop_stop()

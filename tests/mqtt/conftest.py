@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from paho.mqtt.client import MQTTv311
+from paho.mqtt.enums import MQTTProtocolVersion
 
 from tests.mqtt.broker import BrokerFiles, MosquittoBroker, write_password_file
 from tests.mqtt.clients import TestClient, Will
@@ -71,7 +72,7 @@ def mqtt_client(
         *,
         client_id: str | None = None,
         password: str | None = None,
-        protocol: int | None = None,
+        protocol: MQTTProtocolVersion | None = None,
         persistent: bool = False,
         will: Will | None = None,
         tls: bool = True,

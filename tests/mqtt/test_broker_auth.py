@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import socket
 import ssl
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from tests.mqtt.broker import MosquittoBroker
 from tests.mqtt.conftest import ClientFactory
@@ -27,7 +29,9 @@ def test_a_box_connects_over_tls_with_its_password_and_no_client_certificate(
 
 
 @pytest.mark.parametrize("protocol", [mqtt.MQTTv311, mqtt.MQTTv5], ids=["mqtt311", "mqtt5"])
-def test_a_wrong_password_is_refused(mqtt_client: ClientFactory, protocol: int) -> None:
+def test_a_wrong_password_is_refused(
+    mqtt_client: ClientFactory, protocol: MQTTProtocolVersion
+) -> None:
     code = mqtt_client("box-a", password="not-the-password", protocol=protocol).connect()
 
     assert code.is_failure
@@ -41,12 +45,12 @@ def test_an_unknown_user_and_an_anonymous_client_are_refused(mqtt_client: Client
 
 
 def test_a_client_that_does_not_trust_the_ca_gets_no_connection(
-    mosquitto: MosquittoBroker, tmp_path: pytest.TempPathFactory, mqtt_passwords: dict[str, str]
+    mosquitto: MosquittoBroker, tmp_path: Path, mqtt_passwords: dict[str, str]
 ) -> None:
     """The box pins the chain's CA: a broker certificate from anyone else is refused in the
     TLS handshake, before the box's password is sent."""
-    other_ca = make_tls_files(tmp_path / "other", common_name="somebody-else").ca_cert  # type: ignore[operator]
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="box-a-x")
+    other_ca = make_tls_files(tmp_path / "other", common_name="somebody-else").ca_cert
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="box-a-x")
     client.tls_set(ca_certs=str(other_ca))
     client.username_pw_set("box-a", mqtt_passwords["box-a"])
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import MQTTProtocolVersion
 
 from tests.mqtt.broker import MosquittoBroker
 from tests.mqtt.clients import Will
@@ -59,7 +60,7 @@ def test_a_clean_disconnect_sends_no_will(mqtt_client: ClientFactory) -> None:
 
 @PROTOCOLS
 def test_a_restarted_broker_keeps_persistent_sessions_and_their_queued_messages(
-    mosquitto: MosquittoBroker, mqtt_client: ClientFactory, protocol: int
+    mosquitto: MosquittoBroker, mqtt_client: ClientFactory, protocol: MQTTProtocolVersion
 ) -> None:
     """HQ's ingest is away; box A publishes an event; HQ acks an earlier batch while A is
     away. The broker is stopped and started (SIGTERM writes its persistence file). Both
