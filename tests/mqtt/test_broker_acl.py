@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import paho.mqtt.client as mqtt
 
-from tests.mqtt.conftest import ClientFactory
+from tests.mqtt.fixtures import ClientFactory
 
 INGEST = "$share/ingest/storeside/v1/+/+/events"
 NOT_AUTHORIZED = 0x87  # MQTT 5 reason code 135 (MQTT 5 section 3.4.2.1)

@@ -12,7 +12,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from tests.mqtt.broker import MosquittoBroker
-from tests.mqtt.conftest import ClientFactory
+from tests.mqtt.fixtures import ClientFactory
 from tests.mqtt.tls import make_tls_files
 
 # MQTT 3.1.1 section 3.2.2.3: CONNACK return code 5, "not authorized", which paho 2 hands

@@ -11,7 +11,7 @@ from paho.mqtt.enums import MQTTProtocolVersion
 
 from tests.mqtt.broker import MosquittoBroker
 from tests.mqtt.clients import Will
-from tests.mqtt.conftest import ClientFactory
+from tests.mqtt.fixtures import ClientFactory
 
 STATE_A = "storeside/v1/store-001/box-a/state"
 EVENTS_A = "storeside/v1/store-001/box-a/events"
