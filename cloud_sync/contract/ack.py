@@ -44,10 +44,10 @@ MAX_RANGES: Final = 100
 MAX_ACK_BYTES: Final = 8 * 1024  # 100 ranges of two 19-digit seqs fit with room to spare
 
 _IDS: Final = {"schema_version": Kind.INT, "store_id": Kind.STR, "box_id": Kind.STR}
-_ACK_FIELDS: Final = {
+ACK_FIELDS: Final = {
     SCHEMA_VERSION: {**_IDS, "stored_through": Kind.INT, "missing": Kind.LIST},
 }
-_RESEND_FIELDS: Final = {SCHEMA_VERSION: {**_IDS, "ranges": Kind.LIST}}
+RESEND_FIELDS: Final = {SCHEMA_VERSION: {**_IDS, "ranges": Kind.LIST}}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,7 +100,7 @@ def encode_resend(request: ResendRequest) -> bytes:
 
 def decode_ack(data: str | bytes) -> Ack:
     """The ack in ``data``; a ``MessageError`` naming the first fault if there is none."""
-    _, doc = message_codec.read(data, max_bytes=MAX_ACK_BYTES, fields=_ACK_FIELDS)
+    _, doc = message_codec.read(data, max_bytes=MAX_ACK_BYTES, fields=ACK_FIELDS)
     store_id, box_id = _ids(doc)
     through = doc["stored_through"]
     require(through >= 0, "stored_through", through, "a seq is >= 0")
@@ -110,7 +110,7 @@ def decode_ack(data: str | bytes) -> Ack:
 
 def decode_resend(data: str | bytes) -> ResendRequest:
     """The resend request in ``data``; a ``MessageError`` naming the first fault if none."""
-    _, doc = message_codec.read(data, max_bytes=MAX_ACK_BYTES, fields=_RESEND_FIELDS)
+    _, doc = message_codec.read(data, max_bytes=MAX_ACK_BYTES, fields=RESEND_FIELDS)
     store_id, box_id = _ids(doc)
     ranges = _ranges(doc, "ranges", above=0)
     require(bool(ranges), "ranges", ranges, "a request names at least one range")

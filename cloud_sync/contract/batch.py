@@ -70,7 +70,7 @@ MAX_BATCH_EVENTS: Final = 1000
 SIGNING_CONTEXT: Final = b"storeside/event-batch/v1\x00"
 SIGNATURE_BYTES: Final = 64  # Ed25519 (RFC 8032)
 
-_FIELDS: Final = {
+FIELDS: Final = {
     SCHEMA_VERSION: {
         "schema_version": Kind.INT,
         "store_id": Kind.STR,
@@ -188,7 +188,7 @@ def _overhead(store_id: str, box_id: str, key_id: str, first_seq: int) -> int:
 def decode(data: str | bytes) -> SignedBatch:
     """The signed batch in ``data``; a ``MessageError`` naming the first fault if there is none.
     The signature and the chain are not checked here (see the module docstring)."""
-    _, doc = message_codec.read(data, max_bytes=MAX_BATCH_BYTES, fields=_FIELDS)
+    _, doc = message_codec.read(data, max_bytes=MAX_BATCH_BYTES, fields=FIELDS)
     store_id, box_id = doc["store_id"], doc["box_id"]
     for name in ("store_id", "box_id"):
         fault = level_fault(doc[name])

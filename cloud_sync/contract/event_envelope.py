@@ -276,7 +276,8 @@ _FIELDS_V1: Final[dict[str, str]] = {
     "amount": _INT,
     "details": _OBJECT,
 }
-_FIELDS: Final[dict[int, dict[str, str]]] = {
+# Each readable version's fields (what asyncapi.yaml describes, and a test checks it does).
+FIELDS: Final[dict[int, dict[str, str]]] = {
     1: _FIELDS_V1,
     2: {**_FIELDS_V1, "prev_hash": _STR},
 }
@@ -307,7 +308,7 @@ def from_dict(doc: object) -> EventEnvelope:
         raise WrongTypeError("schema_version", _INT)
     if version not in READABLE_VERSIONS:
         raise UnknownVersionError(version)
-    fields = _FIELDS[version]
+    fields = FIELDS[version]
     unknown = sorted(doc.keys() - fields.keys())
     if unknown:
         name = unknown[0]

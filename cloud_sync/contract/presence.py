@@ -83,8 +83,8 @@ _IDS: Final = {
     "box_id": Kind.STR,
     "session": Kind.INT,
 }
-_STATE_FIELDS: Final = {SCHEMA_VERSION: {**_IDS, "state": Kind.STR}}
-_HEALTH_FIELDS: Final = {
+STATE_FIELDS: Final = {SCHEMA_VERSION: {**_IDS, "state": Kind.STR}}
+HEALTH_FIELDS: Final = {
     SCHEMA_VERSION: {
         **_IDS,
         "at": Kind.STR,
@@ -141,7 +141,7 @@ def encode_health(health: Health) -> bytes:
 
 def decode_state(data: str | bytes) -> State:
     """The state in ``data``; a ``MessageError`` naming the first fault if there is none."""
-    _, doc = message_codec.read(data, max_bytes=MAX_STATE_BYTES, fields=_STATE_FIELDS)
+    _, doc = message_codec.read(data, max_bytes=MAX_STATE_BYTES, fields=STATE_FIELDS)
     _common(doc)
     found = _STATES.get(doc["state"])
     if found is None:
@@ -153,7 +153,7 @@ def decode_state(data: str | bytes) -> State:
 
 def decode_health(data: str | bytes) -> Health:
     """The health summary in ``data``; a ``MessageError`` naming the first fault if none."""
-    _, doc = message_codec.read(data, max_bytes=MAX_HEALTH_BYTES, fields=_HEALTH_FIELDS)
+    _, doc = message_codec.read(data, max_bytes=MAX_HEALTH_BYTES, fields=HEALTH_FIELDS)
     _common(doc)
     for name in ("agent_version", "cache_version", "printer_state"):
         value = doc[name]
