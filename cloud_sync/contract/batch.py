@@ -43,6 +43,11 @@ signature are lowercase hex of their lengths, 1 to ``MAX_BATCH_EVENTS`` events e
 order, is a valid envelope (``BadEventError``, the envelope's error as its cause) of this store
 and box with the seq its place says (``BadEventError``). It does not verify the signature or
 the chain: those need HQ's keys and HQ's last link.
+
+The signature covers what the batch means, not its bytes: HQ rebuilds ``signing_bytes`` from
+the decoded fields, so a payload that differs from the box's only in JSON spelling (spaces, key
+order, escapes) verifies too. That is deliberate and harmless, because each event's text is a
+string value carried exactly, so what is hashed and stored is still byte for byte the box's.
 """
 
 from __future__ import annotations

@@ -20,6 +20,11 @@ Every error has a stable ``reason`` (what HQ records beside a quarantined messag
 box logs of a refused ack) and the ``field`` concerned, if one is. HQ is upgraded before the
 boxes and a box before HQ sends it anything new, so an unknown version is refused, never
 guessed at.
+
+The tree mirrors the envelope's (``EnvelopeError``) rather than sharing its classes: an
+envelope error describes one event, and a batch reports it as a ``BadEventError`` with the
+event's index and the envelope's error as its cause, so a decoder of the link raises only
+``MessageError`` and the envelope's reasons keep their meaning.
 """
 
 from __future__ import annotations

@@ -24,9 +24,13 @@ only. Shared subscriptions (``$share/{group}/...``) are a broker feature (Mosqui
 HiveMQ; in MQTT 3.1.1 too), so HQ's ingest workers split the events between them; a broker
 without them takes ``subscription(Channel.EVENTS)`` and one worker.
 
-Ids. The store and box levels are the ids the box's config has (``config/model.py``:
-``store.store_id``, ``store.box_id``, 1-64 characters) and the batch, ack and presence payloads
-repeat them, which HQ checks against the topic. A level must be something a broker treats as
+Ids. The store level is the store's id (``config/model.py``: ``store.store_id``, 1-64
+characters); the box level is the box id its events carry (``EventEnvelope.box_id``), since a
+batch's box must be its events' box. Today that is the cache's ``meta.box_id`` (a uuid4 in hex,
+made with the cache file), not config's ``store.box_id`` (1-64 characters): the outbox pump must
+make the two one before it publishes. The batch, ack and presence payloads repeat both ids,
+which HQ checks against the topic. Config accepts any characters, so the pump refuses at start
+an id that is not a level (``checked_id``). A level must be something a broker treats as
 one literal level (MQTT 3.1.1 section 4.7): not empty, no ``/`` (a separator), no ``+`` or ``#``
 (wildcards: a box named ``+`` could subscribe to every box; Mosquitto also refuses such ids in
 ACL patterns), no U+0000 (section 1.5.3 forbids it) and no other control character (the spec
