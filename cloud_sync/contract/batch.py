@@ -154,13 +154,18 @@ def pack(
 
     The size is counted as the encoding will be, with last_seq at its widest (20 digits), so a
     batch may come out a few bytes under its bound, never over. ``ValueError`` if no event fits
-    (an event over the bound alone cannot be sent; no box writes one).
+    (an event over the bound alone cannot be sent; no box writes one) or if the events are
+    not one box's run in seq order.
     """
     taken: list[Sealed] = []
     size = 0
     for sealed in events:
         if len(taken) == max_events:
             break
+        event = sealed.event
+        if event.box_id != box_id or (taken and event.seq != taken[-1].event.seq + 1):
+            # HQ would refuse it whole: a caller's bug, not a payload to send
+            raise ValueError(f"event {event.seq} of {event.box_id!r} does not continue the run")
         if not taken:
             size = _overhead(store_id, box_id, key_id, sealed.event.seq)
         # each event is one JSON string, with a comma before all but the first

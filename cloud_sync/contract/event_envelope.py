@@ -131,7 +131,8 @@ class EventEnvelope:
     attribution: Attribution
     amount: int = 0  # minor units: discount granted (redeemed) or given back (reversed)
     details: dict[str, Any] = field(default_factory=dict)
-    prev_hash: str | None = None  # None only for version 1 history (see the docstring)
+    # No default: None makes a version 1 event, which only history may be (see the docstring).
+    prev_hash: str | None
 
     @property
     def schema_version(self) -> int:

@@ -199,3 +199,10 @@ def test_encoding_refuses_a_signature_that_is_not_ed25519() -> None:
 def test_every_error_is_a_message_error_with_a_reason() -> None:
     for cls in (BadEventError, BadValueError, MissingFieldError, OversizeError):
         assert issubclass(cls, MessageError) and cls.reason != MessageError.reason
+
+
+def test_pack_refuses_what_is_not_one_box_run_in_order() -> None:
+    events = stream(3)
+    for wrong in ([events[0], events[2]], [events[1], events[0]], stream(2, box="box-002")):
+        with pytest.raises(ValueError):
+            batches.pack(store_id=STORE, box_id=BOX, key_id=KEY_ID, events=wrong)

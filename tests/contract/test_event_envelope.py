@@ -365,6 +365,7 @@ def test_rows_written_before_the_version_are_read_and_sent_as_version_one(
         ),
         amount=500,
         details={"lines": [["SKU1", 500]]},
+        prev_hash=None,  # history: unchained
     )
     assert old.schema_version == 1
     # Re-encoded (as HQ may store it), it is the same event with its version said.
