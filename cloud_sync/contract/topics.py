@@ -37,6 +37,13 @@ ACL patterns), no U+0000 (section 1.5.3 forbids it) and no other control charact
 says they should not appear), valid UTF-8, and at most ``MAX_ID_CHARS`` characters. Builders
 refuse any other id (``BadLevelError``) rather than build a topic that means something else.
 
+Access. A box publishes only ``events``, ``state`` and ``health`` of its own subtree and
+subscribes only to its own ``ack`` and ``resend`` (``box_subscriptions``); HQ the other way
+round, for every box (``hq_subscriptions``). With the box's broker username set to its box id,
+one Mosquitto ACL pattern per channel says so, e.g. ``pattern write storeside/v1/+/%u/events``
+and ``pattern read storeside/v1/+/%u/ack``; the ``+`` over the store level is safe because box
+ids are unique across the chain, and HQ still checks the batch's signature (``batch.py``).
+
 Parsing (``parse_topic``) takes a topic a message arrived on and answers a ``Topic`` or one of
 the errors drawn in ``TopicError``, checked in order: the root, the tree's version, the number
 of levels, each id, the channel.

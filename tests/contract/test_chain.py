@@ -106,3 +106,17 @@ def test_every_tampering_is_named_at_the_first_event_that_no_longer_follows(
     if mutation not in ("alter", "relink"):  # the head is the last genuine event verified
         genuine = verify_chain(events[: verdict.head.seq], anchor=ChainLink.start(BOX))
         assert verdict.head == genuine.head
+
+
+GENUINE = stream(6)
+POOL = GENUINE + stream(3, box="box-002")  # box A's genuine events, and another box's
+
+
+@settings(max_examples=400)
+@given(st.lists(st.integers(min_value=0, max_value=len(POOL) - 1), max_size=8))
+def test_only_a_genuine_prefix_of_the_stream_verifies(picks: list[int]) -> None:
+    events = [POOL[i] for i in picks]
+    verdict = verify_chain(events, anchor=ChainLink.start(BOX))  # total: never raises
+    assert verdict.ok == (events == GENUINE[: len(events)])
+    if not verdict.ok:
+        assert verdict.broken is not None and verdict.head.seq < len(events)
