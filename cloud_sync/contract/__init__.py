@@ -2,6 +2,16 @@
 
 Nothing here does I/O or imports anything beyond the standard library, so a store box can
 import it without installing or importing HQ's code (HQ needs numpy; the box does not).
-Today: the snapshot file (``snapshot_format``) and the event envelope (``event_envelope``).
-Later issues add deltas, config documents and the MQTT topic tree here.
+
+    snapshot_format  the store snapshot file HQ ships to a box
+    event_envelope   one event (schema version 2: hash-chained), its canonical text, a decoder
+                     with typed reasons
+    chain            the per-box hash chain and ``verify_chain``
+    topics           the MQTT topic tree ``storeside/v1/{store}/{box}/{channel}``
+    batch            a signed batch of a box's events (``.../events``)
+    ack              HQ's ack and resend request (``.../ack``, ``.../resend``)
+    presence         the box's retained state and health (``.../state``, ``.../health``)
+    message_codec    what the link's messages share: typed errors, the strict field check
+    wire_json        canonical JSON out, strict JSON in
+    asyncapi.yaml    the link as an AsyncAPI 3 document (a test keeps it equal to the code)
 """

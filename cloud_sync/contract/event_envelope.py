@@ -5,9 +5,9 @@ encoding in the ``events`` and ``outbox`` tables; HQ decodes what boxes send.
 
 Theory of operation
 -------------------
-An event is one flat JSON object (schema version 1)::
+An event is one flat JSON object (schema version 2)::
 
-    schema_version   int        1; a change of shape is a new version, never a quiet extra key
+    schema_version   int        2; a change of shape is a new version, never a quiet extra key
     event_id         str        32 lowercase hex digits in UUIDv7 layout (``event_id``): sorts
                                 by time, so it appends at the right edge of any index
     box_id           str        the box that wrote it (non-empty); with ``seq`` the stream key
@@ -22,9 +22,30 @@ An event is one flat JSON object (schema version 1)::
     amount           int        minor units: the discount granted (redeemed), given back
                                 (reversed), 0 otherwise
     details          object     the type's own facts, JSON values
+    prev_hash        str        from version 2: the hash of the previous event of this box
+                                (``event_hash``), or ``GENESIS_HASH`` for seq 1
 
 Attribution and the payload sit flat in the object, as boxes wrote them before the envelope
 had a version; in Python they are ``Attribution`` and the envelope's own fields.
+
+The hash chain (version 2)
+--------------------------
+``event_hash(text)`` is the SHA-256, in 64 lowercase hex digits, of the event's encoding as
+stored and sent: the UTF-8 bytes of exactly the text in ``events.body``, which is the text a
+batch carries (``batch.py``). Never of a re-encoding: an event written before
+``schema_version`` existed (below) hashes as the bytes it was written as. Event ``seq = n``
+carries ``prev_hash = event_hash(event n-1)`` whatever that event's version, and the event with
+``seq = 1`` carries ``GENESIS_HASH`` (64 zeros). So a box's chain starts where its stream
+starts, and a box upgraded with version 1 history chains its first version 2 event onto the
+hash of its last version 1 event: the one rule needs no marker of where the upgrade happened,
+and it pins that last version 1 event's bytes too. ``chain.verify_chain`` checks a stream.
+
+Why version 1 is still read: events already in a box's tables are a write-once record (HQ
+compares a resent event's bytes with the ones it stored), so they are sent as written, version
+1 without ``prev_hash``: unchained history, proved complete by its gap-free ``seq`` only. A
+version 1 event after a version 2 event of the same box is a downgrade, which
+``verify_chain`` reports. ``EventEnvelope.schema_version`` follows from ``prev_hash``: 2 with
+one, 1 without, so an envelope cannot claim a version its fields contradict.
 
 Encoding (``encode``) sorts keys and uses no whitespace: one canonical text per event, so what a
 box stores is byte for byte what it sends and what HQ hashes and compares (an event sent twice
@@ -39,11 +60,12 @@ failure is reported:
        see two different events, one of them hashed and the other stored) .. MalformedEnvelopeError
     2. ``schema_version`` an integer ...................................... WrongTypeError
        that this end reads ................................................ UnknownVersionError
-    3. no key the version does not define ................................ UnknownFieldError
+    3. no key the version does not define (version 1: no ``prev_hash``) .. UnknownFieldError
     4. each field, in the table's order: present ......................... MissingFieldError
        and of its JSON type (a bool is not an int) ........................ WrongTypeError
     5. then the values: an id in UUIDv7 layout, a non-empty box, seq >= 1, a known type,
-       a time with its offset, a non-empty store ........................ BadValueError
+       a time with its offset, a non-empty store, a prev_hash of 64 lowercase hex
+       digits ........................................................... BadValueError
 
 HQ is upgraded before the boxes: a version it does not know is quarantined, never guessed at.
 
@@ -59,16 +81,20 @@ resent event's bytes with the ones it stored).
 
 from __future__ import annotations
 
-import json
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Final
 
-SCHEMA_VERSION: Final = 1
-READABLE_VERSIONS: Final = frozenset({1})
+from cloud_sync.contract import wire_json
+
+SCHEMA_VERSION: Final = 2
+READABLE_VERSIONS: Final = frozenset({1, 2})
 UNVERSIONED: Final = 1  # what a document without ``schema_version`` is (see the docstring)
+UNCHAINED: Final = 1  # the version without ``prev_hash``
+GENESIS_HASH: Final = "0" * 64  # the prev_hash of a box's event seq 1
 
 
 class EventType(StrEnum):
@@ -105,8 +131,18 @@ class EventEnvelope:
     attribution: Attribution
     amount: int = 0  # minor units: discount granted (redeemed) or given back (reversed)
     details: dict[str, Any] = field(default_factory=dict)
-    # Not a field: this class is version 1's shape, so it cannot claim another version.
-    schema_version: ClassVar[int] = SCHEMA_VERSION
+    # No default: None makes a version 1 event, which only history may be (see the docstring).
+    prev_hash: str | None
+
+    @property
+    def schema_version(self) -> int:
+        """Not a field: it follows from ``prev_hash``, so it cannot contradict the fields."""
+        return UNCHAINED if self.prev_hash is None else SCHEMA_VERSION
+
+
+def event_hash(text: str) -> str:
+    """The chain hash of an event: SHA-256 hex of its stored encoding's UTF-8 bytes."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def event_id(at: datetime, random_bytes: bytes) -> str:
@@ -123,14 +159,13 @@ def event_id(at: datetime, random_bytes: bytes) -> str:
 
 # -- encoding --------------------------------------------------------------------------------
 
-# Built once: json.dumps with these options would build an encoder on every event.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, allow_nan=False)
+_ENCODER = wire_json.CANONICAL
 
 
 def to_dict(event: EventEnvelope) -> dict[str, Any]:
     """The envelope as the JSON object of the docstring's table."""
     a = event.attribution
-    return {
+    doc: dict[str, Any] = {
         "schema_version": event.schema_version,
         "event_id": event.event_id,
         "box_id": event.box_id,
@@ -149,6 +184,9 @@ def to_dict(event: EventEnvelope) -> dict[str, Any]:
         "amount": event.amount,
         "details": event.details,
     }
+    if event.prev_hash is not None:
+        doc["prev_hash"] = event.prev_hash
+    return doc
 
 
 def encode(event: EventEnvelope) -> str:
@@ -220,7 +258,7 @@ _OPT_STR = "a string or null"
 _INT = "an integer"
 _OBJECT = "an object"
 # Every field of version 1 with its JSON type, in the order they are checked.
-_FIELDS: Final[dict[str, str]] = {
+_FIELDS_V1: Final[dict[str, str]] = {
     "schema_version": _INT,
     "event_id": _STR,
     "box_id": _STR,
@@ -239,6 +277,12 @@ _FIELDS: Final[dict[str, str]] = {
     "amount": _INT,
     "details": _OBJECT,
 }
+# Each readable version's fields (what asyncapi.yaml describes, and a test checks it does).
+FIELDS: Final[dict[int, dict[str, str]]] = {
+    1: _FIELDS_V1,
+    2: {**_FIELDS_V1, "prev_hash": _STR},
+}
+_HASH = re.compile(r"[0-9a-f]{64}")
 _EVENT_ID = re.compile(r"[0-9a-f]{12}7[0-9a-f]{3}[89ab][0-9a-f]{15}")
 _EVENT_TYPES: Final = {t.value: t for t in EventType}
 
@@ -251,29 +295,9 @@ def _of_type(value: object, expected: str) -> bool:
     return isinstance(value, str) or (expected == _OPT_STR and value is None)
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    doc = dict(pairs)
-    if len(doc) != len(pairs):
-        raise MalformedEnvelopeError("a key appears twice in one object")
-    return doc
-
-
-def _no_constant(name: str) -> None:
-    raise MalformedEnvelopeError(f"{name} is not JSON")
-
-
 def decode(data: str | bytes) -> EventEnvelope:
     """The envelope in ``data`` (JSON text, or its UTF-8 bytes); ``EnvelopeError`` if none."""
-    try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-        doc = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
-    except EnvelopeError:
-        raise
-    except RecursionError:
-        raise MalformedEnvelopeError("nested too deeply") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise MalformedEnvelopeError(f"not UTF-8 JSON text: {exc}") from None
-    return from_dict(doc)
+    return from_dict(wire_json.load(data, malformed=MalformedEnvelopeError))
 
 
 def from_dict(doc: object) -> EventEnvelope:
@@ -285,11 +309,12 @@ def from_dict(doc: object) -> EventEnvelope:
         raise WrongTypeError("schema_version", _INT)
     if version not in READABLE_VERSIONS:
         raise UnknownVersionError(version)
-    unknown = sorted(doc.keys() - _FIELDS.keys())
+    fields = FIELDS[version]
+    unknown = sorted(doc.keys() - fields.keys())
     if unknown:
         name = unknown[0]
         raise UnknownFieldError(f"{name} is not a field of version {version}", field=name)
-    for name, expected in _FIELDS.items():
+    for name, expected in fields.items():
         if name not in doc:
             if name == "schema_version":
                 continue
@@ -315,6 +340,11 @@ def from_dict(doc: object) -> EventEnvelope:
         ),
         amount=doc["amount"],
         details=doc["details"],
+        prev_hash=(
+            None
+            if version == UNCHAINED
+            else _checked(doc, "prev_hash", _HASH.fullmatch(doc["prev_hash"]) is not None)
+        ),
     )
 
 

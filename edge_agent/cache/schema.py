@@ -28,6 +28,7 @@ from cloud_sync.contract import snapshot_format
 from edge_agent.cache import key_schema, till_scope_schema
 from edge_agent.cache.transaction import transaction
 from edge_agent.errors import CacheError, SchemaTooNewError
+from edge_agent.events import chain_schema
 from edge_agent.issuing import issue_schema
 from edge_agent.printing import print_schema
 
@@ -113,6 +114,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _v6_lookup_indexes,  # v6
     till_scope_schema.migrate,  # v7: sales, holds and stored answers keyed by till
     _v8_event_log,  # v8: ledger_events is now events (the event log)
+    chain_schema.migrate,  # v9: meta.chain_head, the event hash chain's last link
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

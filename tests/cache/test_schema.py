@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from cloud_sync.contract.event_envelope import GENESIS_HASH, event_hash
 from edge_agent.cache import schema
 from edge_agent.cache.code_cache import CodeCache
 from edge_agent.errors import CacheError, SchemaTooNewError, StoreMismatchError
@@ -125,3 +126,29 @@ def test_reopen_keeps_state_and_synced_at(tmp_path: Path) -> None:
     assert facts is not None
     assert facts.record.member_id == "M1"
     again.close()
+
+
+def test_v8_file_starts_its_chain_on_its_last_event(tmp_path: Path) -> None:
+    """v9: the first chained event links to the last stored (version 1) event's bytes."""
+    path = tmp_path / "v8.db"
+    db = schema.connect(path, cache_kib=1024, busy_timeout_ms=100)
+    schema.migrate(db, upto=8)
+    bodies = ['{"seq":1,"v":"one"}', '{"seq":2,"v":"two"}']  # only the bytes matter here
+    for seq, body in enumerate(bodies, start=1):
+        db.conn.execute(
+            "INSERT INTO events VALUES (?, ?, 'code.linked', NULL, 0, ?)", (seq, f"e{seq}", body)
+        )
+    db.conn.execute("UPDATE meta SET value = 3 WHERE key = 'next_seq'")
+    db.close()
+
+    cache = CodeCache.open(path, store_id=STORE)
+    head = cache.conn.execute("SELECT value FROM meta WHERE key = 'chain_head'").fetchone()[0]
+    assert head == event_hash(bodies[-1])
+    cache.close()
+
+
+def test_a_fresh_file_starts_its_chain_at_genesis(tmp_path: Path) -> None:
+    cache = CodeCache.open(tmp_path / "c.db", store_id=STORE)
+    head = cache.conn.execute("SELECT value FROM meta WHERE key = 'chain_head'").fetchone()[0]
+    assert head == GENESIS_HASH
+    cache.close()

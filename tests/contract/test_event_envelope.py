@@ -4,6 +4,7 @@ exception. A failing example is printed by Hypothesis with its seed (``--hypothe
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -28,16 +29,18 @@ from cloud_sync.contract.event_envelope import (
     WrongTypeError,
     decode,
     encode,
+    event_hash,
 )
 from edge_agent.cache.code_cache import CodeCache
 from edge_agent.events import event_log
 from tests.cache.factories import NOW, STORE, open_cache
 
-FIELDS = (
+FIELDS_V1 = (
     "schema_version", "event_id", "box_id", "seq", "type", "occurred_at", "code", "store_id",
     "till_id", "cashier_id", "transaction_id", "member_id", "campaign_id", "variant",
     "channel", "amount", "details",
 )  # fmt: skip
+FIELDS = (*FIELDS_V1, "prev_hash")  # version 2
 NULLABLE = {"code", "transaction_id", "member_id", "campaign_id", "variant", "channel"}
 INTEGERS = {"schema_version", "seq", "amount"}
 
@@ -66,11 +69,16 @@ EVENT = EventEnvelope(
     attribution=Attribution(store_id=STORE, till_id="till-1", cashier_id="c-1"),
     amount=500,
     details={"lines": [["milk", 250]]},
+    prev_hash=envelope.GENESIS_HASH,
 )
+hashes = st.binary(min_size=32, max_size=32).map(bytes.hex)
 
 
 @st.composite
-def envelopes(draw: st.DrawFn) -> EventEnvelope:
+def envelopes(draw: st.DrawFn, *, chained: bool | None = True) -> EventEnvelope:
+    """Version 2 events (``chained``), version 1 history (False), or either (None)."""
+    if chained is None:
+        chained = draw(st.booleans())
     at = draw(times)
     return EventEnvelope(
         event_id=envelope.event_id(at, draw(st.binary(min_size=10, max_size=10))),
@@ -91,6 +99,7 @@ def envelopes(draw: st.DrawFn) -> EventEnvelope:
         ),
         amount=draw(st.integers(min_value=-(2**63), max_value=2**63 - 1)),
         details=draw(st.dictionaries(st.text(max_size=8), json_values, max_size=4)),
+        prev_hash=draw(hashes) if chained else None,
     )
 
 
@@ -109,23 +118,51 @@ def doc_of(event: EventEnvelope) -> dict[str, Any]:
 
 
 @settings(max_examples=300)
-@given(envelopes())
+@given(envelopes(chained=None))
 def test_every_event_round_trips_byte_for_byte(event: EventEnvelope) -> None:
     text = encode(event)
     assert decode(text) == event
     assert decode(text.encode()) == event
     assert encode(decode(text)) == text  # canonical: one text per event
     doc = json.loads(text)
-    assert list(doc) == sorted(FIELDS) and doc["schema_version"] == envelope.SCHEMA_VERSION
+    chained = event.prev_hash is not None
+    assert list(doc) == sorted(FIELDS if chained else FIELDS_V1)
+    assert doc["schema_version"] == event.schema_version == (2 if chained else 1)
     assert text == json.dumps(doc, separators=(",", ":"), sort_keys=True)
 
 
 @settings(max_examples=200)
-@given(envelopes())
+@given(envelopes(chained=False))
 def test_a_document_without_a_version_is_version_one(event: EventEnvelope) -> None:
     doc = doc_of(event)
     del doc["schema_version"]
     assert envelope.from_dict(doc) == event
+
+
+@settings(max_examples=100)
+@given(envelopes())
+def test_only_version_one_may_omit_its_version(event: EventEnvelope) -> None:
+    # A chained event without its version reads as version 1, which has no prev_hash.
+    doc = doc_of(event)
+    del doc["schema_version"]
+    with pytest.raises(UnknownFieldError) as err:
+        envelope.from_dict(doc)
+    assert err.value.field == "prev_hash"
+
+
+@settings(max_examples=100)
+@given(envelopes(chained=False), hashes)
+def test_version_one_has_no_prev_hash(event: EventEnvelope, prev: str) -> None:
+    doc = {**doc_of(event), "prev_hash": prev}
+    with pytest.raises(UnknownFieldError):
+        envelope.from_dict(doc)
+    assert envelope.from_dict({**doc, "schema_version": 2}).prev_hash == prev
+
+
+def test_the_hash_is_sha256_of_the_stored_utf8_bytes() -> None:
+    text = encode(replace(EVENT, code="café"))
+    assert event_hash(text) == hashlib.sha256(text.encode("utf-8")).hexdigest()
+    assert envelope.GENESIS_HASH == "0" * 64
 
 
 @settings(max_examples=300)
@@ -143,6 +180,8 @@ def _accepted(name: str, value: object) -> bool:
         return type(value) is int
     if name == "details":
         return isinstance(value, dict)
+    if name == "prev_hash":
+        return isinstance(value, str)
     return isinstance(value, str) or (name in NULLABLE and value is None)
 
 
@@ -195,6 +234,9 @@ def test_a_field_the_version_does_not_define_is_refused(
         ("occurred_at", "yesterday"),
         ("occurred_at", "0001-01-01T00:00:00+05:30"),  # before year 1 in UTC
         ("store_id", ""),
+        ("prev_hash", "0" * 63),
+        ("prev_hash", "A" * 64),  # lowercase only: one text per hash
+        ("prev_hash", ""),
     ],
 )
 def test_an_impossible_value_is_named(name: str, value: object) -> None:
@@ -278,7 +320,8 @@ def test_box_stores_every_new_event_with_its_version_in_both_tables(tmp_path: Pa
     (body,) = cache.conn.execute("SELECT body FROM events").fetchone()
     [pending] = cache.pending_outbox()
     assert pending.payload == body == encode(written)
-    assert json.loads(body)["schema_version"] == 1
+    assert json.loads(body)["schema_version"] == 2
+    assert written.prev_hash == envelope.GENESIS_HASH  # the first event of a fresh box
     assert decode(pending.payload) == written
     cache.close()
 
@@ -294,6 +337,10 @@ def test_rows_written_before_the_version_are_read_and_sent_as_version_one(
             (LEGACY_ID, LEGACY_BODY),
         )
         conn.execute("INSERT INTO outbox VALUES (1, ?)", (LEGACY_BODY,))
+        # where migration v9 starts the chain on a file holding this event
+        conn.execute(
+            "UPDATE meta SET value = ? WHERE key = 'chain_head'", (event_hash(LEGACY_BODY),)
+        )
     with cache.transaction():
         new = _append(cache)
     old_row, new_row = cache.pending_outbox()
@@ -318,11 +365,13 @@ def test_rows_written_before_the_version_are_read_and_sent_as_version_one(
         ),
         amount=500,
         details={"lines": [["SKU1", 500]]},
+        prev_hash=None,  # history: unchained
     )
     assert old.schema_version == 1
     # Re-encoded (as HQ may store it), it is the same event with its version said.
     assert json.loads(encode(old)) == {**json.loads(LEGACY_BODY), "schema_version": 1}
     assert decode(new_row.payload) == new and new.seq == 2
+    assert new.prev_hash == event_hash(LEGACY_BODY)  # the chain pins the stored bytes
     cache.close()
 
 

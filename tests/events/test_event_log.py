@@ -11,6 +11,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cloud_sync.contract.chain import ChainLink, ChainVerdict, Sealed, verify_chain
 from edge_agent.cache.code_cache import CodeCache
 from edge_agent.cache.timestamps import from_us, to_us
 from edge_agent.events import event_log
@@ -81,4 +82,38 @@ def test_sequence_is_gap_free_across_rollbacks_and_acks_prune(tmp_path: Path) ->
     # The event log itself keeps every event; only the outbox is pruned.
     seqs = [r[0] for r in cache.conn.execute("SELECT seq FROM events ORDER BY seq")]
     assert seqs == list(range(1, 8))
+    cache.close()
+
+
+def _chain_of(cache: CodeCache) -> ChainVerdict:
+    bodies = [r[0] for r in cache.conn.execute("SELECT body FROM events ORDER BY seq")]
+    return verify_chain([Sealed.of(b) for b in bodies], anchor=ChainLink.start(cache.box_id))
+
+
+def test_appended_events_form_one_unbroken_chain_across_rollbacks(tmp_path: Path) -> None:
+    cache = open_cache(tmp_path / "c.db")
+    for i in range(9):  # every third rolled back: its seq and its link are both returned
+        with suppress(_RollBackError), cache.transaction():
+            _append_linked(cache)
+            if i % 3 == 0:
+                raise _RollBackError
+    verdict = _chain_of(cache)
+    assert verdict.ok and verdict.head.seq == 6 and verdict.head.chained
+    (head,) = cache.conn.execute("SELECT value FROM meta WHERE key = 'chain_head'").fetchone()
+    assert head == verdict.head.hash  # the next append links on the last stored event
+    # What the outbox sends is what was chained, byte for byte.
+    outbox = [Sealed.of(p.payload) for p in cache.pending_outbox(100)]
+    assert verify_chain(outbox, anchor=ChainLink.start(cache.box_id)).head == verdict.head
+    cache.close()
+
+
+def test_the_chain_survives_a_reopen(tmp_path: Path) -> None:
+    cache = open_cache(tmp_path / "c.db")
+    with cache.transaction():
+        _append_linked(cache)
+    cache.close()
+    cache = CodeCache.open(tmp_path / "c.db", store_id=STORE)
+    with cache.transaction():
+        _append_linked(cache)
+    assert _chain_of(cache).ok and _chain_of(cache).head.seq == 2
     cache.close()

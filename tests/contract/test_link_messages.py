@@ -1,0 +1,191 @@
+"""HQ's ack and resend request, the box's state and health: round trips and typed refusals."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cloud_sync.contract import ack, presence
+from cloud_sync.contract.ack import Ack, ResendRequest, SeqRange
+from cloud_sync.contract.message_codec import (
+    BadValueError,
+    MessageError,
+    MissingFieldError,
+    OversizeError,
+    UnknownFieldError,
+    UnknownVersionError,
+    WrongTypeError,
+)
+from cloud_sync.contract.presence import BoxState, Health, State
+from tests.contract.test_topics import ids
+
+seqs = st.integers(min_value=1, max_value=2**63 - 1)
+times = st.datetimes(
+    min_value=datetime(1971, 1, 1),
+    max_value=datetime(9998, 1, 1),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))]),
+).map(lambda t: t.astimezone(UTC))
+short = st.text(st.characters(codec="utf-8"), max_size=20)
+
+
+@st.composite
+def ranges(draw: st.DrawFn, *, above: int = 0, min_size: int = 0) -> tuple[SeqRange, ...]:
+    """Ascending ranges above ``above`` with a gap between neighbours."""
+    out = []
+    floor = above
+    for _ in range(draw(st.integers(min_value=min_size, max_value=6))):
+        first = floor + 1 + draw(st.integers(min_value=0, max_value=1000))
+        last = first + draw(st.integers(min_value=0, max_value=1000))
+        out.append(SeqRange(first=first, last=last))
+        floor = last + 1
+    return tuple(out)
+
+
+@st.composite
+def acks(draw: st.DrawFn) -> Ack:
+    through = draw(st.integers(min_value=0, max_value=2**40))
+    return Ack(
+        store_id=draw(ids),
+        box_id=draw(ids),
+        stored_through=through,
+        missing=draw(ranges(above=through)),
+    )
+
+
+resends = st.builds(
+    ResendRequest, store_id=ids, box_id=ids, ranges=ranges(min_size=1)
+)  # fmt: skip
+states = st.builds(
+    State, store_id=ids, box_id=ids, state=st.sampled_from(BoxState), session=seqs
+)  # fmt: skip
+healths = st.builds(
+    Health,
+    store_id=ids,
+    box_id=ids,
+    session=seqs,
+    at=times,
+    agent_version=short,
+    cache_version=st.none() | short,
+    printer_state=short,
+    outbox_depth=st.integers(min_value=0, max_value=10**9),
+    oldest_unsent_at=st.none() | times,
+    next_seq=seqs,
+    acked_through=st.integers(min_value=0, max_value=10**12),
+    last_ack_at=st.none() | times,
+    oldest_retained_seq=st.none() | seqs,
+    clock_offset_ms=st.none() | st.integers(min_value=-(10**9), max_value=10**9),
+)
+
+# Each message kind: (strategy, encoder, decoder, its field table).
+KINDS: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], bytes], Callable[..., Any], Any]]
+KINDS = {
+    "ack": (acks(), ack.encode_ack, ack.decode_ack, ack.ACK_FIELDS),
+    "resend": (resends, ack.encode_resend, ack.decode_resend, ack.RESEND_FIELDS),
+    "state": (states, presence.encode_state, presence.decode_state, presence.STATE_FIELDS),
+    "health": (healths, presence.encode_health, presence.decode_health, presence.HEALTH_FIELDS),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@settings(max_examples=150)
+@given(data=st.data())
+def test_every_message_round_trips_byte_for_byte(kind: str, data: st.DataObject) -> None:
+    strategy, encode, decode, _ = KINDS[kind]
+    message = data.draw(strategy)
+    encoded = encode(message)
+    assert decode(encoded) == message
+    assert decode(encoded.decode()) == message
+    assert encode(decode(encoded)) == encoded
+    assert json.loads(encoded)["schema_version"] == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@settings(max_examples=100)
+@given(data=st.data())
+def test_missing_extra_and_mistyped_fields_and_versions_are_named(
+    kind: str, data: st.DataObject
+) -> None:
+    strategy, encode, decode, fields = KINDS[kind]
+    doc = json.loads(encode(data.draw(strategy)))
+    name = data.draw(st.sampled_from(sorted(fields[1])))
+    with pytest.raises(MissingFieldError) as missing:
+        decode(json.dumps({k: v for k, v in doc.items() if k != name}))
+    assert missing.value.field == name
+    with pytest.raises(UnknownFieldError):
+        decode(json.dumps({**doc, "extra": 1}))
+    with pytest.raises(UnknownVersionError):
+        decode(json.dumps({**doc, "schema_version": 2}))
+    wrong: object = [] if not isinstance(doc[name], list) else "x"
+    with pytest.raises(WrongTypeError) as mistyped:
+        decode(json.dumps({**doc, name: wrong}))
+    assert mistyped.value.field == name
+
+
+BAD_VALUES = [
+    ("ack", {"stored_through": -1}),
+    ("ack", {"stored_through": 10, "missing": [[5, 6]]}),  # not above stored_through
+    ("ack", {"missing": [[3, 2]]}),
+    ("ack", {"missing": [[1, 2], [3, 4]]}),  # neighbours without a gap: not canonical
+    ("ack", {"missing": [[5, 6], [1, 2]]}),
+    ("ack", {"missing": [[1, True]]}),
+    ("ack", {"missing": [[1]]}),
+    ("ack", {"missing": [[1, 2.0]]}),
+    ("ack", {"missing": [[2 * i + 1, 2 * i + 1] for i in range(101)]}),
+    ("ack", {"store_id": ""}),
+    ("ack", {"box_id": "a#b"}),
+    ("resend", {"ranges": []}),
+    ("resend", {"ranges": [[0, 1]]}),
+    ("state", {"state": "sleeping"}),
+    ("state", {"session": 0}),
+    ("health", {"at": "yesterday"}),
+    ("health", {"at": "2026-01-01T00:00:00"}),  # no offset
+    ("health", {"last_ack_at": "2026-13-01T00:00:00+00:00"}),
+    ("health", {"outbox_depth": -1}),
+    ("health", {"next_seq": 0}),
+    ("health", {"oldest_retained_seq": 0}),
+    ("health", {"agent_version": "x" * 201}),
+]
+BASE: dict[str, dict[str, Any]] = {
+    "ack": {"schema_version": 1, "store_id": "s", "box_id": "b", "stored_through": 0,
+            "missing": []},
+    "resend": {"schema_version": 1, "store_id": "s", "box_id": "b", "ranges": [[1, 2]]},
+    "state": {"schema_version": 1, "store_id": "s", "box_id": "b", "state": "online",
+              "session": 1},
+    "health": {"schema_version": 1, "store_id": "s", "box_id": "b", "session": 1,
+               "at": "2026-01-01T00:00:00+00:00", "agent_version": "0.1.0",
+               "cache_version": None, "printer_state": "ok", "outbox_depth": 0,
+               "oldest_unsent_at": None, "next_seq": 1, "acked_through": 0,
+               "last_ack_at": None, "oldest_retained_seq": None, "clock_offset_ms": None},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_base_documents_are_valid(kind: str) -> None:
+    KINDS[kind][2](json.dumps(BASE[kind]))
+
+
+@pytest.mark.parametrize(("kind", "change"), BAD_VALUES)
+def test_an_impossible_value_is_named(kind: str, change: dict[str, Any]) -> None:
+    with pytest.raises(BadValueError) as err:
+        KINDS[kind][2](json.dumps({**BASE[kind], **change}))
+    assert err.value.field in change and err.value.reason == "bad_value"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_oversize_is_refused(kind: str) -> None:
+    with pytest.raises(OversizeError):
+        KINDS[kind][2](b" " * 300_000)
+
+
+def test_a_message_with_no_version_is_refused() -> None:
+    doc = {k: v for k, v in BASE["ack"].items() if k != "schema_version"}
+    with pytest.raises(MissingFieldError) as err:
+        ack.decode_ack(json.dumps(doc))
+    assert err.value.field == "schema_version"
+    assert isinstance(err.value, MessageError)

@@ -1,0 +1,1 @@
+"""Tests of the box's end of the link to HQ."""
