@@ -59,11 +59,15 @@ from typing import Any, Final
 
 from cloud_sync.contract import message_codec
 from cloud_sync.contract.chain import Sealed
-from cloud_sync.contract.event_envelope import EnvelopeError
-from cloud_sync.contract.message_codec import (
+from cloud_sync.contract.decode_errors import (
     BadEventError,
-    Kind,
     WrongTypeError,
+)
+from cloud_sync.contract.event_envelope import (
+    EnvelopeError,
+)
+from cloud_sync.contract.message_codec import (
+    Kind,
     is_text,
     require,
 )

@@ -86,9 +86,18 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
 from cloud_sync.contract import wire_json
+from cloud_sync.contract.decode_errors import (
+    BadValueError,
+    DecodeError,
+    MalformedError,
+    MissingFieldError,
+    UnknownFieldError,
+    UnknownVersionError,
+    WrongTypeError,
+)
 
 SCHEMA_VERSION: Final = 2
 READABLE_VERSIONS: Final = frozenset({1, 2})
@@ -197,60 +206,10 @@ def encode(event: EventEnvelope) -> str:
 # -- decoding --------------------------------------------------------------------------------
 
 
-class EnvelopeError(ValueError):
-    """A payload that is not a readable event envelope. ``reason`` is stable text for HQ's
-    quarantine; ``field`` names the field concerned, if one is.
-
-        EnvelopeError
-        ├── MalformedEnvelopeError   not UTF-8 JSON, not one object, a key twice, too deep
-        ├── UnknownVersionError      a schema_version this end does not read (``version``)
-        ├── UnknownFieldError        a key the version does not define
-        ├── MissingFieldError        a field the version requires is absent
-        ├── WrongTypeError           a field of the wrong JSON type (``expected``)
-        └── BadValueError            the right type, an impossible value
-    """
-
-    reason: ClassVar[str] = "bad_envelope"
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class MalformedEnvelopeError(EnvelopeError):
-    reason = "malformed"
-
-
-class UnknownVersionError(EnvelopeError):
-    reason = "unknown_version"
-
-    def __init__(self, version: int) -> None:
-        readable = ", ".join(map(str, sorted(READABLE_VERSIONS)))
-        super().__init__(
-            f"schema_version {version} is not one this end reads ({readable})",
-            field="schema_version",
-        )
-        self.version = version
-
-
-class UnknownFieldError(EnvelopeError):
-    reason = "unknown_field"
-
-
-class MissingFieldError(EnvelopeError):
-    reason = "missing_field"
-
-
-class WrongTypeError(EnvelopeError):
-    reason = "wrong_type"
-
-    def __init__(self, name: str, expected: str) -> None:
-        super().__init__(f"{name} must be {expected}", field=name)
-        self.expected = expected
-
-
-class BadValueError(EnvelopeError):
-    reason = "bad_value"
+# The tree is shared with the link's messages (``decode_errors.py``); these names are the ones
+# this module's callers and the envelope's documentation use.
+EnvelopeError = DecodeError
+MalformedEnvelopeError = MalformedError
 
 
 _STR = "a string"
@@ -308,7 +267,7 @@ def from_dict(doc: object) -> EventEnvelope:
     if type(version) is not int:
         raise WrongTypeError("schema_version", _INT)
     if version not in READABLE_VERSIONS:
-        raise UnknownVersionError(version)
+        raise UnknownVersionError(version, READABLE_VERSIONS)
     fields = FIELDS[version]
     unknown = sorted(doc.keys() - fields.keys())
     if unknown:

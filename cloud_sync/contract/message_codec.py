@@ -21,10 +21,9 @@ box logs of a refused ack) and the ``field`` concerned, if one is. HQ is upgrade
 boxes and a box before HQ sends it anything new, so an unknown version is refused, never
 guessed at.
 
-The tree mirrors the envelope's (``EnvelopeError``) rather than sharing its classes: an
-envelope error describes one event, and a batch reports it as a ``BadEventError`` with the
-event's index and the envelope's error as its cause, so a decoder of the link raises only
-``MessageError`` and the envelope's reasons keep their meaning.
+The classes are the envelope's too (``decode_errors.py``, ``MessageError`` is their base): a
+batch reports an event that fails as a ``BadEventError`` with the event's index and the
+envelope's error as its cause, so a decoder of the link raises only ``MessageError``.
 """
 
 from __future__ import annotations
@@ -32,84 +31,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, TypeGuard
+from typing import Any, TypeGuard
 
 from cloud_sync.contract import wire_json
+from cloud_sync.contract.decode_errors import (
+    BadValueError,
+    DecodeError,
+    MalformedError,
+    MissingFieldError,
+    OversizeError,
+    UnknownFieldError,
+    UnknownVersionError,
+    WrongTypeError,
+)
 
-
-class MessageError(ValueError):
-    """A payload that is not a readable message of the link.
-
-    MessageError
-    ├── OversizeError           more bytes than the message's bound (``limit``)
-    ├── MalformedMessageError   not UTF-8 JSON, not one object, a key twice, too deep
-    ├── UnknownVersionError     a schema_version this end does not read (``version``)
-    ├── UnknownFieldError       a key the version does not define
-    ├── MissingFieldError       a field the version requires is absent
-    ├── WrongTypeError          a field of the wrong JSON type (``expected``)
-    ├── BadValueError           the right type, an impossible value
-    └── BadEventError           an event of a batch is no valid envelope of it (``index``;
-                                the envelope's own error is ``__cause__``)
-    """
-
-    reason: ClassVar[str] = "bad_message"
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class OversizeError(MessageError):
-    reason = "oversize"
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"{size} bytes is over the bound of {limit}")
-        self.size = size
-        self.limit = limit
-
-
-class MalformedMessageError(MessageError):
-    reason = "malformed"
-
-
-class UnknownVersionError(MessageError):
-    reason = "unknown_version"
-
-    def __init__(self, version: int, readable: frozenset[int]) -> None:
-        known = ", ".join(map(str, sorted(readable)))
-        super().__init__(
-            f"schema_version {version} is not one this end reads ({known})",
-            field="schema_version",
-        )
-        self.version = version
-
-
-class UnknownFieldError(MessageError):
-    reason = "unknown_field"
-
-
-class MissingFieldError(MessageError):
-    reason = "missing_field"
-
-
-class WrongTypeError(MessageError):
-    reason = "wrong_type"
-
-    def __init__(self, name: str, expected: str) -> None:
-        super().__init__(f"{name} must be {expected}", field=name)
-        self.expected = expected
-
-
-class BadValueError(MessageError):
-    reason = "bad_value"
-
-
-class BadEventError(MessageError):
-    reason = "bad_event"
-
-    def __init__(self, message: str, *, index: int) -> None:
-        super().__init__(f"events[{index}]: {message}", field="events")
-        self.index = index
+# The tree is shared with the event envelope (``decode_errors.py``); these names are the ones
+# this module's callers and the link's documentation use.
+MessageError = DecodeError
+MalformedMessageError = MalformedError
 
 
 class Kind(StrEnum):

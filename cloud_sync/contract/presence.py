@@ -37,7 +37,14 @@ from enum import StrEnum
 from typing import Any, Final
 
 from cloud_sync.contract import message_codec
-from cloud_sync.contract.message_codec import BadValueError, Kind, require, utc_time
+from cloud_sync.contract.decode_errors import (
+    BadValueError,
+)
+from cloud_sync.contract.message_codec import (
+    Kind,
+    require,
+    utc_time,
+)
 from cloud_sync.contract.topics import level_fault
 
 SCHEMA_VERSION: Final = 1

@@ -14,16 +14,21 @@ from cloud_sync.contract import batch as batches
 from cloud_sync.contract import message_codec
 from cloud_sync.contract.batch import Batch, SignedBatch
 from cloud_sync.contract.chain import ChainLink, verify_chain
-from cloud_sync.contract.event_envelope import MalformedEnvelopeError, encode
-from cloud_sync.contract.message_codec import (
+from cloud_sync.contract.decode_errors import (
     BadEventError,
     BadValueError,
-    MessageError,
     MissingFieldError,
     OversizeError,
     UnknownFieldError,
     UnknownVersionError,
     WrongTypeError,
+)
+from cloud_sync.contract.event_envelope import (
+    MalformedEnvelopeError,
+    encode,
+)
+from cloud_sync.contract.message_codec import (
+    MessageError,
 )
 from tests.contract.streams import BOX, STORE, event, stream
 

@@ -13,14 +13,16 @@ from hypothesis import strategies as st
 
 from cloud_sync.contract import ack, presence
 from cloud_sync.contract.ack import Ack, ResendRequest, SeqRange
-from cloud_sync.contract.message_codec import (
+from cloud_sync.contract.decode_errors import (
     BadValueError,
-    MessageError,
     MissingFieldError,
     OversizeError,
     UnknownFieldError,
     UnknownVersionError,
     WrongTypeError,
+)
+from cloud_sync.contract.message_codec import (
+    MessageError,
 )
 from cloud_sync.contract.presence import BoxState, Health, State
 from tests.contract.test_topics import ids
