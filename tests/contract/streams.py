@@ -45,3 +45,8 @@ def stream(
         sealed.append(s)
         prev = envelope.event_hash(s.text)
     return sealed
+
+
+def rows(sealed: list[Sealed]) -> list[tuple[int, str]]:
+    """``sealed`` as the box's outbox rows: ``(seq, stored text)``, what ``batch.pack`` takes."""
+    return [(s.event.seq, s.text) for s in sealed]

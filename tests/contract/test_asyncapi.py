@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from cloud_sync.contract import ack, batch, event_envelope, presence, topics
 from cloud_sync.contract.event_envelope import EventEnvelope, encode
 from cloud_sync.contract.topics import Channel
-from tests.contract.streams import BOX, STORE, stream
+from tests.contract.streams import BOX, STORE, rows, stream
 from tests.contract.test_event_envelope import envelopes
 from tests.contract.test_link_messages import KINDS
 
@@ -150,7 +150,10 @@ def test_a_batch_fits_its_schema_and_so_does_each_event_in_it() -> None:
         batch.encode(
             batch.SignedBatch(
                 batch=batch.pack(
-                    store_id=STORE, box_id=BOX, key_id="0a1b2c3d", events=stream(4, unchained=2)
+                    store_id=STORE,
+                    box_id=BOX,
+                    key_id="0a1b2c3d",
+                    events=rows(stream(4, unchained=2)),
                 ),
                 signature=bytes(64),
             )

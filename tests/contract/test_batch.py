@@ -30,7 +30,7 @@ from cloud_sync.contract.event_envelope import (
 from cloud_sync.contract.message_codec import (
     MessageError,
 )
-from tests.contract.streams import BOX, STORE, event, stream
+from tests.contract.streams import BOX, STORE, event, rows, stream
 
 KEY_ID = "0a1b2c3d"
 SIGNATURE = bytes(range(64))
@@ -38,7 +38,9 @@ FIELDS = tuple(batches.FIELDS[1])
 
 
 def signed(count: int = 3, **kwargs: Any) -> SignedBatch:
-    batch = batches.pack(store_id=STORE, box_id=BOX, key_id=KEY_ID, events=stream(count), **kwargs)
+    batch = batches.pack(
+        store_id=STORE, box_id=BOX, key_id=KEY_ID, events=rows(stream(count)), **kwargs
+    )
     return SignedBatch(batch=batch, signature=SIGNATURE)
 
 
@@ -55,13 +57,13 @@ def again(doc: dict[str, Any]) -> bytes:
 @given(st.integers(min_value=1, max_value=30), st.integers(min_value=0, max_value=3000))
 def test_a_packed_batch_round_trips_byte_for_byte(count: int, pad: int) -> None:
     events = stream(count, pad=pad)
-    batch = batches.pack(store_id=STORE, box_id=BOX, key_id=KEY_ID, events=events)
+    batch = batches.pack(store_id=STORE, box_id=BOX, key_id=KEY_ID, events=rows(events))
     data = batches.encode(SignedBatch(batch=batch, signature=SIGNATURE))
     back = batches.decode(data)
-    assert back == SignedBatch(batch=batch, signature=SIGNATURE)
-    assert batches.encode(back) == data
-    assert [s.text for s in back.batch.events] == [s.text for s in events[: len(back.batch.events)]]
-    assert verify_chain(back.batch.events, anchor=ChainLink.start(BOX)).ok
+    assert back.signed == SignedBatch(batch=batch, signature=SIGNATURE)
+    assert batches.encode(back.signed) == data
+    assert back.events == tuple(events[: len(back.events)])
+    assert verify_chain(back.events, anchor=ChainLink.start(BOX)).ok
 
 
 @settings(max_examples=60)
@@ -77,27 +79,33 @@ def test_pack_takes_the_longest_run_within_both_bounds(
     events = stream(count, pad=pad)
     try:
         batch = batches.pack(
-            store_id=STORE, box_id=BOX, key_id=KEY_ID, events=events,
+            store_id=STORE, box_id=BOX, key_id=KEY_ID, events=rows(events),
             max_bytes=max_bytes, max_events=max_events,
         )  # fmt: skip
     except ValueError:
-        one = Batch(store_id=STORE, box_id=BOX, key_id=KEY_ID, events=(events[0],))
+        one = Batch(store_id=STORE, box_id=BOX, key_id=KEY_ID, first_seq=1, texts=(events[0].text,))
         assert len(batches.encode(SignedBatch(batch=one, signature=SIGNATURE))) > max_bytes
         return
-    n = len(batch.events)
-    assert batch.events == tuple(events[:n]) and n <= max_events
+    n = len(batch.texts)
+    assert batch.texts == tuple(s.text for s in events[:n]) and n <= max_events
     assert len(batches.encode(SignedBatch(batch=batch, signature=SIGNATURE))) <= max_bytes
     if n < min(count, max_events):  # one more would not have fitted
-        more = Batch(store_id=STORE, box_id=BOX, key_id=KEY_ID, events=tuple(events[: n + 1]))
+        more = Batch(
+            store_id=STORE,
+            box_id=BOX,
+            key_id=KEY_ID,
+            first_seq=1,
+            texts=tuple(s.text for s in events[: n + 1]),
+        )
         size = len(batches.encode(SignedBatch(batch=more, signature=SIGNATURE)))
         assert size > max_bytes - 40  # counted with last_seq at its widest
 
 
 def test_the_default_bounds_hold_a_full_outbox_turn() -> None:
     big = signed(600)  # ~500-byte events: the bytes bound, not the count, ends the batch
-    assert 400 < len(big.batch.events) < 600
+    assert 400 < len(big.batch.texts) < 600
     assert len(batches.encode(big)) <= batches.MAX_BATCH_BYTES
-    assert len(signed(1200, max_bytes=10**9).batch.events) == batches.MAX_BATCH_EVENTS
+    assert len(signed(1200, max_bytes=10**9).batch.texts) == batches.MAX_BATCH_EVENTS
 
 
 def test_signing_bytes_are_the_context_and_every_field_but_the_signature() -> None:
@@ -112,7 +120,7 @@ def test_signing_bytes_are_the_context_and_every_field_but_the_signature() -> No
 
 def test_an_event_is_carried_as_its_exact_stored_text() -> None:
     item = signed()
-    assert doc_of(item)["events"][0] == encode(item.batch.events[0].event)
+    assert doc_of(item)["events"][0] == item.batch.texts[0] == encode(stream(1)[0].event)
     assert b"\\u00e9" in batches.encode(item)  # the payload is ASCII; the text is intact
 
 
@@ -207,7 +215,7 @@ def test_every_error_is_a_message_error_with_a_reason() -> None:
 
 
 def test_pack_refuses_what_is_not_one_box_run_in_order() -> None:
-    events = stream(3)
-    for wrong in ([events[0], events[2]], [events[1], events[0]], stream(2, box="box-002")):
+    events = rows(stream(3))
+    for wrong in ([events[0], events[2]], [events[1], events[0]], [events[0], events[0]]):
         with pytest.raises(ValueError):
             batches.pack(store_id=STORE, box_id=BOX, key_id=KEY_ID, events=wrong)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from cloud_sync.contract import batch as batches
 from cloud_sync.contract.batch import SignedBatch
 from cloud_sync.contract.message_codec import MessageError
-from tests.contract.streams import BOX, STORE, stream
+from tests.contract.streams import BOX, STORE, rows, stream
 from tests.contract.test_event_envelope import json_values
 from tests.contract.test_link_messages import KINDS
 
@@ -24,7 +24,7 @@ from tests.contract.test_link_messages import KINDS
 def signed_batches(draw: st.DrawFn) -> SignedBatch:
     count = draw(st.integers(min_value=1, max_value=5))
     batch = batches.pack(
-        store_id=STORE, box_id=BOX, key_id="0a1b2c3d", events=stream(count, unchained=1)
+        store_id=STORE, box_id=BOX, key_id="0a1b2c3d", events=rows(stream(count, unchained=1))
     )
     return SignedBatch(batch=batch, signature=draw(st.binary(min_size=64, max_size=64)))
 

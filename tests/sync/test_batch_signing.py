@@ -20,7 +20,7 @@ from cloud_sync.hq.store_keys import StoreKey
 from edge_agent.domain import token_codec
 from edge_agent.domain.coupon_token import key_id, raw_public_key
 from edge_agent.sync.batch_signer import sign
-from tests.contract.streams import BOX, STORE, stream
+from tests.contract.streams import BOX, STORE, rows, stream
 
 KEY_A = Ed25519PrivateKey.generate()  # box A's store key
 KEY_B = Ed25519PrivateKey.generate()  # another box's
@@ -40,7 +40,7 @@ def registered(key: Ed25519PrivateKey, store: str = STORE, revoked: bool = False
 
 def batch_of(key: Ed25519PrivateKey, count: int = 3) -> Batch:
     return batches.pack(
-        store_id=STORE, box_id=BOX, key_id=key_id(key.public_key()), events=stream(count)
+        store_id=STORE, box_id=BOX, key_id=key_id(key.public_key()), events=rows(stream(count))
     )
 
 
@@ -52,7 +52,7 @@ def test_a_batch_verifies_with_its_own_key_only() -> None:
     assert batch_verifier.verify(SIGNED_BY_A, KEY_A.public_key())
     assert not batch_verifier.verify(SIGNED_BY_A, KEY_B.public_key())
     received = batches.decode(PAYLOAD)
-    assert batch_verifier.check(received, [registered(KEY_B), registered(KEY_A)]) is None
+    assert batch_verifier.check(received.signed, [registered(KEY_B), registered(KEY_A)]) is None
 
 
 def test_box_b_cannot_pose_as_box_a() -> None:
@@ -99,4 +99,4 @@ def test_any_changed_byte_fails(position: int, flip: int) -> None:
         received = batches.decode(bytes(changed))
     except MessageError:
         return  # refused as a payload
-    assert batch_verifier.check(received, [registered(KEY_A)]) is not None
+    assert batch_verifier.check(received.signed, [registered(KEY_A)]) is not None
