@@ -244,6 +244,9 @@ class RedemptionService:
             code=code,
             attribution=attribution,
             amount=decision.discount,
+            # HQ sees every store's redemptions: with the code's limit it can tell when stores
+            # that were offline together used a code more often than it allows (a conflict).
+            details=_use_limit(fact.promotion.limits.total_uses_per_code),
         )
         return CommitOutcome(
             decision=decision,
@@ -353,3 +356,8 @@ def _canonical(raw: str, fmt: CodeFormat) -> str:
             raise UnknownCodeError(normalise(raw))
         return parsed.normalised
     return parsed
+
+
+def _use_limit(limit: int | None) -> dict[str, int]:
+    """A redemption's details: the code's total use limit, none when it has no limit."""
+    return {} if limit is None else {"use_limit": limit}
