@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from cloud_sync.hq import code_batch
+from cloud_sync.hq.broker.command import add_broker_command
 from cloud_sync.hq.central_store import CentralStore
 from cloud_sync.hq.code_io import export_codes, import_codes, parse_time, read_members
 from cloud_sync.hq.errors import HqError, InputError, validation_problems
@@ -401,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setup(sub)
     _add_codes(sub)
     _add_stores(sub)
+    add_broker_command(sub)
     return parser
 
 

@@ -73,9 +73,7 @@ class AclRules:
         return any(matches(f, topic) for f in self._filters(username, client_id, Access.READ))
 
     def may_subscribe(self, username: str, client_id: str, topic_filter: str) -> bool:
-        return any(
-            covers(f, topic_filter) for f in self._filters(username, client_id, Access.READ)
-        )
+        return any(covers(f, topic_filter) for f in self._filters(username, client_id, Access.READ))
 
 
 def parse_acl(text: str, *, source: str = "acl") -> AclRules:

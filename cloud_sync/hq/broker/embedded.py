@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -70,9 +71,8 @@ from typing import Any, Final, TypeVar
 
 from amqtt.broker import Broker
 from amqtt.contexts import Action
-from amqtt.errors import AMQTTError
+from amqtt.errors import AMQTTError, PluginError, PluginLoadError
 from amqtt.errors import BrokerError as AmqttBrokerError
-from amqtt.errors import PluginError, PluginLoadError
 from amqtt.session import Session
 
 from cloud_sync.hq.broker.acl import read_acl
@@ -211,9 +211,7 @@ class EmbeddedBroker:
             self._port = ready.result(timeout=_START_TIMEOUT_S)
         except concurrent.futures.TimeoutError:
             self.stop()
-            raise BrokerStartError(
-                f"amqtt did not listen within {_START_TIMEOUT_S}s"
-            ) from None
+            raise BrokerStartError(f"amqtt did not listen within {_START_TIMEOUT_S}s") from None
         log.info("embedded MQTT broker (amqtt) listening on %s", self.url)
 
     def stop(self) -> None:
@@ -222,10 +220,8 @@ class EmbeddedBroker:
             return
         if loop is not None and stopping is not None and not loop.is_closed():
             # RuntimeError: the loop closed between the check and the call; it is stopping.
-            try:
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(stopping.set)
-            except RuntimeError:
-                pass
         thread.join(timeout=_STOP_TIMEOUT_S)
         if thread.is_alive():
             raise BrokerError(f"amqtt did not stop within {_STOP_TIMEOUT_S}s")
@@ -249,6 +245,24 @@ class EmbeddedBroker:
             hashes = apply()  # not running: no other thread reads it
         if self._password_file is not None:
             write_hashes(self._password_file, hashes)
+
+    def reload_password_file(self) -> None:
+        """Re-read the password file (what SIGHUP does to Mosquitto): users added with
+        ``mosquitto_passwd`` may connect, removed ones may not (connected ones stay)."""
+        if self._password_file is None:
+            return
+        hashes = read_password_file(self._password_file)
+
+        def apply() -> dict[str, str]:
+            self._accounts.hashes.clear()
+            self._accounts.hashes.update(hashes)
+            return hashes
+
+        loop = self._loop
+        if loop is not None and self.running:
+            asyncio.run_coroutine_threadsafe(_call(apply), loop).result(timeout=_START_TIMEOUT_S)
+        else:
+            apply()
 
     def __enter__(self) -> EmbeddedBroker:
         self.start()
@@ -302,6 +316,6 @@ async def _call(apply: Callable[[], _T]) -> _T:
 
 def _bound_port(broker: Broker) -> int:
     # amqtt has no public accessor for its listening sockets; with port 0 the OS chose one.
-    server = broker._servers["default"].instance  # noqa: SLF001 (pinned amqtt 0.12.1)
+    server = broker._servers["default"].instance  # pinned amqtt 0.12.1
     port: int = next(iter(server.sockets)).getsockname()[1]
     return port

@@ -6,8 +6,9 @@ exits 2 (they are ``HqError``\\ s). Anything else escaping is a bug.
     BrokerError                   base (an ``HqError``)
     ├── BrokerNotFoundError       ``mosquitto`` (or ``mosquitto_passwd``) is not installed
     ├── BrokerStartError          the broker exited or did not listen in time
-    ├── BrokerConfigError         a shipped file (mosquitto.conf, mosquitto.acl) lacks a line
-    │                             we rely on, or has one we cannot read the same way
+    ├── BrokerConfigError         a broker setting HQ cannot use: a shipped file lacking a
+    │                             line we rely on (or with one we cannot read the same way),
+    │                             a URL that is not mqtt:// or mqtts://
     ├── PasswordFileError         a password file line that is not ``user:$7$...``/``$6$``
     ├── BadUsernameError          a username a password file or ACL cannot hold
     └── UnmanagedBrokerError      a user added to a broker HQ did not start (a configured URL)
@@ -31,7 +32,7 @@ class BrokerStartError(BrokerError):
 
 
 class BrokerConfigError(BrokerError):
-    """A shipped config or ACL file that the code cannot use as it is written."""
+    """A shipped config or ACL file the code cannot use as written, or a bad broker URL."""
 
 
 class PasswordFileError(BrokerError):
