@@ -15,9 +15,11 @@ price is the GIL: broker work competes with HQ's for one core, which the demo an
 message rates (hundreds a second at most) never notice; production runs Mosquitto. Its own
 loop, not HQ's: the broker keeps delivering while HQ's loop waits on SQLite.
 
-**What it speaks.** Plain TCP on 127.0.0.1 (never another address: amqtt does its session
-bookkeeping before it authenticates a CONNECT, so a client guessing a client id can take
-over or clear that client's session; local processes only is the bound on who may try).
+**What it speaks.** Plain TCP on 127.0.0.1, never another address: amqtt does its session
+bookkeeping before it authenticates a CONNECT, so a *refused* CONNECT with clean_session 1
+naming the client id of a persistent session deletes that session, and what was queued for
+it is lost (``test_embedded.py`` pins it). Loopback only bounds who can
+try to local processes; the link's application-level acks turn a lost message into a resend.
 MQTT 3.1.1 only. Passwords are checked against Mosquitto-format hashes (``password_file``),
 from a ``users`` mapping, a password file this broker reads and rewrites, or both.
 Anonymous clients are refused. The ACL is the shipped ``config/mosquitto.acl`` itself,
@@ -212,6 +214,11 @@ class EmbeddedBroker:
         except concurrent.futures.TimeoutError:
             self.stop()
             raise BrokerStartError(f"amqtt did not listen within {_START_TIMEOUT_S}s") from None
+        except BaseException:
+            # The thread is ending on its own; wait for it, so `running` is False on return.
+            self._thread.join(timeout=_STOP_TIMEOUT_S)
+            self._thread = self._loop = self._stopping = None
+            raise
         log.info("embedded MQTT broker (amqtt) listening on %s", self.url)
 
     def stop(self) -> None:
