@@ -57,7 +57,10 @@ pinned 0.12.1 that fix them):
 
 A QoS 1 message amqtt has sent to a subscriber but that was not PUBACKed within 5 s, or whose
 connection dropped meanwhile, is not sent again (amqtt does not redeliver in-flight messages on
-reconnect): another reason the link acks in its payloads, not by PUBACK.
+reconnect), and amqtt acknowledges a PUBLISH before it routes it, so a message routed in the
+moment its subscriber reconnects can miss both the queue and the new connection (seen once
+under load in this suite, never reproduced alone): the link acks in its payloads, not by
+PUBACK, for all of these.
 """
 
 from __future__ import annotations

@@ -94,10 +94,16 @@ def test_a_persistent_session_gets_what_was_queued_while_it_was_away(
     hq.connect()
     hq.subscribe(PLAIN_EVENTS)
     hq.disconnect()
+    # amqtt PUBACKs before it routes; a connected witness getting all three shows routing
+    # (one FIFO queue) is done, so they were queued for hq-ingest-1 while it was away.
+    witness = client("hq-ingest", client_id="hq-witness")
+    witness.connect()
+    witness.subscribe(PLAIN_EVENTS)
     box = client("box-a")
     box.connect()
     for n in range(3):
         box.publish(topic("box-a", "events"), f"batch-{n}".encode())
+    assert len([witness.expect() for _ in range(3)]) == 3
 
     back = client("hq-ingest", client_id="hq-ingest-1", persistent=True)
     back.connect()
