@@ -13,6 +13,7 @@ from __future__ import annotations
 import queue
 import socket
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -164,3 +165,43 @@ class TestClient:
         assert isinstance(sock, socket.socket)  # an ssl.SSLSocket is one
         sock.shutdown(socket.SHUT_RDWR)
         self.paho.loop_stop()
+
+
+class Clients:
+    """The clients one test makes of one broker: each with its user's own password unless
+    told otherwise and a client id unique in the test; ``close()`` disconnects them all."""
+
+    def __init__(self, passwords: Mapping[str, str]) -> None:
+        self.passwords = passwords
+        self.made: list[TestClient] = []
+
+    def make(
+        self,
+        *,
+        port: int,
+        ca_cert: Path | None,
+        username: str | None,
+        client_id: str | None = None,
+        password: str | None = None,
+        protocol: MQTTProtocolVersion = mqtt.MQTTv311,
+        persistent: bool = False,
+        will: Will | None = None,
+    ) -> TestClient:
+        client = TestClient(
+            port=port,
+            ca_cert=ca_cert,
+            username=username,
+            password=password if password is not None else self.passwords.get(username or ""),
+            client_id=client_id or f"{username}-{len(self.made)}",
+            protocol=protocol,
+            persistent=persistent,
+            will=will,
+        )
+        self.made.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self.made:
+            # DISCONNECT first: it ends paho's reconnect wait, so loop_stop returns at once.
+            client.paho.disconnect()
+            client.paho.loop_stop()

@@ -19,7 +19,7 @@ from paho.mqtt.client import MQTTv311
 from paho.mqtt.enums import MQTTProtocolVersion
 
 from tests.mqtt.broker import BrokerFiles, MosquittoBroker, write_password_file
-from tests.mqtt.clients import TestClient, Will
+from tests.mqtt.clients import Clients, TestClient, Will
 from tests.mqtt.tls import make_tls_files
 
 USERS = ("box-a", "box-b", "hq-ingest", "store-001/box-a")
@@ -66,7 +66,7 @@ def mqtt_client(
 ) -> Iterator[ClientFactory]:
     """``mqtt_client("box-a", ...)``: a TLS client of the test's broker with that user's
     password (override with ``password=``); disconnected at the end of the test."""
-    made: list[TestClient] = []
+    clients = Clients(mqtt_passwords)
 
     def make(
         username: str | None,
@@ -78,24 +78,19 @@ def mqtt_client(
         will: Will | None = None,
         tls: bool = True,
     ) -> TestClient:
-        client = TestClient(
+        return clients.make(
             port=mosquitto.port if tls else _plain(mosquitto),
             ca_cert=broker_files.tls.ca_cert if tls else None,
             username=username,
-            password=password if password is not None else mqtt_passwords.get(username or ""),
-            client_id=client_id or f"{username}-{len(made)}",
+            client_id=client_id,
+            password=password,
             protocol=protocol if protocol is not None else MQTTv311,
             persistent=persistent,
             will=will,
         )
-        made.append(client)
-        return client
 
     yield make
-    for client in made:
-        # DISCONNECT first: it ends paho's reconnect wait, so loop_stop returns at once.
-        client.paho.disconnect()
-        client.paho.loop_stop()
+    clients.close()
 
 
 def _plain(broker: MosquittoBroker) -> int:

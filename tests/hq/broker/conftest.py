@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,7 +19,7 @@ import pytest
 from cloud_sync.hq.broker.choice import start_broker
 from cloud_sync.hq.broker.mosquitto import MosquittoBroker
 from cloud_sync.hq.broker.running_broker import RunningBroker
-from tests.mqtt.clients import TestClient, Will
+from tests.mqtt.clients import Clients, TestClient
 
 USERS = ("box-a", "box-b", "hq-ingest")
 ClientFactory = Callable[..., TestClient]
@@ -63,34 +64,15 @@ def embedded(tmp_path: Path, passwords: dict[str, str]) -> Iterator[RunningBroke
 
 
 def client_factory(broker: RunningBroker, passwords: dict[str, str]) -> Iterator[ClientFactory]:
-    made: list[TestClient] = []
+    clients = Clients(passwords)
     port = urlsplit(broker.url).port
     assert port is not None
 
-    def make(
-        username: str | None,
-        *,
-        client_id: str | None = None,
-        password: str | None = None,
-        persistent: bool = False,
-        will: Will | None = None,
-    ) -> TestClient:
-        client = TestClient(
-            port=port,
-            ca_cert=broker.ca_cert,
-            username=username,
-            password=password if password is not None else passwords.get(username or ""),
-            client_id=client_id or f"{username}-{len(made)}",
-            persistent=persistent,
-            will=will,
-        )
-        made.append(client)
-        return client
+    def make(username: str | None, **options: Any) -> TestClient:
+        return clients.make(port=port, ca_cert=broker.ca_cert, username=username, **options)
 
     yield make
-    for client in made:
-        client.paho.disconnect()
-        client.paho.loop_stop()
+    clients.close()
 
 
 @pytest.fixture
