@@ -63,6 +63,7 @@ from edge_agent.sync.send_window import SendWindow, TokenBucket
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+IDLE_POLL_S = 1.0
 
 
 class HasCache(Protocol):
@@ -335,7 +336,9 @@ class OutboxPump:
             if window.cursor != start or not self._link.connected:
                 continue  # an ack or a reconnect moved the window while we read
             if not rows:
-                await self._wake.wait(cfg.ack_timeout_s if window.in_flight else None)
+                # The agent's own commits wake it at once; the poll catches events another
+                # process wrote into the file (``edge-agent redeem`` beside a running agent).
+                await self._wake.wait(IDLE_POLL_S)
                 continue
             if rows[0][0] != start:  # HQ acknowledged past what we hold: it has them all
                 window.cursor = rows[0][0]
