@@ -18,8 +18,8 @@ loop, not HQ's: the broker keeps delivering while HQ's loop waits on SQLite.
 **What it speaks.** Plain TCP on 127.0.0.1, never another address: amqtt does its session
 bookkeeping before it authenticates a CONNECT, so a *refused* CONNECT with clean_session 1
 naming the client id of a persistent session deletes that session, and what was queued for
-it is lost (``test_embedded.py`` pins it). Loopback only bounds who can
-try to local processes; the link's application-level acks turn a lost message into a resend.
+it is lost (``test_embedded.py`` pins it). Loopback only bounds who can try to local
+processes; the link's application-level acks turn a lost message into a resend.
 MQTT 3.1.1 only. Passwords are checked against Mosquitto-format hashes (``password_file``),
 from a ``users`` mapping, a password file this broker reads and rewrites, or both.
 Anonymous clients are refused. The ACL is the shipped ``config/mosquitto.acl`` itself,
@@ -57,10 +57,11 @@ pinned 0.12.1 that fix them):
 
 A QoS 1 message amqtt has sent to a subscriber but that was not PUBACKed within 5 s, or whose
 connection dropped meanwhile, is not sent again (amqtt does not redeliver in-flight messages on
-reconnect), and amqtt acknowledges a PUBLISH before it routes it, so a message routed in the
-moment its subscriber reconnects can miss both the queue and the new connection (seen once
-under load in this suite, never reproduced alone): the link acks in its payloads, not by
-PUBACK, for all of these.
+reconnect). amqtt also acknowledges a PUBLISH before it routes it, so a message routed in the
+moment its subscriber reconnects may miss both the queue and the new connection (our reading
+of one failure of the persistent-session test under load, which waited too little and was
+not reproduced alone; the test now waits until routing is done). The link acks in its
+payloads, not by PUBACK, for all of these.
 """
 
 from __future__ import annotations
