@@ -65,17 +65,17 @@ class _PostgresTx:
         self._conn = conn
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> int:
-        return self._conn.execute(_pg(sql), params).rowcount  # type: ignore[arg-type]
+        return self._conn.execute(_pg(sql), params).rowcount
 
     def query(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
-        return self._conn.execute(_pg(sql), params).fetchall()  # type: ignore[arg-type]
+        return self._conn.execute(_pg(sql), params).fetchall()
 
     def insert_many(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
     ) -> None:
         with (
             self._conn.cursor() as cur,
-            cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,  # type: ignore[arg-type]
+            cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
         ):
             for row in rows:
                 copy.write_row(row)

@@ -131,22 +131,12 @@ def ingest_batch(
     batch = received.batch
     store_id, through, head_hash, chained = tx.lock_stream(batch.box_id, batch.store_id)
     tally = Tally()
-    topic = topics.topic(batch.store_id, batch.box_id, Channel.EVENTS)
+    run = _Run(tx=tx, store_id=batch.store_id, received_at=received_at, tally=tally)
     if store_id != batch.store_id:
-        _refuse(
-            tx,
-            topic,
-            batch.store_id,
-            batch.box_id,
-            Refusal.OTHER_STORE_STREAM,
-            f"box {batch.box_id} streams to HQ as store {store_id}",
-            payload,
-            received_at,
-            tally,
-        )
+        why = f"box {batch.box_id} streams to HQ as store {store_id}"
+        run.refuse(batch.box_id, Refusal.OTHER_STORE_STREAM, why, payload)
         return StreamResult(ack=None, tally=tally)
     start = ChainLink(box_id=batch.box_id, seq=int(through), hash=head_hash, chained=bool(chained))
-    run = _Run(tx=tx, store_id=store_id, received_at=received_at, tally=tally)
     head = run.apply(start, received, payload)
     head = run.drain_parked(head)
     if head != start or tally.parked:
@@ -172,22 +162,6 @@ def ack_of(tx: Tx, store_id: str, head: ChainLink) -> Ack:
     )
 
 
-def _refuse(
-    tx: Tx,
-    topic: str,
-    store_id: str,
-    box_id: str,
-    reason: Refusal,
-    detail: str,
-    payload: bytes,
-    at: datetime,
-    tally: Tally,
-) -> None:
-    item = Quarantined(topic=topic, store_id=store_id, box_id=box_id, reason=reason, detail=detail)
-    quarantine.record(tx, item, payload, at=at)
-    tally.quarantined.append(reason)
-
-
 @dataclass(slots=True, kw_only=True)
 class _Run:
     """One transaction's work on one box: the batch, then what it unparks."""
@@ -199,18 +173,15 @@ class _Run:
     limits: dict[str, int] = field(default_factory=dict)
 
     def refuse(self, box_id: str, reason: Refusal, detail: str, payload: bytes) -> None:
-        topic = topics.topic(self.store_id, box_id, Channel.EVENTS)
-        _refuse(
-            self.tx,
-            topic,
-            self.store_id,
-            box_id,
-            reason,
-            detail,
-            payload,
-            self.received_at,
-            self.tally,
+        item = Quarantined(
+            topic=topics.topic(self.store_id, box_id, Channel.EVENTS),
+            store_id=self.store_id,
+            box_id=box_id,
+            reason=reason,
+            detail=detail,
         )
+        quarantine.record(self.tx, item, payload, at=self.received_at)
+        self.tally.quarantined.append(reason)
 
     def apply(self, head: ChainLink, received: ReceivedBatch, payload: bytes) -> ChainLink:
         events = received.events
@@ -226,7 +197,7 @@ class _Run:
         return self._extend(head, new, payload)
 
     def _compare(self, box_id: str, old: Sequence[Sealed], payload: bytes) -> None:
-        stored = dict(
+        stored: dict[int, str] = dict(
             self.tx.query(
                 "SELECT seq, hash FROM events WHERE box_id = ? AND seq >= ? AND seq <= ?",
                 (box_id, old[0].event.seq, old[-1].event.seq),

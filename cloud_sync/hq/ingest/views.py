@@ -108,15 +108,12 @@ def fleet(store: EventStore) -> list[FleetRow]:
     def read(tx: Tx) -> list[FleetRow]:
         heads = {
             str(r[0]): r
-            for r in tx.query(
-                "SELECT box_id, store_id, stored_through, last_batch_at FROM streams"
-            )
+            for r in tx.query("SELECT box_id, store_id, stored_through, last_batch_at FROM streams")
         }
         seen = {
             str(r[0]): r
             for r in tx.query(
-                "SELECT box_id, store_id, state, session, state_at, health, health_at "
-                "FROM presence"
+                "SELECT box_id, store_id, state, session, state_at, health, health_at FROM presence"
             )
         }
         parked: dict[str, list[tuple[int, int]]] = {}
@@ -167,8 +164,9 @@ _EVENT_COLUMNS: Final = (
 )
 
 
-def events(store: EventStore, where: EventFilter = EventFilter()) -> list[EventRow]:  # noqa: B008 (frozen)
-    clauses, params = [], []
+def events(store: EventStore, where: EventFilter = EventFilter()) -> list[EventRow]:
+    clauses: list[str] = []
+    params: list[object] = []
     for column, value in (
         ("store_id", where.store_id),
         ("box_id", where.box_id),

@@ -22,7 +22,6 @@ from tests.hq.ingest.builders import (
     AT,
     BOX_A,
     BOX_B,
-    KEY,
     OTHER_KEY,
     STORE,
     box_stream,
@@ -44,7 +43,7 @@ def dump(store: EventStore) -> list[object]:
 
     def read(tx: Tx) -> list[object]:
         tables = ("streams", "events", "parked", "quarantine", "chain_breaks", "conflicts")
-        return [sorted(tx.query(f"SELECT * FROM {t}"), key=repr) for t in tables]  # noqa: S608
+        return [sorted(tx.query(f"SELECT * FROM {t}"), key=repr) for t in tables]
 
     return store.run(read)
 
@@ -132,13 +131,9 @@ def test_signatures_from_unknown_foreign_or_forged_keys_are_refused(
 ) -> None:
     sealed = box_stream(3)
     stranger = Ed25519PrivateKey.generate()
-    assert ingest.handle(TOPIC, payload(sealed, key=stranger), AT).quarantined == (
-        "unknown_key",
-    )
+    assert ingest.handle(TOPIC, payload(sealed, key=stranger), AT).quarantined == ("unknown_key",)
     # store-002's key is registered, for store-002: it cannot sign for store-001's box.
-    assert ingest.handle(TOPIC, payload(sealed, key=OTHER_KEY), AT).quarantined == (
-        "other_store",
-    )
+    assert ingest.handle(TOPIC, payload(sealed, key=OTHER_KEY), AT).quarantined == ("other_store",)
     honest = batches.decode(payload(sealed))
     forged = batches.SignedBatch(
         batch=honest.batch, signature=OTHER_KEY.sign(batches.signing_bytes(honest.batch))
