@@ -188,7 +188,9 @@ class IngestWorker:
         self._store_down = False
         self._crash_after_commit = bool(os.environ.get(CRASH_HOOK))
         self.client = login.client(client_id, persistent=True, manual_ack=True)
+        self.subscribed = threading.Event()  # set at each SUBACK: what a test waits for
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
 
     def run(self, stop: threading.Event) -> None:
@@ -226,7 +228,19 @@ class IngestWorker:
             return
         self._broker_backoff.reset()
         client.subscribe([(s, 1) for s in self.subscriptions])
-        log.info("connected as %s; subscribed to %s", self.client_id, ", ".join(self.subscriptions))
+        log.info(
+            "connected as %s; subscribing to %s", self.client_id, ", ".join(self.subscriptions)
+        )
+
+    def _on_subscribe(
+        self, _c: mqtt.Client, _u: Any, _mid: int, codes: list[ReasonCode], _p: Any
+    ) -> None:
+        refused = [str(c) for c in codes if c.is_failure]
+        if refused:
+            log.warning("broker refused a subscription: %s", ", ".join(refused))
+        else:
+            log.info("subscribed")
+        self.subscribed.set()
 
     def _on_message(self, client: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         if self._store_down:

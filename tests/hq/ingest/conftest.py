@@ -1,5 +1,6 @@
 """Fixtures for the event store and ingest tests: every test that takes ``location`` runs on
-both backends, SQLite in tmp_path and PostgreSQL in a fresh schema (``pg.py``)."""
+both backends, SQLite in tmp_path and PostgreSQL in a fresh schema (``pg.py``); the worker's
+tests take a real Mosquitto from tests/mqtt/fixtures.py (its log is shown under a failure)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,23 @@ from pathlib import Path
 
 import pytest
 
+from cloud_sync.hq.central_store import CentralStore
 from cloud_sync.hq.ingest.core import Ingest
 from cloud_sync.hq.ingest.event_store import EventStore, open_event_store
 from cloud_sync.hq.ingest.keyring import Keyring
+from cloud_sync.hq.store_keys import register
+from edge_agent.domain import token_codec
+from edge_agent.domain.coupon_token import raw_public_key
+from tests.hq.conftest import FMT
 from tests.hq.ingest import pg
-from tests.hq.ingest.builders import KEY, OTHER_KEY, registered
+from tests.hq.ingest.builders import KEY, OTHER_KEY, REGISTERED, registered
+from tests.mqtt.fixtures import (  # noqa: F401 (pytest finds fixtures and hooks by name)
+    broker_files,
+    mosquitto,
+    mqtt_client,
+    mqtt_passwords,
+    pytest_runtest_makereport,
+)
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +55,13 @@ def ingest(store: EventStore) -> Ingest:
         store=store,
         keyring=Keyring(lambda: [registered(KEY), registered(OTHER_KEY, store="store-002")]),
     )
+
+
+@pytest.fixture
+def central_file(tmp_path: Path) -> Path:
+    """HQ's central store with store-001's key registered, as `keys register` leaves it."""
+    path = tmp_path / "hq.db"
+    with CentralStore.create(path, fmt=FMT) as central:
+        text = token_codec.public_key_text(raw_public_key(KEY.public_key()))
+        register(central, "store-001", text, now=REGISTERED)
+    return path

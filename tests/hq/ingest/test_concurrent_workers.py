@@ -36,9 +36,7 @@ def worker(location: str) -> Ingest:
     return Ingest(store=open_event_store(location), keyring=Keyring(lambda: [registered(KEY)]))
 
 
-def in_pairs(
-    workers: Sequence[Ingest], jobs: Sequence[tuple[str, bytes]]
-) -> list[BaseException]:
+def in_pairs(workers: Sequence[Ingest], jobs: Sequence[tuple[str, bytes]]) -> list[BaseException]:
     """Hand ``jobs`` two at a time to the two workers, both released by one barrier."""
     barrier = threading.Barrier(2)
     failures: list[BaseException] = []

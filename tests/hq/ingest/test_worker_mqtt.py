@@ -1,0 +1,178 @@
+"""The ingest worker end to end through a real Mosquitto with the shipped config and ACL,
+over TLS as user ``hq-ingest``: box-a publishes batches and reads HQ's acks on its own topic."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from cloud_sync.contract import presence, topics
+from cloud_sync.contract.ack import decode_ack, decode_resend
+from cloud_sync.contract.presence import BoxState, State
+from cloud_sync.contract.topics import Channel
+from cloud_sync.hq.ingest import views
+from cloud_sync.hq.ingest.core import Ingest
+from cloud_sync.hq.ingest.event_store import open_event_store
+from cloud_sync.hq.ingest.keyring import Keyring, central_keys
+from cloud_sync.hq.ingest.worker import BrokerAddress, BrokerLogin, IngestWorker
+from tests.hq.conftest import run_hq
+from tests.hq.ingest import pg
+from tests.hq.ingest.builders import BOX_A, STORE, box_stream, events_topic, payloads
+from tests.mqtt.broker import BrokerFiles, MosquittoBroker
+from tests.mqtt.clients import TestClient
+from tests.mqtt.fixtures import ClientFactory
+
+ACK_A = topics.topic(STORE, BOX_A, Channel.ACK)
+WAIT_S = 10.0
+
+
+def login(broker: MosquittoBroker, files: BrokerFiles, password: str) -> BrokerLogin:
+    return BrokerLogin(
+        broker=BrokerAddress(host="127.0.0.1", port=broker.port, tls=True),
+        cafile=files.tls.ca_cert,
+        username="hq-ingest",
+        password=password,
+    )
+
+
+@contextmanager
+def running(worker: IngestWorker) -> Iterator[IngestWorker]:
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert worker.subscribed.wait(WAIT_S), "the worker never subscribed"
+        yield worker
+    finally:
+        stop.set()
+        thread.join(timeout=WAIT_S)
+
+
+def box_a(mqtt_client: ClientFactory) -> TestClient:
+    box = mqtt_client("box-a", client_id="box-a", persistent=True)
+    box.connect()
+    box.subscribe(ACK_A)
+    return box
+
+
+def acked_through(box: TestClient, timeout: float = WAIT_S) -> int:
+    return decode_ack(box.expect(timeout).payload).stored_through
+
+
+def test_batches_are_stored_and_acked_and_presence_recorded(
+    location: str,
+    central_file: Path,
+    mosquitto: MosquittoBroker,
+    broker_files: BrokerFiles,
+    mqtt_passwords: dict[str, str],
+    mqtt_client: ClientFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="storeside.hq.ingest")
+    store = open_event_store(location)
+    worker = IngestWorker(
+        login=login(mosquitto, broker_files, mqtt_passwords["hq-ingest"]),
+        ingest=Ingest(store=store, keyring=Keyring(central_keys(central_file))),
+        client_id="hq-ingest-1",
+        group="ingest",
+    )
+    with running(worker):
+        box = box_a(mqtt_client)
+        state = State(store_id=STORE, box_id=BOX_A, state=BoxState.ONLINE, session=3)
+        box.publish(
+            topics.topic(STORE, BOX_A, Channel.STATE), presence.encode_state(state), retain=True
+        )
+        sealed = box_stream(30)
+        for data in payloads(sealed, 10):
+            box.publish(events_topic(), data)
+        assert [acked_through(box) for _ in range(3)] == [10, 20, 30]
+        box.publish(events_topic(), payloads(sealed, 10)[1])  # a resend: same ack
+        assert acked_through(box) == 30
+    assert views.event_count(store) == 30
+    (row,) = views.fleet(store)
+    assert (row.state, row.session, row.stored_through) == ("online", 3, 30)
+    assert mqtt_passwords["hq-ingest"] not in caplog.text
+    store.close()
+
+
+def test_an_event_store_outage_acks_nothing_and_loses_nothing(
+    pg_database: str,
+    central_file: Path,
+    mosquitto: MosquittoBroker,
+    broker_files: BrokerFiles,
+    mqtt_passwords: dict[str, str],
+    mqtt_client: ClientFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    location = pg.fresh_schema(pg_database)
+    database = location.split("/")[-1].split("?")[0]
+    store = open_event_store(location)
+    worker = IngestWorker(
+        login=login(mosquitto, broker_files, mqtt_passwords["hq-ingest"]),
+        ingest=Ingest(store=store, keyring=Keyring(central_keys(central_file))),
+        client_id="hq-ingest-1",
+        group="ingest",
+    )
+    first, second = payloads(box_stream(20), 10)
+    with running(worker), psycopg.connect(pg.SERVER, autocommit=True) as admin:
+        box = box_a(mqtt_client)
+        box.publish(events_topic(), first)
+        assert acked_through(box) == 10
+        admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS false")
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (database,),
+        )
+        try:
+            box.publish(events_topic(), second)
+            box.assert_silent(timeout=1.5)  # nothing is acked while nothing can be stored
+        finally:
+            admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS true")
+        assert acked_through(box, timeout=20) == 20  # redelivered after the reconnect
+    assert "event store unavailable" in caplog.text
+    assert views.event_count(store) == 20
+    store.close()
+
+
+def test_a_resend_request_reaches_the_box(
+    tmp_path: Path,
+    mosquitto: MosquittoBroker,
+    broker_files: BrokerFiles,
+    mqtt_passwords: dict[str, str],
+    mqtt_client: ClientFactory,
+) -> None:
+    box = mqtt_client("box-a", client_id="box-a")
+    box.connect()
+    box.subscribe(topics.topic(STORE, BOX_A, Channel.RESEND))
+    password_file = tmp_path / "hq.passwd"
+    password_file.write_text(mqtt_passwords["hq-ingest"] + "\n")
+    done = run_hq(
+        "resend",
+        "--db",
+        str(tmp_path / "events.db"),
+        "--box",
+        BOX_A,
+        "--store",
+        STORE,
+        "--from",
+        "5",
+        "--to",
+        "9",
+        "--broker",
+        f"mqtts://127.0.0.1:{mosquitto.port}",
+        "--cafile",
+        str(broker_files.tls.ca_cert),
+        "--username",
+        "hq-ingest",
+        "--password-file",
+        str(password_file),
+    )
+    assert done.returncode == 0, done.stderr
+    request = decode_resend(box.expect().payload)
+    assert [(r.first, r.last) for r in request.ranges] == [(5, 9)]
