@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 from hypothesis import given
@@ -75,4 +76,4 @@ def test_holes_are_exactly_the_unparked_seqs_below_the_last_parked(
         assert named == expected
     else:
         assert named == expected[: len(named)]
-    assert all(a.last + 1 < b.first for a, b in zip(holes, holes[1:], strict=False))
+    assert all(a.last + 1 < b.first for a, b in pairwise(holes))

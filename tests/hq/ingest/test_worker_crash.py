@@ -19,7 +19,6 @@ from cloud_sync.hq.ingest.event_store import open_event_store
 from cloud_sync.hq.ingest.worker import CRASH_HOOK
 from tests.hq.ingest.builders import box_stream, events_topic, payloads
 from tests.hq.ingest.test_worker_mqtt import ACK_A
-from tests.mqtt.broker import BrokerFiles, MosquittoBroker
 from tests.mqtt.fixtures import ClientFactory
 
 START_S = 20.0
@@ -74,20 +73,13 @@ def worker(args: list[str], *, crash: bool = False) -> Iterator[WorkerProcess]:
 def test_a_worker_killed_after_its_commit_gets_the_batch_again_and_stores_nothing_twice(
     tmp_path: Path,
     central_file: Path,
-    mosquitto: MosquittoBroker,
-    broker_files: BrokerFiles,
+    hq_cli_login: list[str],
     mqtt_passwords: dict[str, str],
     mqtt_client: ClientFactory,
 ) -> None:
-    password_file = tmp_path / "hq.passwd"
-    password_file.write_text(mqtt_passwords["hq-ingest"] + "\n")
     db = tmp_path / "events.db"
-    args = [
-        "--db", str(db), "--hq-db", str(central_file),
-        "--broker", f"mqtts://127.0.0.1:{mosquitto.port}", "--cafile", str(broker_files.tls.ca_cert),
-        "--username", "hq-ingest", "--password-file", str(password_file),
-        "--client-id", "hq-ingest-1",
-    ]  # fmt: skip
+    store_args = ["--db", str(db), "--hq-db", str(central_file), "--client-id", "hq-ingest-1"]
+    args = [*store_args, *hq_cli_login]
     box = mqtt_client("box-a", client_id="box-a", persistent=True)
     box.connect()
     box.subscribe(ACK_A)

@@ -20,25 +20,15 @@ from cloud_sync.hq.ingest import views
 from cloud_sync.hq.ingest.core import Ingest
 from cloud_sync.hq.ingest.event_store import open_event_store
 from cloud_sync.hq.ingest.keyring import Keyring, central_keys
-from cloud_sync.hq.ingest.worker import BrokerAddress, BrokerLogin, IngestWorker
+from cloud_sync.hq.ingest.worker import BrokerLogin, IngestWorker
 from tests.hq.conftest import run_hq
 from tests.hq.ingest import pg
 from tests.hq.ingest.builders import BOX_A, STORE, box_stream, events_topic, payloads
-from tests.mqtt.broker import BrokerFiles, MosquittoBroker
 from tests.mqtt.clients import TestClient
 from tests.mqtt.fixtures import ClientFactory
 
 ACK_A = topics.topic(STORE, BOX_A, Channel.ACK)
 WAIT_S = 10.0
-
-
-def login(broker: MosquittoBroker, files: BrokerFiles, password: str) -> BrokerLogin:
-    return BrokerLogin(
-        broker=BrokerAddress(host="127.0.0.1", port=broker.port, tls=True),
-        cafile=files.tls.ca_cert,
-        username="hq-ingest",
-        password=password,
-    )
 
 
 @contextmanager
@@ -68,16 +58,14 @@ def acked_through(box: TestClient, timeout: float = WAIT_S) -> int:
 def test_batches_are_stored_and_acked_and_presence_recorded(
     location: str,
     central_file: Path,
-    mosquitto: MosquittoBroker,
-    broker_files: BrokerFiles,
-    mqtt_passwords: dict[str, str],
+    hq_login: BrokerLogin,
     mqtt_client: ClientFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="storeside.hq.ingest")
     store = open_event_store(location)
     worker = IngestWorker(
-        login=login(mosquitto, broker_files, mqtt_passwords["hq-ingest"]),
+        login=hq_login,
         ingest=Ingest(store=store, keyring=Keyring(central_keys(central_file))),
         client_id="hq-ingest-1",
         group="ingest",
@@ -97,16 +85,14 @@ def test_batches_are_stored_and_acked_and_presence_recorded(
     assert views.event_count(store) == 30
     (row,) = views.fleet(store)
     assert (row.state, row.session, row.stored_through) == ("online", 3, 30)
-    assert mqtt_passwords["hq-ingest"] not in caplog.text
+    assert hq_login.password is not None and hq_login.password not in caplog.text
     store.close()
 
 
 def test_an_event_store_outage_acks_nothing_and_loses_nothing(
     pg_database: str,
     central_file: Path,
-    mosquitto: MosquittoBroker,
-    broker_files: BrokerFiles,
-    mqtt_passwords: dict[str, str],
+    hq_login: BrokerLogin,
     mqtt_client: ClientFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -114,7 +100,7 @@ def test_an_event_store_outage_acks_nothing_and_loses_nothing(
     database = location.split("/")[-1].split("?")[0]
     store = open_event_store(location)
     worker = IngestWorker(
-        login=login(mosquitto, broker_files, mqtt_passwords["hq-ingest"]),
+        login=hq_login,
         ingest=Ingest(store=store, keyring=Keyring(central_keys(central_file))),
         client_id="hq-ingest-1",
         group="ingest",
@@ -141,38 +127,14 @@ def test_an_event_store_outage_acks_nothing_and_loses_nothing(
 
 
 def test_a_resend_request_reaches_the_box(
-    tmp_path: Path,
-    mosquitto: MosquittoBroker,
-    broker_files: BrokerFiles,
-    mqtt_passwords: dict[str, str],
-    mqtt_client: ClientFactory,
+    tmp_path: Path, hq_cli_login: list[str], mqtt_client: ClientFactory
 ) -> None:
     box = mqtt_client("box-a", client_id="box-a")
     box.connect()
     box.subscribe(topics.topic(STORE, BOX_A, Channel.RESEND))
-    password_file = tmp_path / "hq.passwd"
-    password_file.write_text(mqtt_passwords["hq-ingest"] + "\n")
-    done = run_hq(
-        "resend",
-        "--db",
-        str(tmp_path / "events.db"),
-        "--box",
-        BOX_A,
-        "--store",
-        STORE,
-        "--from",
-        "5",
-        "--to",
-        "9",
-        "--broker",
-        f"mqtts://127.0.0.1:{mosquitto.port}",
-        "--cafile",
-        str(broker_files.tls.ca_cert),
-        "--username",
-        "hq-ingest",
-        "--password-file",
-        str(password_file),
-    )
+    db = str(tmp_path / "events.db")
+    ask = ["resend", "--db", db, "--box", BOX_A, "--store", STORE, "--from", "5", "--to", "9"]
+    done = run_hq(*ask, *hq_cli_login)
     assert done.returncode == 0, done.stderr
     request = decode_resend(box.expect().payload)
     assert [(r.first, r.last) for r in request.ranges] == [(5, 9)]
