@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from cloud_sync.contract.chain import Sealed
 from cloud_sync.contract.event_envelope import EventType
@@ -74,20 +74,29 @@ def check(tx: Tx, limits: dict[str, int], *, at: datetime) -> int:
         f"WHERE type = 'code.redeemed' AND code IN ({marks}) ORDER BY occurred_at, box_id, seq",
         codes,
     )
-    by_code: dict[str, list[dict[str, object]]] = {}
-    for code, *values in rows:
-        use = dict(zip(_COLUMNS, values, strict=True))
-        use["occurred_at"] = from_micros(int(values[-1])).isoformat()
-        by_code.setdefault(str(code), []).append(use)
+    by_code: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        by_code.setdefault(str(row[0]), []).append(row[1:])
     found = 0
     when = to_micros(at)
     for code in codes:
         uses = by_code.get(code, [])
-        if len(uses) > limits[code] and len({u["box_id"] for u in uses}) >= 2:
-            detail = {"code": code, "use_limit": limits[code], "redemptions": uses}
+        # Columns: store_id, box_id, ...; most codes are used once, so count before building.
+        if len(uses) > limits[code] and len({u[1] for u in uses}) >= 2:
+            detail = {
+                "code": code,
+                "use_limit": limits[code],
+                "redemptions": [_attribution(u) for u in uses],
+            }
             tx.execute(
                 _UPSERT,
                 (f"redemption:{code}", KIND, code, when, when, json.dumps(detail, sort_keys=True)),
             )
             found += 1
     return found
+
+
+def _attribution(values: tuple[Any, ...]) -> dict[str, object]:
+    use = dict(zip(_COLUMNS, values, strict=True))
+    use["occurred_at"] = from_micros(int(values[-1])).isoformat()
+    return use
