@@ -101,6 +101,23 @@ def _ingest(args: argparse.Namespace, now: datetime) -> int:
     return 0
 
 
+def _show(
+    args: argparse.Namespace,
+    read: Callable[[EventStore], Sequence[Any]],
+    shape: Any,
+    header: Sequence[str],
+    line: Callable[[Any], Sequence[object]],
+) -> int:
+    """Read one view from the event store, close it, print the rows (table or --json)."""
+    store = _store(args)
+    try:
+        rows = read(store)
+    finally:
+        store.close()
+    _print(rows, shape, header, line, args.json)
+    return 0
+
+
 def _print(
     rows: Sequence[Any],
     shape: Any,
@@ -125,13 +142,9 @@ def _when(at: datetime | None) -> str | None:
 
 
 def _fleet(args: argparse.Namespace, now: datetime) -> int:
-    store = _store(args)
-    try:
-        rows = views.fleet(store)
-    finally:
-        store.close()
-    _print(
-        rows,
+    return _show(
+        args,
+        views.fleet,
         views.FleetRow,
         (
             "store",
@@ -157,9 +170,7 @@ def _fleet(args: argparse.Namespace, now: datetime) -> int:
             r.parked,
             _ranges(r.missing),
         ),
-        args.json,
     )
-    return 0
 
 
 def _events(args: argparse.Namespace, now: datetime) -> int:
@@ -172,13 +183,9 @@ def _events(args: argparse.Namespace, now: datetime) -> int:
         until=None if args.until is None else parse_time(args.until, "--until"),
         limit=args.limit,
     )
-    store = _store(args)
-    try:
-        rows = views.events(store, where)
-    finally:
-        store.close()
-    _print(
-        rows,
+    return _show(
+        args,
+        lambda store: views.events(store, where),
         views.EventRow,
         (
             "occurred_at",
@@ -206,18 +213,10 @@ def _events(args: argparse.Namespace, now: datetime) -> int:
             r.amount,
             r.event_id,
         ),
-        args.json,
     )
-    return 0
 
 
 def _conflicts(args: argparse.Namespace, now: datetime) -> int:
-    store = _store(args)
-    try:
-        rows = views.conflicts(store)
-    finally:
-        store.close()
-
     def what(r: views.ConflictRow) -> str:
         if r.kind == "double_redemption":
             uses = r.detail["redemptions"]
@@ -228,24 +227,19 @@ def _conflicts(args: argparse.Namespace, now: datetime) -> int:
             )
         return f"stored {r.detail['stored_hash']} received {r.detail['received_hash']}"
 
-    _print(
-        rows,
+    return _show(
+        args,
+        views.conflicts,
         views.ConflictRow,
         ("detected_at", "kind", "code", "box", "seq", "detail"),
         lambda r: (_when(r.detected_at), r.kind, r.code, r.box_id, r.seq, what(r)),
-        args.json,
     )
-    return 0
 
 
 def _quarantine(args: argparse.Namespace, now: datetime) -> int:
-    store = _store(args)
-    try:
-        rows = views.quarantined(store, limit=args.limit)
-    finally:
-        store.close()
-    _print(
-        rows,
+    return _show(
+        args,
+        lambda store: views.quarantined(store, limit=args.limit),
         views.QuarantineRow,
         ("last_received_at", "times", "reason", "topic", "bytes", "detail"),
         lambda r: (
@@ -256,9 +250,7 @@ def _quarantine(args: argparse.Namespace, now: datetime) -> int:
             r.payload_size,
             r.detail,
         ),
-        args.json,
     )
-    return 0
 
 
 def _resend(args: argparse.Namespace, now: datetime) -> int:

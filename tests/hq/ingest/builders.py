@@ -16,9 +16,7 @@ from cloud_sync.contract import topics
 from cloud_sync.contract.chain import Sealed
 from cloud_sync.contract.event_envelope import EventEnvelope
 from cloud_sync.contract.topics import Channel
-from cloud_sync.hq.store_keys import StoreKey
-from edge_agent.domain import token_codec
-from edge_agent.domain.coupon_token import key_id, raw_public_key
+from edge_agent.domain.coupon_token import key_id
 from edge_agent.sync.batch_signer import sign
 from tests.contract.streams import stream
 
@@ -27,19 +25,7 @@ BOX_A = "box-a"
 BOX_B = "box-b"
 KEY = Ed25519PrivateKey.generate()  # store-001's key, signing for both its boxes
 OTHER_KEY = Ed25519PrivateKey.generate()  # store-002's
-REGISTERED = datetime(2026, 1, 1, tzinfo=UTC)
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def registered(key: Ed25519PrivateKey, store: str = STORE) -> StoreKey:
-    public = key.public_key()
-    return StoreKey(
-        key_id=key_id(public),
-        store_id=store,
-        public_key=token_codec.public_key_text(raw_public_key(public)),
-        registered_at=REGISTERED,
-        revoked_at=None,
-    )
 
 
 def events_topic(box: str = BOX_A, store: str = STORE) -> str:

@@ -19,7 +19,10 @@ from edge_agent.domain.coupon_token import raw_public_key
 from tests.hq.conftest import FMT
 from tests.hq.ingest import pg
 from tests.hq.ingest.broker_login import hq_cli_login, hq_login  # noqa: F401 (by name)
-from tests.hq.ingest.builders import KEY, OTHER_KEY, REGISTERED, registered
+from tests.hq.ingest.builders import (
+    KEY,
+    OTHER_KEY,
+)
 from tests.mqtt.fixtures import (  # noqa: F401 (pytest finds fixtures and hooks by name)
     broker_files,
     mosquitto,
@@ -27,6 +30,7 @@ from tests.mqtt.fixtures import (  # noqa: F401 (pytest finds fixtures and hooks
     mqtt_passwords,
     pytest_runtest_makereport,
 )
+from tests.sync.test_batch_signing import REGISTERED, registered
 
 
 @pytest.fixture(scope="session")

@@ -26,8 +26,8 @@ from tests.hq.ingest.builders import (
     payload,
     payloads,
     rechain,
-    registered,
 )
+from tests.sync.test_batch_signing import registered
 
 ROUNDS = 30
 

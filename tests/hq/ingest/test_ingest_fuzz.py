@@ -24,7 +24,16 @@ from cloud_sync.hq.ingest.event_store import open_event_store
 from cloud_sync.hq.ingest.keyring import Keyring
 from cloud_sync.hq.ingest.quarantine import Refusal
 from tests.contract.streams import event
-from tests.hq.ingest.builders import AT, BOX_A, KEY, STORE, box_stream, payload, rechain, registered
+from tests.hq.ingest.builders import (
+    AT,
+    BOX_A,
+    KEY,
+    STORE,
+    box_stream,
+    payload,
+    rechain,
+)
+from tests.sync.test_batch_signing import registered
 
 
 def _reasons(base: type) -> set[str]:

@@ -16,7 +16,11 @@ from cloud_sync.hq.store_keys import StoreKey, register
 from edge_agent.domain import token_codec
 from edge_agent.domain.coupon_token import raw_public_key
 from tests.hq.conftest import FMT
-from tests.hq.ingest.builders import KEY, OTHER_KEY, REGISTERED, registered
+from tests.hq.ingest.builders import (
+    KEY,
+    OTHER_KEY,
+)
+from tests.sync.test_batch_signing import REGISTERED, registered
 
 
 class Clock:

@@ -27,8 +27,8 @@ from tests.hq.ingest.builders import (
     events_topic,
     payload,
     rechain,
-    registered,
 )
+from tests.sync.test_batch_signing import registered
 
 
 def filled(path: Path) -> str:

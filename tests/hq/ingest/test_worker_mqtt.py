@@ -31,6 +31,19 @@ ACK_A = topics.topic(STORE, BOX_A, Channel.ACK)
 WAIT_S = 10.0
 
 
+def worker_of(location: str, central_file: Path, login: BrokerLogin) -> IngestWorker:
+    """A worker of group ``ingest`` over the event store at ``location``, keys from the
+    central store file."""
+    return IngestWorker(
+        login=login,
+        ingest=Ingest(
+            store=open_event_store(location), keyring=Keyring(central_keys(central_file))
+        ),
+        client_id="hq-ingest-1",
+        group="ingest",
+    )
+
+
 @contextmanager
 def running(worker: IngestWorker) -> Iterator[IngestWorker]:
     stop = threading.Event()
@@ -63,13 +76,8 @@ def test_batches_are_stored_and_acked_and_presence_recorded(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="storeside.hq.ingest")
-    store = open_event_store(location)
-    worker = IngestWorker(
-        login=hq_login,
-        ingest=Ingest(store=store, keyring=Keyring(central_keys(central_file))),
-        client_id="hq-ingest-1",
-        group="ingest",
-    )
+    worker = worker_of(location, central_file, hq_login)
+    store = worker.ingest.store
     with running(worker):
         box = box_a(mqtt_client)
         state = State(store_id=STORE, box_id=BOX_A, state=BoxState.ONLINE, session=3)
@@ -98,13 +106,8 @@ def test_an_event_store_outage_acks_nothing_and_loses_nothing(
 ) -> None:
     location = pg.fresh_schema(pg_database)
     database = location.split("/")[-1].split("?")[0]
-    store = open_event_store(location)
-    worker = IngestWorker(
-        login=hq_login,
-        ingest=Ingest(store=store, keyring=Keyring(central_keys(central_file))),
-        client_id="hq-ingest-1",
-        group="ingest",
-    )
+    worker = worker_of(location, central_file, hq_login)
+    store = worker.ingest.store
     first, second = payloads(box_stream(20), 10)
     with running(worker), psycopg.connect(pg.SERVER, autocommit=True) as admin:
         box = box_a(mqtt_client)
