@@ -199,3 +199,16 @@ def test_parking_is_bounded_per_box(ingest: Ingest, store: EventStore) -> None:
     assert outs[-1].quarantined == (Refusal.PARKED_FULL,)
     ingest.handle(TOPIC, payload(sealed[:2]), AT)
     assert views.fleet(store)[0].stored_through == stream.MAX_PARKED + 2
+
+
+def test_a_box_known_under_one_store_cannot_stream_as_another(
+    ingest: Ingest, store: EventStore
+) -> None:
+    ingest.handle(TOPIC, payload(box_stream(2)), AT)
+    # store-002's key signs a batch of box-a as store-002: a valid signature, a wrong stream.
+    moved = box_stream(3, store="store-002")
+    out = ingest.handle(
+        events_topic(store="store-002"), payload(moved, key=OTHER_KEY, store="store-002"), AT
+    )
+    assert (out.quarantined, out.ack) == ((Refusal.OTHER_STORE_STREAM,), None)
+    assert views.event_count(store) == 2

@@ -7,10 +7,12 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
 import pytest
+from paho.mqtt.enums import MQTTProtocolVersion
 
 from cloud_sync.contract import presence, topics
 from cloud_sync.contract.ack import decode_ack, decode_resend
@@ -24,6 +26,7 @@ from cloud_sync.hq.ingest.worker import BrokerLogin, IngestWorker
 from tests.hq.conftest import run_hq
 from tests.hq.ingest import pg
 from tests.hq.ingest.builders import BOX_A, STORE, box_stream, events_topic, payloads
+from tests.mqtt.broker import MosquittoBroker
 from tests.mqtt.clients import TestClient
 from tests.mqtt.fixtures import ClientFactory
 
@@ -141,3 +144,37 @@ def test_a_resend_request_reaches_the_box(
     assert done.returncode == 0, done.stderr
     request = decode_resend(box.expect().payload)
     assert [(r.first, r.last) for r in request.ranges] == [(5, 9)]
+
+
+def test_over_mqtt5_without_shared_subscriptions_and_across_a_broker_restart(
+    tmp_path: Path,
+    central_file: Path,
+    hq_login: BrokerLogin,
+    mosquitto: MosquittoBroker,
+    mqtt_client: ClientFactory,
+) -> None:
+    """MQTT 5 (clean_start False with a session expiry) and plain filters (``--no-share``);
+    the broker stops and starts again (SIGTERM: it saves its sessions) and the worker comes
+    back on its own, to the same session."""
+    v5 = replace(hq_login, protocol=MQTTProtocolVersion.MQTTv5)
+    ingest = Ingest(
+        store=open_event_store(str(tmp_path / "events.db")),
+        keyring=Keyring(central_keys(central_file)),
+    )
+    worker = IngestWorker(login=v5, ingest=ingest, client_id="hq-ingest-5", group=None)
+    assert "$share" not in " ".join(worker.subscriptions)
+    first, second = payloads(box_stream(20), 10)
+    with running(worker):
+        box = box_a(mqtt_client)
+        box.publish(events_topic(), first)
+        assert acked_through(box) == 10
+        worker.subscribed.clear()
+        mosquitto.stop()
+        mosquitto.start()
+        assert worker.subscribed.wait(WAIT_S), "the worker did not come back"
+        box = mqtt_client("box-a", client_id="box-a", persistent=True)
+        box.connect()
+        box.publish(events_topic(), second)
+        assert acked_through(box) == 20
+    assert views.event_count(worker.ingest.store) == 20
+    worker.ingest.store.close()
