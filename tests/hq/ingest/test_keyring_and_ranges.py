@@ -9,18 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cloud_sync.contract.ack import MAX_RANGES, SeqRange
-from cloud_sync.hq.central_store import CentralStore
 from cloud_sync.hq.ingest.keyring import Keyring, central_keys
 from cloud_sync.hq.ingest.ranges import missing_ranges
-from cloud_sync.hq.store_keys import StoreKey, register
-from edge_agent.domain import token_codec
-from edge_agent.domain.coupon_token import raw_public_key
-from tests.hq.conftest import FMT
+from cloud_sync.hq.store_keys import StoreKey
 from tests.hq.ingest.builders import (
     KEY,
     OTHER_KEY,
 )
-from tests.sync.test_batch_signing import REGISTERED, registered
+from tests.sync.test_batch_signing import registered
 
 
 class Clock:
@@ -46,12 +42,18 @@ def test_an_unknown_key_id_reloads_at_most_once_per_interval() -> None:
     assert ring.reloads == 1
 
 
-def test_keys_load_from_the_central_store_file(tmp_path: Path) -> None:
-    path = tmp_path / "hq.db"
-    with CentralStore.create(path, fmt=FMT) as central:
-        text = token_codec.public_key_text(raw_public_key(KEY.public_key()))
-        register(central, "store-001", text, now=REGISTERED)
-    (key,) = central_keys(path)()
+def test_a_reload_that_fails_keeps_the_keys_held(central_file: Path) -> None:
+    clock = Clock()
+    ring = Keyring(central_keys(central_file), clock=clock)
+    central_file.unlink()  # moved away by an operator
+    clock.now += 60
+    assert ring.keys_for("00000000") == (registered(KEY),)
+    assert ring.reloads == 1
+
+
+def test_keys_load_from_the_central_store_file(central_file: Path) -> None:
+    # central_file: store-001's key registered with `keys register`'s code (conftest.py)
+    (key,) = central_keys(central_file)()
     assert key == registered(KEY)
 
 
