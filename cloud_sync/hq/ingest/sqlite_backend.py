@@ -5,19 +5,20 @@ WAL, so the views (``storeside-hq fleet``, ``events``) read while a worker write
 batch must survive a power cut (PERFORMANCE.md: a commit here costs ~0.1-0.3 ms, against a
 batch of hundreds of events). ``BEGIN IMMEDIATE`` takes the write lock before anything is
 read, which is the per-box lock ingest needs (for every box at once: SQLite has one writer),
-so ``lock_stream`` and ``lock_keys`` need no lock of their own. Another process holding the
+so ``lock_stream`` and ``lock_keys`` need no lock of their own. Transactions are HQ's one
+helper's (``hq_schema.transaction``), as every other write at HQ. Another process holding the
 lock longer than ``busy_timeout`` is ``StoreUnavailableError``: the message comes again.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Self, TypeVar
 
 from cloud_sync.contract.event_envelope import GENESIS_HASH
+from cloud_sync.hq.hq_schema import transaction
 from cloud_sync.hq.ingest.errors import EventStoreFileError, StoreUnavailableError
 from cloud_sync.hq.ingest.event_store import Row, migrate
 from cloud_sync.hq.ingest.schema import Dialect
@@ -95,22 +96,10 @@ class SqliteEventStore:
             raise
         return store
 
-    @contextmanager
-    def _transaction(self) -> Iterator[_SqliteTx]:
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield _SqliteTx(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:  # SQLite may have rolled back already (disk full)
-                conn.execute("ROLLBACK")
-            raise
-
     def run(self, work: Callable[[_SqliteTx], T]) -> T:
         try:
-            with self._transaction() as tx:
-                return work(tx)
+            with transaction(self._conn):
+                return work(_SqliteTx(self._conn))
         except sqlite3.OperationalError as exc:  # locked past the timeout, I/O error, full
             raise StoreUnavailableError(f"{self.path}: {exc}") from exc
 
