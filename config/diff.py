@@ -93,6 +93,9 @@ RULES: Mapping[str, Rule] = {
         "the signing key is loaded at start, and HQ must have registered a new one first"
     ),
     "signing.trust_own_key": _live("the redemption service is rebuilt with it"),
+    "sync": _live(
+        "the link to HQ reconnects with it; the outbox keeps every event until HQ has it"
+    ),
 }
 _UNRULED = _restart("no rule says this setting can change while the agent runs")
 

@@ -13,10 +13,12 @@ from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
+from cloud_sync.contract.topics import level_fault
 from config.base import Section
 from config.printer import PrinterConfig
 from config.receipt_offers import ReceiptOffersConfig
 from config.signing import SigningConfig
+from config.sync import SyncConfig
 from edge_agent.domain.code_format import ALPHABET, BASE, MAX_BODY, CodeFormat
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -64,7 +66,12 @@ class StoreConfig(Section):
     ] = "store-001"
     box_id: Annotated[
         str,
-        Field(min_length=1, max_length=64, description="This agent box's id (event source)."),
+        Field(
+            min_length=1,
+            max_length=64,
+            description="This box's id, unique across the chain: the source of its events "
+            "and its broker username.",
+        ),
     ] = "box-001"
     namespace: Annotated[
         str | None,
@@ -76,6 +83,16 @@ class StoreConfig(Section):
             "must match the snapshot's or the box mints nothing. Unset by default.",
         ),
     ] = None
+
+    @field_validator("store_id", "box_id")
+    @classmethod
+    def _topic_level(cls, value: str) -> str:
+        # Both ids are levels of the box's MQTT topics (cloud_sync/contract/topics.py) and the
+        # box id is its broker username: an id with '/', '+' or '#' would address other boxes.
+        fault = level_fault(value)
+        if fault is not None:
+            raise ValueError(f"{value!r} cannot name a store or box: {fault}")
+        return value
 
     @field_validator("namespace")
     @classmethod
@@ -187,6 +204,7 @@ class AgentConfig(Section):
     receipt_offers: ReceiptOffersConfig = ReceiptOffersConfig()
     printer: PrinterConfig = PrinterConfig()
     signing: SigningConfig = SigningConfig()
+    sync: SyncConfig = SyncConfig()
 
     @model_validator(mode="after")
     def _namespace_width(self) -> AgentConfig:

@@ -48,6 +48,16 @@ class StoreMismatchError(CacheError):
         self.wanted = wanted
 
 
+class BoxMismatchError(CacheError):
+    def __init__(self, *, file_box: str, wanted: str) -> None:
+        super().__init__(
+            f"cache file holds the events of box {file_box!r}, not {wanted!r}: set "
+            f"store.box_id to {file_box!r}, or give box {wanted!r} a cache file of its own"
+        )
+        self.file_box = file_box
+        self.wanted = wanted
+
+
 class TransactionLostError(CacheError):
     """The transaction a block ran in ended under it (``cache/transaction.py``)."""
 

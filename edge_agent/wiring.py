@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib.metadata
 import logging
 import socket
 from collections.abc import Callable
@@ -45,8 +46,11 @@ from edge_agent.runtime.pos_server import PosServer
 from edge_agent.runtime.print_task import print_worker_task
 from edge_agent.runtime.reconfigure import Reconfigured, Status, reload_task
 from edge_agent.runtime.supervisor import NotRunningError, Supervisor, TaskSpec, describe
+from edge_agent.runtime.sync_task import sync_task
 from edge_agent.runtime.timer import Timer
 from edge_agent.services import StoreServices
+from edge_agent.sync.credentials import read_password
+from edge_agent.sync.outbox_pump import OutboxPump, PumpIdentity
 from hardware.printer.escpos_printer import EscposPrinter
 from hardware.printer.sim_printer import SimulatedPrinter
 
@@ -71,7 +75,7 @@ def open_services(cfg: AgentConfig, *, receipts: bool = True) -> StoreServices:
     when ``receipts`` is False: staff commands that only check or redeem codes)."""
     path = Path(cfg.cache.path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    cache = CodeCache.open(path, store_id=cfg.store.store_id)
+    cache = CodeCache.open(path, store_id=cfg.store.store_id, box_id=cfg.store.box_id)
     signer = _signer(cfg, warn=receipts)
     return StoreServices(
         cache=cache,
@@ -184,6 +188,7 @@ class Agent:
     pos_server: PosServer
     supervisor: Supervisor
     clock: Callable[[], datetime]
+    pump: OutboxPump | None = None  # the running outbox pump, when sync is configured
     _reconfiguring: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     def tasks(
@@ -201,8 +206,46 @@ class Agent:
             *reload,
             self.pos_server.task(sockets=sockets),
             print_worker_task(self.print_worker),
+            *self._sync_tasks(self.cfg),
             *self._timer_tasks(self.cfg),
         ]
+
+    def _sync_tasks(self, cfg: AgentConfig) -> list[TaskSpec]:
+        """The outbox pump, when the config names HQ's broker."""
+        if cfg.sync.broker_url is None:
+            return []
+        return [sync_task(lambda: self._make_pump(cfg))]
+
+    def _make_pump(self, cfg: AgentConfig) -> OutboxPump:
+        """A pump with its secrets read now: a restart of the task rereads them."""
+        password_file = cfg.sync.password_file
+        if password_file is None:
+            raise ValueError("sync.password_file is not set: the broker refuses a box without")
+        pump = OutboxPump(
+            db=self.db,
+            cfg=cfg.sync,
+            identity=PumpIdentity(
+                store_id=cfg.store.store_id,
+                box_id=cfg.store.box_id,
+                key=signing_key.load(Path(cfg.signing.key_path)),
+                agent_version=importlib.metadata.version("storeside"),
+            ),
+            password=read_password(Path(password_file)),
+            printer_state=self._printer_state,
+            clock=self.clock,
+        )
+        self.pump = pump
+        return pump
+
+    def _printer_state(self) -> str:
+        status = self.supervisor.states().get("print_worker")
+        if status is None:
+            return "unknown"
+        return (
+            status.state.value
+            if status.last_error is None
+            else (f"{status.state.value}: {status.last_error}")
+        )
 
     def _timer_tasks(self, cfg: AgentConfig) -> list[TaskSpec]:
         c, timer = cfg.cache, self.supervisor.timer
@@ -289,11 +332,26 @@ class Agent:
             restarts.append(housekeeping)
         if worker is not None:
             self.print_worker, self.printer = worker, worker.printer
+        sync_changed = diff.touches("sync")
         try:
             for spec in restarts:
                 await self.supervisor.replace(spec)
+            if sync_changed:
+                await self._restart_sync()
         except NotRunningError:  # shutdown began meanwhile: it stops what is there
             log.info("the agent is stopping: tasks of the new config not started")
+
+    async def _restart_sync(self) -> None:
+        """The pump reconnects with the new settings, or stops when sync was turned off."""
+        specs = self._sync_tasks(self.cfg)
+        running = "sync" in self.supervisor.states()
+        if specs and running:
+            await self.supervisor.replace(specs[0])
+        elif specs:
+            self.supervisor.add(specs[0])
+        elif running:
+            await self.supervisor.remove("sync")
+            self.pump = None
 
     def close(self) -> None:
         """After ``run``: close the cache (its last connection, so SQLite checkpoints the WAL

@@ -35,7 +35,7 @@ from edge_agent.domain.code_record import (
 )
 from edge_agent.domain.promotion import Member, Promotion
 from edge_agent.domain.promotion_codec import promotion_from_dict, promotion_to_dict
-from edge_agent.errors import CacheError, StoreMismatchError
+from edge_agent.errors import BoxMismatchError, CacheError, StoreMismatchError
 from edge_agent.events import event_log
 
 # The store's own counts of a code and its campaign (uses, last redemption, campaign counters),
@@ -111,13 +111,20 @@ class CodeCache:
         path: Path | str,
         *,
         store_id: str,
+        box_id: str | None = None,
         cache_kib: int = 16_384,
         busy_timeout_ms: int = 5_000,
     ) -> CodeCache:
         """Open (creating or upgrading) the cache of ``store_id`` at ``path``.
 
+        ``box_id`` names the box whose event stream the file holds (config's ``store.box_id``,
+        its broker username and topic level). A file made without one has a random id; a file
+        with no event yet takes the given id, one that has events keeps its own, since every
+        event already written names it and HQ's chain for that box starts there.
+
         Raises ``SchemaTooNewError`` for a file from a newer agent, ``StoreMismatchError`` for
-        another store's file, ``CacheError`` for anything else unusable.
+        another store's file, ``BoxMismatchError`` for another box's events, ``CacheError`` for
+        anything else unusable.
         """
         path = Path(path)
         db = schema.connect(path, cache_kib=cache_kib, busy_timeout_ms=busy_timeout_ms)
@@ -129,7 +136,13 @@ class CodeCache:
                     conn.execute(
                         "INSERT INTO meta (key, value) VALUES ('store_id', ?)", (store_id,)
                     )
-                box = conn.execute("SELECT value FROM meta WHERE key = 'box_id'").fetchone()
+                box = str(conn.execute("SELECT value FROM meta WHERE key = 'box_id'").fetchone()[0])
+                if box_id is not None and box != box_id:
+                    written = conn.execute("SELECT 1 FROM events LIMIT 1").fetchone()
+                    if written is not None:
+                        raise BoxMismatchError(file_box=box, wanted=box_id)
+                    conn.execute("UPDATE meta SET value = ? WHERE key = 'box_id'", (box_id,))
+                    box = box_id
             if row is not None and row[0] != store_id:
                 raise StoreMismatchError(file_store=str(row[0]), wanted=store_id)
         except sqlite3.DatabaseError as exc:
@@ -138,7 +151,7 @@ class CodeCache:
         except BaseException:
             db.close()
             raise
-        return cls(db=db, path=path, store_id=store_id, box_id=str(box[0]))
+        return cls(db=db, path=path, store_id=store_id, box_id=box)
 
     def close(self) -> None:
         self.db.close()

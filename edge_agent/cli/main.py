@@ -29,6 +29,7 @@ from edge_agent.api.auth import new_token, token_digest
 from edge_agent.api.schemas import CodeStatusOut
 from edge_agent.cli import keys as cli_keys
 from edge_agent.cli import receipt as cli_receipt
+from edge_agent.cli import sync as cli_sync
 from edge_agent.cli.support import UsageError, field_arg
 from edge_agent.domain.basket import Basket, BasketLine
 from edge_agent.domain.decision import Accepted, Decision, ValidationRequest
@@ -357,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ops_commands(sub)
     cli_keys.register(sub)
     cli_receipt.register(sub)
+    cli_sync.register(sub)
     return parser
 
 

@@ -77,7 +77,7 @@ def cmd_preview(args: argparse.Namespace, cfg: AgentConfig) -> int:
 def _open(cfg: AgentConfig) -> CodeCache:
     path = Path(cfg.cache.path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return CodeCache.open(path, store_id=cfg.store.store_id)
+    return CodeCache.open(path, store_id=cfg.store.store_id, box_id=cfg.store.box_id)
 
 
 def _job_dict(job: print_queue.PrintJob) -> dict[str, Any]:

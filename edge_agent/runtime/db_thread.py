@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -34,6 +36,7 @@ from typing import Any, TypeVar
 from edge_agent.services import StoreServices
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 # Enough to share one fsync among every till of a large store; bounded so one batch cannot
 # hold the write lock (and the answers) for long.
 MAX_BATCH = 64
@@ -61,6 +64,7 @@ class DbThread:
         self._closed = False
         self.batches = 0  # grouped transactions committed (for benches and tests)
         self.batched = 0  # operations answered from them
+        self._write_listeners: list[Callable[[], None]] = []
         self._thread.start()
         try:
             self._service = opened.result()
@@ -83,7 +87,10 @@ class DbThread:
                 future.set_result(result)
 
         def answer(result: Any, exc: BaseException | None) -> None:
-            loop.call_soon_threadsafe(settle, result, exc)
+            # A caller whose loop has closed meanwhile (shutdown) is past caring; the thread
+            # must not die of it, the next job is someone else's.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, result, exc)
 
         self._submit(_Job(fn, group, answer))
         return await future
@@ -100,6 +107,14 @@ class DbThread:
 
         self._submit(_Job(fn, group, answer))
         return future.result()
+
+    def on_write(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` (on this thread: it must only hand over, e.g. with
+        ``call_soon_threadsafe``) after each job or batch that changed the cache, once its
+        COMMIT has returned. The outbox pump wakes on it instead of polling the outbox.
+        Answers the function that removes the listener."""
+        self._write_listeners.append(listener)
+        return lambda: self._write_listeners.remove(listener)
 
     def _submit(self, job: _Job) -> None:
         if self._closed:  # nobody would ever answer it
@@ -128,7 +143,16 @@ class DbThread:
             return
         opened.set_result(services)
         held: list[_Job | None] = []  # what ended a batch's draining: it runs next
+        changes = services.cache.conn.total_changes
         while True:
+            # After each job or batch (its COMMIT returned), before waiting for the next.
+            if self._write_listeners and services.cache.conn.total_changes != changes:
+                changes = services.cache.conn.total_changes
+                for listener in tuple(self._write_listeners):
+                    try:
+                        listener()
+                    except Exception:  # a listener's bug must not stop the tills' thread
+                        log.exception("write listener %r failed", listener)
             job = held.pop() if held else self._jobs.get()
             if job is None:
                 return

@@ -195,6 +195,14 @@ class Supervisor:
         self._specs[spec.name] = spec
         self._start(spec)
 
+    async def remove(self, name: str) -> None:
+        """End the task ``name`` and forget it (a feature turned off by a new config)."""
+        spec = self._running_spec(name)
+        await self._end(spec)
+        self._specs.pop(name, None)
+        self._handles.pop(name, None)
+        self._states.pop(name, None)
+
     # -- internals ----------------------------------------------------------------------------
 
     def _check_running(self) -> None:
