@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -16,9 +17,14 @@ from cloud_sync.contract import topics
 from cloud_sync.contract.chain import Sealed
 from cloud_sync.contract.event_envelope import EventEnvelope
 from cloud_sync.contract.topics import Channel
-from edge_agent.domain.coupon_token import key_id
+from cloud_sync.hq.central_store import CentralStore
+from cloud_sync.hq.store_keys import register
+from edge_agent.domain import token_codec
+from edge_agent.domain.coupon_token import key_id, raw_public_key
 from edge_agent.sync.batch_signer import sign
 from tests.contract.streams import stream
+from tests.hq.conftest import FMT
+from tests.sync.test_batch_signing import REGISTERED
 
 STORE = "store-001"
 BOX_A = "box-a"
@@ -71,3 +77,12 @@ def rechain(events: Sequence[EventEnvelope]) -> list[Sealed]:
         sealed.append(s)
         prev = envelope.event_hash(s.text)
     return sealed
+
+
+def central_trusting(path: Path, key: Ed25519PrivateKey) -> Path:
+    """HQ's central store at ``path`` with ``key`` registered for store-001, as
+    `storeside-hq keys register` leaves it."""
+    with CentralStore.create(path, fmt=FMT) as central:
+        text = token_codec.public_key_text(raw_public_key(key.public_key()))
+        register(central, "store-001", text, now=REGISTERED)
+    return path

@@ -9,20 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from cloud_sync.hq.central_store import CentralStore
 from cloud_sync.hq.ingest.core import Ingest
 from cloud_sync.hq.ingest.event_store import EventStore, open_event_store
 from cloud_sync.hq.ingest.keyring import Keyring
-from cloud_sync.hq.store_keys import register
-from edge_agent.domain import token_codec
-from edge_agent.domain.coupon_token import raw_public_key
-from tests.hq.conftest import FMT
 from tests.hq.ingest import pg
 from tests.hq.ingest.broker_login import hq_cli_login, hq_login  # noqa: F401 (by name)
-from tests.hq.ingest.builders import (
-    KEY,
-    OTHER_KEY,
-)
+from tests.hq.ingest.builders import KEY, OTHER_KEY, central_trusting
 from tests.mqtt.fixtures import (  # noqa: F401 (pytest finds fixtures and hooks by name)
     broker_files,
     mosquitto,
@@ -30,7 +22,7 @@ from tests.mqtt.fixtures import (  # noqa: F401 (pytest finds fixtures and hooks
     mqtt_passwords,
     pytest_runtest_makereport,
 )
-from tests.sync.test_batch_signing import REGISTERED, registered
+from tests.sync.test_batch_signing import registered
 
 
 @pytest.fixture(scope="session")
@@ -64,9 +56,4 @@ def ingest(store: EventStore) -> Ingest:
 
 @pytest.fixture
 def central_file(tmp_path: Path) -> Path:
-    """HQ's central store with store-001's key registered, as `keys register` leaves it."""
-    path = tmp_path / "hq.db"
-    with CentralStore.create(path, fmt=FMT) as central:
-        text = token_codec.public_key_text(raw_public_key(KEY.public_key()))
-        register(central, "store-001", text, now=REGISTERED)
-    return path
+    return central_trusting(tmp_path / "hq.db", KEY)
