@@ -30,6 +30,7 @@ from cloud_sync.hq.broker.command import add_broker_command
 from cloud_sync.hq.central_store import CentralStore
 from cloud_sync.hq.code_io import export_codes, import_codes, parse_time, read_members
 from cloud_sync.hq.errors import HqError, InputError, validation_problems
+from cloud_sync.hq.ingest.commands import add_commands as add_ingest_commands
 from cloud_sync.hq.minting import Issue, mint_anonymous, mint_for_members
 from cloud_sync.hq.receipt_campaigns import create_receipt_campaigns
 from cloud_sync.hq.snapshot import write_snapshot
@@ -402,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setup(sub)
     _add_codes(sub)
     _add_stores(sub)
+    add_ingest_commands(sub, _whole)
     add_broker_command(sub)
     return parser
 

@@ -338,7 +338,11 @@ class OutboxPump:
             if not rows:
                 # The agent's own commits wake it at once; the poll catches events another
                 # process wrote into the file (``edge-agent redeem`` beside a running agent).
-                await self._wake.wait(IDLE_POLL_S)
+                pause = IDLE_POLL_S
+                if window.in_flight:  # but wake in time for the oldest batch's ack timeout
+                    due = window.in_flight[0].sent_at + cfg.ack_timeout_s - time.monotonic()
+                    pause = min(pause, max(0.0, due))
+                await self._wake.wait(pause)
                 continue
             if rows[0][0] != start:  # HQ acknowledged past what we hold: it has them all
                 window.cursor = rows[0][0]

@@ -1,0 +1,92 @@
+"""The event store's schema as code: one list of migrations for both backends.
+
+Theory of operation
+-------------------
+SQLite and PostgreSQL run the same statements; only three column types are spelled per
+dialect (``{int}`` a 64-bit integer, ``{blob}`` bytes, ``{id}`` a generated key), so the two
+backends cannot drift apart table by table. The version applied is the row of
+``ingest_schema`` (not SQLite's ``user_version``: PostgreSQL has none, and one mechanism for
+both keeps "one behaviour" true of migrations too). ``migrate`` runs in one transaction under
+the migration lock (``Tx.lock_keys``), so two workers starting at once apply each step once;
+a store written by a newer version is refused rather than half understood.
+
+Tables (times are UTC epoch microseconds):
+
+    streams       one row per box: the head of its verified stream (``stored_through`` and
+                  the last event's hash and chained flag: the ``ChainLink`` the next event
+                  must link to) and when its last batch changed anything. The row is the
+                  per-box lock of PostgreSQL's ingest (``SELECT ... FOR UPDATE``).
+    events        every event stored, once: (box_id, seq) is the key, event_id is unique,
+                  the attribution columns are what HQ's views filter by, ``body`` is the
+                  text exactly as the box stored and hashed it, ``hash`` its event_hash.
+                  Every box holds exactly its events 1..stored_through: nothing else is
+                  ever inserted (out-of-order batches wait in ``parked``).
+    parked        batches that arrived ahead of a hole, as received, until the hole fills
+    quarantine    what was refused and why; one row per distinct (topic, payload, reason),
+                  counted when it comes again, so a redelivery adds nothing
+    chain_breaks  the first event of a batch that did not link on, per box and seq
+    conflicts     double redemptions across boxes and second versions of a stored event
+    presence      each box's last state (with its session) and its latest health message
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+
+class Dialect(StrEnum):
+    SQLITE = "sqlite"
+    POSTGRESQL = "postgresql"
+
+
+TYPES: Final = {
+    Dialect.SQLITE: {"int": "INTEGER", "blob": "BLOB", "id": "INTEGER PRIMARY KEY"},
+    Dialect.POSTGRESQL: {
+        "int": "BIGINT",
+        "blob": "BYTEA",
+        "id": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    },
+}
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        "CREATE TABLE streams (box_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, "
+        "stored_through {int} NOT NULL, head_hash TEXT NOT NULL, head_chained {int} NOT NULL, "
+        "last_batch_at {int})",
+        "CREATE TABLE events (box_id TEXT NOT NULL, seq {int} NOT NULL, event_id TEXT NOT NULL, "
+        "store_id TEXT NOT NULL, type TEXT NOT NULL, code TEXT, occurred_at {int} NOT NULL, "
+        "till_id TEXT NOT NULL, cashier_id TEXT NOT NULL, member_id TEXT, "
+        "amount {int} NOT NULL, body TEXT NOT NULL, hash TEXT NOT NULL, "
+        "received_at {int} NOT NULL, PRIMARY KEY (box_id, seq))",
+        # event ids are UUIDv7-ordered, so this index grows at its right edge.
+        "CREATE UNIQUE INDEX events_by_event_id ON events (event_id)",
+        # The double-redemption check and `events --code` look redemptions up by code.
+        "CREATE INDEX events_redeemed_by_code ON events (code) WHERE type = 'code.redeemed'",
+        "CREATE TABLE parked (box_id TEXT NOT NULL, first_seq {int} NOT NULL, "
+        "last_seq {int} NOT NULL, received_at {int} NOT NULL, payload {blob} NOT NULL, "
+        "PRIMARY KEY (box_id, first_seq, last_seq))",
+        "CREATE TABLE quarantine (id {id}, digest TEXT NOT NULL UNIQUE, "
+        "first_received_at {int} NOT NULL, last_received_at {int} NOT NULL, "
+        "times {int} NOT NULL, topic TEXT NOT NULL, store_id TEXT, box_id TEXT, "
+        "reason TEXT NOT NULL, detail TEXT NOT NULL, payload {blob} NOT NULL, "
+        "payload_size {int} NOT NULL)",
+        "CREATE INDEX quarantine_by_time ON quarantine (last_received_at)",
+        "CREATE TABLE chain_breaks (box_id TEXT NOT NULL, seq {int} NOT NULL, "
+        "event_hash TEXT NOT NULL, fault TEXT NOT NULL, detail TEXT NOT NULL, "
+        "detected_at {int} NOT NULL, PRIMARY KEY (box_id, seq, event_hash))",
+        "CREATE TABLE conflicts (id {id}, conflict_key TEXT NOT NULL UNIQUE, "
+        "kind TEXT NOT NULL, code TEXT, box_id TEXT, seq {int}, detected_at {int} NOT NULL, "
+        "updated_at {int} NOT NULL, detail TEXT NOT NULL)",
+        "CREATE TABLE presence (box_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, state TEXT, "
+        "session {int}, state_at {int}, health TEXT, health_session {int}, "
+        "health_measured_at {int}, health_at {int})",
+    ),
+)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+MIGRATION_LOCK: Final = "storeside:ingest-schema"
+
+
+def statements(dialect: Dialect, steps: tuple[str, ...]) -> list[str]:
+    """``steps`` with the dialect's column types filled in."""
+    return [step.format(**TYPES[dialect]) for step in steps]

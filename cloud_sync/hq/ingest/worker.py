@@ -1,0 +1,283 @@
+"""The ingest worker (``storeside-hq ingest``): paho-mqtt in, the ingest core, acks out.
+
+Theory of operation
+-------------------
+One worker is one MQTT client with a stable client id and a persistent session
+(``clean_session`` False in MQTT 3.1.1, the default because amqtt, the embedded broker, speaks
+nothing else; ``clean_start`` False with a session expiry in MQTT 5). It subscribes at QoS 1 to
+``topics.hq_subscriptions(group)``: the events shared in ``$share/{group}/...``, so the workers
+of a group split the batches between them, state and health unshared (retained: every worker
+reads the whole fleet at once). ``--no-share`` is for a broker without shared subscriptions:
+plain filters, and then only one worker may run.
+
+Each message is handled on paho's network thread (at HQ a thread of its own is fine; the
+one-asyncio-loop rule is the box's), in this order, and acknowledged to the broker last:
+
+    1. ``Ingest.handle``: checks, then one database transaction, committed
+    2. the box's ``Ack`` published at QoS 1 on ``.../{box}/ack``
+    3. the broker's PUBACK (``manual_ack``: paho would otherwise send it when the callback
+       returns, whatever happened in it)
+
+So a crash anywhere before 3 leaves the message unacknowledged in the worker's session and the
+broker sends it again when the worker reconnects; ingest is idempotent, so handling it again
+changes nothing and answers the same ack. A refused payload is quarantined, then acknowledged
+like any other: sending it again cannot make it better.
+
+When the event store cannot be reached (``StoreUnavailableError``) nothing was committed and
+nothing is acknowledged: the worker logs one line, stops taking messages, disconnects (the
+session keeps every unacknowledged message: the broker does not resend on a live connection in
+MQTT 3.1.1) and reconnects after a jittered backoff, which brings the same messages again. A
+lost broker connection is retried the same way, with a backoff of its own. Passwords go to the
+broker only, never to a log line.
+
+``STORESIDE_HQ_CRASH_AFTER_COMMIT`` (tests only): when set, the worker SIGKILLs itself right
+after the first events transaction commits, before it acks anything: the crash the design
+above is for, made to happen where it hurts most.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from cloud_sync.contract import topics
+from cloud_sync.contract.ack import encode_ack
+from cloud_sync.contract.topics import Channel
+from cloud_sync.hq.ingest.core import Ingest, Outcome
+from cloud_sync.hq.ingest.errors import BrokerUrlError, StoreUnavailableError
+
+log = logging.getLogger("storeside.hq.ingest")
+CRASH_HOOK: Final = "STORESIDE_HQ_CRASH_AFTER_COMMIT"
+SESSION_EXPIRY_S: Final = 14 * 24 * 3600  # the shipped broker's persistent_client_expiration
+KEEPALIVE_S: Final = 30
+LOOP_TIMEOUT_S: Final = 0.2
+_PORTS: Final = {"mqtt": 1883, "mqtts": 8883}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerAddress:
+        """``mqtt://host[:port]`` (1883) or ``mqtts://host[:port]`` (TLS, 8883)."""
+        parts = urlsplit(url)
+        if parts.scheme not in _PORTS or not parts.hostname:
+            raise BrokerUrlError(f"--broker {url!r}: expected mqtt://host[:port] or mqtts://...")
+        if parts.username or parts.password or parts.path not in ("", "/"):
+            raise BrokerUrlError(
+                f"--broker {url!r}: host and port only (--username, --password-file)"
+            )
+        try:
+            port = parts.port or _PORTS[parts.scheme]
+        except ValueError as exc:
+            raise BrokerUrlError(f"--broker {url!r}: {exc}") from None
+        return cls(host=parts.hostname, port=port, tls=parts.scheme == "mqtts")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BrokerLogin:
+    """How to reach and log in to the broker (shared by the worker and ``resend``)."""
+
+    broker: BrokerAddress
+    cafile: Path | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log or a repr
+    protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv311
+
+    def client(self, client_id: str, *, persistent: bool, manual_ack: bool = False) -> mqtt.Client:
+        v5 = self.protocol == MQTTProtocolVersion.MQTTv5
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=self.protocol,
+            # MQTT 3.1.1 names it clean_session; MQTT 5 takes clean_start at connect().
+            clean_session=None if v5 else not persistent,
+            reconnect_on_failure=False,  # the worker reconnects itself, with jitter
+            manual_ack=manual_ack,
+        )
+        if self.broker.tls:
+            client.tls_set(
+                ca_certs=None if self.cafile is None else str(self.cafile),
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        if self.username is not None:
+            client.username_pw_set(self.username, self.password)
+        return client
+
+    def connect(self, client: mqtt.Client, *, persistent: bool) -> None:
+        properties = None
+        clean_start: bool | int = mqtt.MQTT_CLEAN_START_FIRST_ONLY
+        if self.protocol == MQTTProtocolVersion.MQTTv5:
+            clean_start = not persistent
+            if persistent:
+                # MQTT 5 3.1.2.11.2: without a session expiry the session ends with the
+                # connection, clean_start False or not.
+                properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+                properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        client.connect(
+            self.broker.host,
+            self.broker.port,
+            keepalive=KEEPALIVE_S,
+            clean_start=clean_start,  # type: ignore[arg-type]
+            properties=properties,
+        )
+
+
+class Backoff:
+    """Exponential backoff with jitter: the n-th delay is uniform in [c/2, c], c =
+    min(cap, base * 2**n), so workers that lost the broker or the database together do not
+    all come back in the same instant, and none retries at once in a tight loop."""
+
+    def __init__(self, *, base_s: float = 0.5, cap_s: float = 30.0, rng: random.Random) -> None:
+        self._base_s, self._cap_s, self._rng = base_s, cap_s, rng
+        self._failures = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self._cap_s, self._base_s * 2**self._failures)
+        self._failures = min(self._failures + 1, 30)
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self._failures = 0
+
+
+class IngestWorker:
+    def __init__(
+        self,
+        *,
+        login: BrokerLogin,
+        ingest: Ingest,
+        client_id: str,
+        group: str | None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rng: random.Random | None = None,
+    ) -> None:
+        self.login = login
+        self.ingest = ingest
+        self.client_id = client_id
+        self.subscriptions = (
+            topics.hq_subscriptions(group)
+            if group is not None
+            else tuple(
+                topics.subscription(c) for c in (Channel.EVENTS, Channel.STATE, Channel.HEALTH)
+            )
+        )
+        self._clock = clock
+        jitter = rng or random.Random()  # jitter, not a secret
+        self._broker_backoff = Backoff(rng=jitter)
+        self._store_backoff = Backoff(rng=jitter)
+        self._store_down = False
+        self._crash_after_commit = bool(os.environ.get(CRASH_HOOK))
+        self.client = login.client(client_id, persistent=True, manual_ack=True)
+        self.subscribed = threading.Event()  # set at each SUBACK: what a test waits for
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+
+    def run(self, stop: threading.Event) -> None:
+        """Connect, take messages and reconnect until ``stop`` is set."""
+        where = f"{self.login.broker.host}:{self.login.broker.port}"
+        while not stop.is_set():
+            try:
+                self.login.connect(self.client, persistent=True)
+            except (OSError, ssl.SSLError) as exc:
+                delay = self._broker_backoff.next_delay()
+                log.warning("broker %s unreachable (%s); retrying in %.1f s", where, exc, delay)
+                stop.wait(delay)
+                continue
+            while not stop.is_set() and not self._store_down:
+                if self.client.loop(timeout=LOOP_TIMEOUT_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    break
+            if self._store_down:
+                # The session keeps what was not acknowledged; reconnecting brings it again.
+                self.client.disconnect()
+                delay = self._store_backoff.next_delay()
+                log.warning("reconnecting in %.1f s to retry the unacknowledged messages", delay)
+            elif not stop.is_set():
+                delay = self._broker_backoff.next_delay()
+                log.warning("connection to %s lost; reconnecting in %.1f s", where, delay)
+            else:
+                break
+            self._store_down = False
+            stop.wait(delay)
+        self.client.disconnect()
+        log.info("stopped")
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, code: ReasonCode, _p: Any) -> None:
+        if code.is_failure:
+            log.warning("broker refused the connection: %s", code)
+            return
+        self._broker_backoff.reset()
+        client.subscribe([(s, 1) for s in self.subscriptions])
+        log.info(
+            "connected as %s; subscribing to %s", self.client_id, ", ".join(self.subscriptions)
+        )
+
+    def _on_subscribe(
+        self, _c: mqtt.Client, _u: Any, _mid: int, codes: list[ReasonCode], _p: Any
+    ) -> None:
+        refused = [str(c) for c in codes if c.is_failure]
+        if refused:
+            log.warning("broker refused a subscription: %s", ", ".join(refused))
+        else:
+            log.info("subscribed")
+        self.subscribed.set()
+
+    def _on_message(self, client: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        if self._store_down:
+            return  # left unacknowledged: it comes again after the reconnect
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:  # paho raises on a topic that is not UTF-8
+            topic = repr(bytes(getattr(message, "_topic", b"")))
+        try:
+            outcome = self.ingest.handle(topic, bytes(message.payload), self._clock())
+        except StoreUnavailableError as exc:
+            self._store_down = True
+            log.warning("event store unavailable, message not acknowledged: %s", exc)
+            return
+        self._store_backoff.reset()
+        if self._crash_after_commit and outcome.channel is Channel.EVENTS:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if outcome.ack is not None:
+            ack = outcome.ack
+            client.publish(
+                topics.topic(ack.store_id, ack.box_id, Channel.ACK), encode_ack(ack), qos=1
+            )
+        client.ack(message.mid, message.qos)
+        _log_outcome(topic, outcome)
+
+
+def _log_outcome(topic: str, outcome: Outcome) -> None:
+    if outcome.quarantined:
+        log.warning("%s: quarantined (%s)", topic, ", ".join(outcome.quarantined))
+    if outcome.conflicts:
+        log.warning("%s: %d conflict(s) recorded", topic, outcome.conflicts)
+    if outcome.ack is not None:
+        log.info(
+            "%s: stored %d, duplicates %d%s; acked through %d",
+            topic,
+            outcome.stored,
+            outcome.duplicates,
+            ", parked" if outcome.parked else "",
+            outcome.ack.stored_through,
+        )
