@@ -226,6 +226,10 @@ class MqttLink:
 
     def _watch(self, sock: socket.socket) -> None:
         assert self._loop is not None
+        # paho leaves Nagle on. A lone small write (the PUBACK of HQ's ack, a one-event batch
+        # after it) then waits for the broker's delayed ACK, ~40 ms on Linux: that was most
+        # of a till commit's time to HQ (bench/bench_sync.py). Mosquitto sets it on its side.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._loop.add_reader(sock, self._readable)
         if self._misc is None or self._misc.done():
             self._misc = self._loop.create_task(self._misc_loop())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -78,6 +79,20 @@ def test_events_reach_hq_in_order_and_leave_the_outbox_on_its_ack(
     stream = responder.streams[BOX]
     assert sorted(stream.texts) == list(range(1, more + 1))
     assert responder.refused == []
+
+
+def test_the_link_sends_small_packets_at_once(
+    config_for: Callable[..., AgentConfig], mqtt_client: ClientFactory
+) -> None:
+    """TCP_NODELAY on the box's socket: with Nagle on, a one-event batch written after the
+    PUBACK of HQ's last ack waited ~40 ms for the broker's delayed ACK (bench_sync.py)."""
+    cfg = config_for()
+    responder = hq(mqtt_client, cfg)
+    with running(cfg) as pump:
+        responder.wait_for(BOX, append_events(pump.db, 1))
+        sock = pump.pump._link._client.socket()  # paho holds the socket; no seam shows it
+        assert sock is not None
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
 
 
 def test_nothing_leaves_the_outbox_without_hqs_ack(

@@ -4,6 +4,7 @@ over TLS as user ``hq-ingest``: box-a publishes batches and reads HQ's acks on i
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,6 +94,10 @@ def test_batches_are_stored_and_acked_and_presence_recorded(
         assert [acked_through(box) for _ in range(3)] == [10, 20, 30]
         box.publish(events_topic(), payloads(sealed, 10)[1])  # a resend: same ack
         assert acked_through(box) == 30
+        # Nagle off: an ack written after a PUBACK must not wait for a delayed TCP ACK.
+        sock = worker.client.socket()
+        assert sock is not None
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
     assert views.event_count(store) == 30
     (row,) = views.fleet(store)
     assert (row.state, row.session, row.stored_through) == ("online", 3, 30)
