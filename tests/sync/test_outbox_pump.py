@@ -91,7 +91,7 @@ def test_the_link_sends_small_packets_at_once(
     with running(cfg) as pump:
         responder.wait_for(BOX, append_events(pump.db, 1))
         sock = pump.pump._link._client.socket()  # paho holds the socket; no seam shows it
-        assert sock is not None
+        assert isinstance(sock, socket.socket)
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
 
 

@@ -144,7 +144,7 @@ class BrokerLogin:
         # paho leaves Nagle on: the box's small ack would wait behind the PUBACK before it
         # for the broker's delayed ACK (~40 ms on Linux). Mosquitto sets it on its side.
         sock = client.socket()
-        if sock is not None:
+        if isinstance(sock, socket.socket):  # ssl.SSLSocket is one too
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 

@@ -96,7 +96,7 @@ def test_batches_are_stored_and_acked_and_presence_recorded(
         assert acked_through(box) == 30
         # Nagle off: an ack written after a PUBACK must not wait for a delayed TCP ACK.
         sock = worker.client.socket()
-        assert sock is not None
+        assert isinstance(sock, socket.socket)
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
     assert views.event_count(store) == 30
     (row,) = views.fleet(store)
