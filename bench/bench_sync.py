@@ -8,21 +8,27 @@ outbox: events written into the box's cache file with ``event_log.append`` (20,0
 transaction) before the agent starts. HQ's progress is read as the workers leave it: the
 box's stream head (``streams.stored_through``), polled with a plain query.
 
-1. Drain: 100,000 events from agent start until HQ's head reaches the last seq, on SQLite and
-   PostgreSQL, at the pump's defaults and at larger settings.
+1. Drain: 100,000 events from agent start (and from the first batch stored) until HQ's head
+   reaches the last seq, on SQLite and PostgreSQL, at the pump's defaults, at larger
+   settings and with two workers; the CPU seconds each process used say which one limits.
 2. Till to HQ: reserve + commit over the POS API at a modest rate, no backlog; each commit's
    answer carries its event's seq, and the clock runs until HQ has stored that seq.
 3. Validate over the POS API while a backlog drains against idle, same agent, same client.
    Idle is measured with the workers stopped (SIGSTOP): the pump has its window of batches
-   out and waits for acks, the loop and DB thread otherwise free; SIGCONT starts the drain.
+   out and waits for acks (no resend: ack_timeout_s 600), the loop and DB thread otherwise
+   free; SIGCONT starts the drain. In production HQ is another machine; here its worker and
+   broker share the box's two cores, so they run at nice 19 and take only the CPU the agent
+   and the till leave (without that the ratio measured twice as large).
 4. The agent's memory over a 1,000,000-event drain (the same run as 3: the 100,000 backlog
-   the issue names drains in a few seconds, too short for 5,000 validate samples).
+   the issue names drains in a few seconds, too short for 5,000 validate samples). At most
+   BUSY_SAMPLES validates run during it; the rest drains with the till quiet.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -33,7 +39,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -396,9 +402,12 @@ class Box:
     last: int
 
 
-def drain(box: Box, name: str, location: str, setting: Setting, *, workers: int = 1) -> float:
+def drain(
+    box: Box, name: str, location: str, setting: Setting, *, workers: int = 1
+) -> tuple[float, float]:
     """Drain the 100,000-event backlog into the store at ``location``; prints what it saw and
-    answers events/s from agent start to HQ's head at the last seq."""
+    answers events/s from agent start to HQ's head at the last seq, and from the first batch
+    stored (the agent's start-up and its TLS connect left out) to the last."""
     run = Path(tempfile.mkdtemp(dir=box.tmp))
     cache = run / "box.db"
     shutil.copy(box.backlog, cache)
@@ -438,7 +447,7 @@ def drain(box: Box, name: str, location: str, setting: Setting, *, workers: int 
         + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()),
         flush=True,
     )
-    return box.last / total
+    return box.last / total, steady
 
 
 # -- 2: a till's commit to HQ -------------------------------------------------------------------
@@ -542,7 +551,9 @@ def _validates_while_draining(
     return busy, first, at_head
 
 
-def validate_during_drain(box: Box, backlog: int) -> None:
+def validate_during_drain(
+    box: Box, backlog: int, setting: Setting = Setting(), *, hq_niced: bool = True
+) -> None:
     run = Path(tempfile.mkdtemp(dir=box.tmp))
     cache = run / "box.db"
     shutil.copy(box.base, cache)
@@ -561,10 +572,16 @@ def validate_during_drain(box: Box, backlog: int) -> None:
         ingest = start_workers(hq, location, 1)
         head = Head(location)
         head.wait_ready()
+        if hq_niced:
+            # In production HQ is another machine; here it shares the box's two cores. At
+            # nice 19 HQ's worker and broker take only the CPU the agent and till leave.
+            for pid in (*(w.proc.pid for w in ingest), _pid(hq.broker)):
+                if pid is not None:
+                    os.setpriority(os.PRIO_PROCESS, pid, 19)
         for w in ingest:  # idle: the broker holds what the box sends; nothing is acked
             w.proc.send_signal(signal.SIGSTOP)
         # No resend while the workers are stopped: idle must stay idle.
-        agent = start_agent(run, cache, box.key, hq, Setting(ack_timeout_s=600))
+        agent = start_agent(run, cache, box.key, hq, replace(setting, ack_timeout_s=600))
         try:
             wait_ready(agent)
             time.sleep(1.0)  # the pump connects and sends its window of batches
@@ -643,48 +660,36 @@ def prepare(tmp: Path) -> Box:
     return Box(tmp, key, central, base, codes, backlog, last)
 
 
+def _drain_figures(
+    store: str, s: Setting, workers: int, rates: tuple[float, float], target: str
+) -> None:
+    what = f"drain 100k into {store}, {workers} worker(s), {s}"
+    figure(f"{what}: from agent start", rates[0], "events/s", target=target)
+    figure(f"{what}: from first batch stored", rates[1], "events/s", target=target)
+
+
 def main() -> None:
     # Other work on the machine moves these figures a lot (a test suite beside this run
     # halved the drain rate): say how loaded it was.
     print(f"   load average at start: {Path('/proc/loadavg').read_text().split()[0]}")
     with tempfile.TemporaryDirectory() as name:
         box = prepare(Path(name))
-        rates = {}
+        sqlite: dict[tuple[Setting, int], tuple[float, float]] = {}
         for batch, rate, window in SETTINGS:
             s = Setting(batch_events=batch, drain_events_per_s=rate, in_flight_batches=window)
-            rates[s] = drain(box, "SQLite", str(Path(name) / f"events-{s.in_flight_batches}.db"), s)
-        default = Setting()
-        figure(
-            "drain 100k backlog into SQLite, pump defaults",
-            rates[default],
-            "events/s",
-            target=">= 20,000",
-        )
-        best = max(rates, key=lambda s: rates[s])
-        figure(
-            f"drain 100k backlog into SQLite, best setting ({best})",
-            rates[best],
-            "events/s",
-            target=">= 20,000",
-        )
+            sqlite[s, 1] = drain(box, "SQLite", str(Path(name) / f"events-{window}.db"), s)
+        default, larger = Setting(), Setting(*SETTINGS[1])
         # One box's batches split between two workers: decode and checks in parallel, the
         # stream applied in order under the box's lock (out-of-order batches are parked).
-        two = drain(box, "SQLite", str(Path(name) / "events-two.db"), best, workers=2)
-        figure(
-            f"drain 100k backlog into SQLite, 2 workers ({best})",
-            two,
-            "events/s",
-            target=">= 20,000",
+        sqlite[default, 2] = drain(
+            box, "SQLite", str(Path(name) / "events-two.db"), default, workers=2
         )
-        for s, workers in ((default, 1), (best, 1), (best, 2)):
+        for (s, workers), rates in sqlite.items():
+            _drain_figures("SQLite", s, workers, rates, ">= 20,000")
+        for s, workers in ((default, 1), (larger, 1), (default, 2)):
             with pg_database() as location:
-                r = drain(box, "PostgreSQL", location, s, workers=workers)
-            figure(
-                f"drain 100k backlog into PostgreSQL, {workers} worker(s) ({s})",
-                r,
-                "events/s",
-                target=">= 10,000",
-            )
+                rates = drain(box, "PostgreSQL", location, s, workers=workers)
+            _drain_figures("PostgreSQL", s, workers, rates, ">= 10,000")
         timings = till_to_hq(box)
         latency(
             f"commit answered -> stored at HQ ({COMMITS:,} commits at {COMMIT_RATE:.0f}/s)",
