@@ -149,7 +149,7 @@ class Setting:
     batch_events: int = 500
     drain_events_per_s: int = 30_000
     in_flight_batches: int = 4
-    ack_timeout_s: float = 15.0
+    ack_timeout_s: float | None = None  # None: the product's default
 
     def __str__(self) -> str:
         return (
@@ -188,7 +188,7 @@ def start_agent(tmp: Path, cache: Path, key: Path, hq: Hq, setting: Setting) -> 
         f'ca_file = "{hq.broker.ca_cert}"\nbatch_events = {setting.batch_events}\n'
         f"drain_events_per_s = {setting.drain_events_per_s}\n"
         f"in_flight_batches = {setting.in_flight_batches}\n"
-        f"ack_timeout_s = {setting.ack_timeout_s}\n",
+        + ("" if setting.ack_timeout_s is None else f"ack_timeout_s = {setting.ack_timeout_s}\n"),
         encoding="utf-8",
     )
     log = tmp / "agent.log"
