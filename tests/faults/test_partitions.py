@@ -1,0 +1,102 @@
+"""Real network partitions between a store box and HQ's broker, and a broker crash, while two
+tills keep redeeming through the box's POS API: HQ's real ingest worker ends with exactly the
+events the box committed (seqs 1..N each once, the chain unbroken, nothing quarantined) and
+the box's outbox empties on HQ's acks.
+
+The seed chooses the subnet, the codes' order and every interval; thread and network timing
+are not reproducible, so a failure's seed replays the same schedule, not the same race.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+from cloud_sync.hq.ingest import views
+from tests.faults.conftest import Rig, RigFactory
+from tests.faults.store_box import TillTally, Tills, box_facts
+from tests.hq.ingest import pg
+
+CATCH_UP_S = 30.0
+
+
+def settle(rig: Rig, tally: TillTally, seed: int) -> int:
+    """After the last fault: wait for HQ to hold everything, then check it is exact.
+    Answers the box's last committed seq."""
+    assert tally.errors == [], f"seed {seed}: {tally.errors[:5]}"
+    assert tally.committed, f"seed {seed}: no till committed anything"
+    last = box_facts(rig.box.cache).last_seq
+    rig.hq.wait_for(rig.box.box_id, last, timeout_s=CATCH_UP_S)
+    assert rig.hq.stored_seqs(rig.box.box_id) == list(range(1, last + 1)), f"seed {seed}"
+    assert views.chain_breaks(rig.hq.store) == [], f"seed {seed}"
+    assert views.quarantined(rig.hq.store) == [], f"seed {seed}"
+    assert views.conflicts(rig.hq.store) == [], f"seed {seed}"
+    where = views.EventFilter(box_id=rig.box.box_id, type="code.redeemed", limit=1_000_000)
+    redeemed = [e.code for e in views.events(rig.hq.store, where)]
+    assert sorted(redeemed) == sorted(tally.committed), f"seed {seed}"
+    deadline = time.monotonic() + 10
+    while box_facts(rig.box.cache).outbox_depth != 0:  # HQ's last ack reaches the box
+        assert time.monotonic() < deadline, f"seed {seed}: the outbox did not empty"
+        time.sleep(0.05)
+    assert box_facts(rig.box.cache).last_seq == last  # no till was still writing
+    return last
+
+
+def test_short_partitions_then_a_broker_crash_mid_drain(
+    seed: int, rig: RigFactory, tmp_path: Path
+) -> None:
+    rng = random.Random(seed)
+    with rig(rng, str(tmp_path / "events.db")) as r:
+        tills = Tills(r.box, r.agent, rng).start()
+        cuts = 4  # each cut and each heal lasts 0.2-2 s: ~9 s on average
+        for _ in range(cuts):
+            time.sleep(rng.uniform(0.2, 2.0))
+            r.net.cut()
+            time.sleep(rng.uniform(0.2, 2.0))
+            r.net.heal()
+        # The backlog of the last cut is draining: crash the broker (SIGKILL by its PID)
+        # while it does, and bring it back on the same port and persistence directory.
+        time.sleep(rng.uniform(0.0, 0.2))
+        backlog = box_facts(r.box.cache).outbox_depth
+        r.hq.broker.kill()
+        time.sleep(rng.uniform(0.2, 1.0))
+        r.hq.broker.start()
+        time.sleep(1.0)  # the tills keep going across the restart
+        tally = tills.stop()
+        healed_at = time.monotonic()
+        last = settle(r, tally, seed)
+        print(
+            f"{cuts} cuts; outbox {backlog} at the broker kill; {last} events "
+            f"({len(tally.committed)} redemptions); caught up {time.monotonic() - healed_at:.2f}"
+            f" s after the tills stopped; duplicates absorbed {r.hq.duplicates_absorbed()}"
+        )
+
+
+def test_a_partition_longer_than_keepalive_and_ack_timeout(
+    seed: int, rig: RigFactory, pg_database: str
+) -> None:
+    rng = random.Random(seed)
+    with rig(rng, pg.fresh_schema(pg_database)) as r:
+        tills = Tills(r.box, r.agent, rng).start()
+        time.sleep(rng.uniform(0.5, 1.5))
+        r.net.cut()
+        cut_for = rng.uniform(11.0, 13.0)  # > 1.5 x keepalive (5 s) and the 2 s ack timeout
+        time.sleep(cut_for)
+        during = box_facts(r.box.cache)
+        before = r.hq.stored_seqs(r.box.box_id)
+        r.net.heal()
+        healed_at = time.monotonic()
+        # The pump saw the link die (keepalive) while the tills kept committing.
+        assert during.connected is False, f"seed {seed}: {during}"
+        assert during.outbox_depth > 0, f"seed {seed}"
+        caught_up = r.hq.wait_for(r.box.box_id, during.last_seq, timeout_s=CATCH_UP_S)
+        time.sleep(rng.uniform(0.5, 1.5))
+        tally = tills.stop()
+        last = settle(r, tally, seed)
+        print(
+            f"cut {cut_for:.1f} s; backlog {during.outbox_depth} events at the heal "
+            f"(HQ then had {len(before)}); HQ had seq {during.last_seq} {caught_up:.2f} s after "
+            f"the heal; {last} events ({len(tally.committed)} redemptions); duplicates "
+            f"absorbed {r.hq.duplicates_absorbed()}"
+        )
