@@ -71,7 +71,14 @@ def rig(tmp_path: Path) -> Iterator[RigFactory]:
                     agent.wait_ready()
                     yield Rig(net=net, hq=hq, box=box, agent=agent)
                 finally:
-                    agent.stop()
+                    # Kept beside the box's files: pytest keeps the last runs' tmp_path.
+                    output = agent.stop()
+                    (tmp_path / "box" / "agent.log").write_text(output)
+                    print(
+                        f"box: {output.count('MQTT: connected to')} MQTT connections, "
+                        f"{output.count('MQTT: connection lost')} lost, "
+                        f"{output.count('no ack for')} ack timeouts"
+                    )
         finally:
             netns.delete(net)
 

@@ -41,7 +41,7 @@ class NetnsError(RuntimeError):
 
 def run_ip(*args: str, namespace: str | None = None) -> str:
     command = [IP, *args] if namespace is None else [IP, "netns", "exec", namespace, IP, *args]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise NetnsError(f"{' '.join(command)}: {done.stderr.strip()}")
     return done.stdout
@@ -135,7 +135,7 @@ def delete(net: BoxNet) -> None:
         ["link", "delete", net.wan_hq],
         ["link", "delete", net.lan_host],
     ):
-        subprocess.run([IP, *command], capture_output=True, check=False)  # noqa: S603
+        subprocess.run([IP, *command], capture_output=True, check=False)
 
 
 def leftovers(nets: Sequence[BoxNet]) -> list[str]:

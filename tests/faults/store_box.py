@@ -114,7 +114,7 @@ class Agent:
 
     def __init__(self, box: BoxFiles, net: BoxNet) -> None:
         self.url = f"http://{net.api_address}:{API_PORT}"
-        self.process = subprocess.Popen(  # noqa: S603 (our own command line)
+        self.process = subprocess.Popen(
             [*net.exec_prefix(), str(EDGE_AGENT), "--config", str(box.config), "serve"],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -208,6 +208,8 @@ class BoxFacts:
     last_seq: int  # the box's last committed sequence number
     outbox_depth: int
     connected: bool | None  # what the pump last recorded; None: never connected
+    link_changed_us: int | None  # when it recorded that (wall clock, microseconds)
+    connect_attempts: int  # the pump's session counter: one per connect attempt
 
 
 def box_facts(cache: Path) -> BoxFacts:
@@ -218,7 +220,14 @@ def box_facts(cache: Path) -> BoxFacts:
         (next_seq,) = conn.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
         (depth,) = conn.execute("SELECT count(*) FROM outbox").fetchone()
         link = conn.execute("SELECT value FROM meta WHERE key = 'sync_connected'").fetchone()
+        changed = conn.execute("SELECT value FROM meta WHERE key = 'sync_link_us'").fetchone()
+        session = conn.execute("SELECT value FROM meta WHERE key = 'sync_session'").fetchone()
     finally:
         conn.close()
-    connected = None if link is None else bool(int(link[0]))
-    return BoxFacts(last_seq=int(next_seq) - 1, outbox_depth=int(depth), connected=connected)
+    return BoxFacts(
+        last_seq=int(next_seq) - 1,
+        outbox_depth=int(depth),
+        connected=None if link is None else bool(int(link[0])),
+        link_changed_us=None if changed is None else int(changed[0]),
+        connect_attempts=0 if session is None else int(session[0]),
+    )

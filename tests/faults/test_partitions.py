@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cloud_sync.hq.ingest import views
 from tests.faults.conftest import Rig, RigFactory
-from tests.faults.store_box import TillTally, Tills, box_facts
+from tests.faults.store_box import Tills, TillTally, box_facts
 from tests.hq.ingest import pg
 
 CATCH_UP_S = 30.0
@@ -33,7 +33,7 @@ def settle(rig: Rig, tally: TillTally, seed: int) -> int:
     assert views.quarantined(rig.hq.store) == [], f"seed {seed}"
     assert views.conflicts(rig.hq.store) == [], f"seed {seed}"
     where = views.EventFilter(box_id=rig.box.box_id, type="code.redeemed", limit=1_000_000)
-    redeemed = [e.code for e in views.events(rig.hq.store, where)]
+    redeemed = [str(e.code) for e in views.events(rig.hq.store, where)]
     assert sorted(redeemed) == sorted(tally.committed), f"seed {seed}"
     deadline = time.monotonic() + 10
     while box_facts(rig.box.cache).outbox_depth != 0:  # HQ's last ack reaches the box
@@ -41,6 +41,14 @@ def settle(rig: Rig, tally: TillTally, seed: int) -> int:
         time.sleep(0.05)
     assert box_facts(rig.box.cache).last_seq == last  # no till was still writing
     return last
+
+
+def wait_connected(rig: Rig, since: float) -> float:
+    """Seconds from ``since`` until the box's pump records that it is connected again."""
+    while not box_facts(rig.box.cache).connected:
+        assert time.monotonic() - since < CATCH_UP_S, "the box did not reconnect"
+        time.sleep(0.02)
+    return time.monotonic() - since
 
 
 def test_short_partitions_then_a_broker_crash_mid_drain(
@@ -69,7 +77,8 @@ def test_short_partitions_then_a_broker_crash_mid_drain(
         print(
             f"{cuts} cuts; outbox {backlog} at the broker kill; {last} events "
             f"({len(tally.committed)} redemptions); caught up {time.monotonic() - healed_at:.2f}"
-            f" s after the tills stopped; duplicates absorbed {r.hq.duplicates_absorbed()}"
+            f" s after the tills stopped; duplicates absorbed {r.hq.duplicates_absorbed()}; "
+            f"{box_facts(r.box.cache).connect_attempts} connect attempts"
         )
 
 
@@ -81,6 +90,7 @@ def test_a_partition_longer_than_keepalive_and_ack_timeout(
         tills = Tills(r.box, r.agent, rng).start()
         time.sleep(rng.uniform(0.5, 1.5))
         r.net.cut()
+        cut_at_us = time.time_ns() // 1000
         cut_for = rng.uniform(11.0, 13.0)  # > 1.5 x keepalive (5 s) and the 2 s ack timeout
         time.sleep(cut_for)
         during = box_facts(r.box.cache)
@@ -90,13 +100,20 @@ def test_a_partition_longer_than_keepalive_and_ack_timeout(
         # The pump saw the link die (keepalive) while the tills kept committing.
         assert during.connected is False, f"seed {seed}: {during}"
         assert during.outbox_depth > 0, f"seed {seed}"
-        caught_up = r.hq.wait_for(r.box.box_id, during.last_seq, timeout_s=CATCH_UP_S)
+        assert during.link_changed_us is not None
+        noticed_s = (during.link_changed_us - cut_at_us) / 1e6
+        reconnected_s = wait_connected(r, healed_at)
+        r.hq.wait_for(r.box.box_id, during.last_seq, timeout_s=CATCH_UP_S)
+        caught_up = time.monotonic() - healed_at
         time.sleep(rng.uniform(0.5, 1.5))
         tally = tills.stop()
         last = settle(r, tally, seed)
+        after = box_facts(r.box.cache)
         print(
-            f"cut {cut_for:.1f} s; backlog {during.outbox_depth} events at the heal "
-            f"(HQ then had {len(before)}); HQ had seq {during.last_seq} {caught_up:.2f} s after "
-            f"the heal; {last} events ({len(tally.committed)} redemptions); duplicates "
-            f"absorbed {r.hq.duplicates_absorbed()}"
+            f"cut {cut_for:.1f} s; the box noticed after {noticed_s:.1f} s; reconnected "
+            f"{reconnected_s:.2f} s after the heal; backlog at the heal {during.outbox_depth} "
+            f"events (HQ had {len(before)}); HQ had all {during.last_seq} of them "
+            f"{caught_up:.2f} s after the heal; {last} events in all "
+            f"({len(tally.committed)} redemptions); duplicates absorbed "
+            f"{r.hq.duplicates_absorbed()}; {after.connect_attempts} connect attempts"
         )

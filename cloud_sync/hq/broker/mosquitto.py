@@ -54,7 +54,7 @@ _RUNNING: Final = " running\n"  # "mosquitto version 2.0.11 running"
 _RELOADED: Final = "Reloading config."
 _STOP_TIMEOUT_S: Final = 5.0
 _POLL_S: Final = 0.002
-_EVERY_ADDRESS: Final = frozenset({"", "0.0.0.0", "::"})
+_EVERY_ADDRESS: Final = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 (compared, not bound)
 
 
 def find_executable(name: str) -> str | None:
