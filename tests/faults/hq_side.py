@@ -79,4 +79,5 @@ def running_hq(
             store.close()
         if worker is not None:
             worker.stop()
+            (directory / "ingest.log").write_text("".join(worker.log))  # beside the broker's
         broker.kill()
