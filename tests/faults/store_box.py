@@ -26,9 +26,9 @@ from edge_agent.api.auth import new_token, token_digest
 from edge_agent.cache.code_cache import CodeCache
 from edge_agent.domain.code_format import namespace_string, new_code
 from edge_agent.domain.code_record import CodeRecord
-from edge_agent.domain.promotion import Benefit, BenefitKind, Promotion, StackingRule
 from edge_agent.issuing import signing_key
 from tests.agent_process import EDGE_AGENT, wait_for_health
+from tests.cache.factories import promotion
 from tests.faults.netns import BoxNet
 from tests.sync.pump_harness import STORE
 
@@ -61,16 +61,9 @@ def seed_box(directory: Path, *, box_id: str, rng: random.Random) -> BoxFiles:
     codes = sorted({new_code(fmt, namespace) for _ in range(CODES)})
     cache = CodeCache.open(cache_path, store_id=STORE, box_id=box_id)
     try:
-        cache.put_campaign(
-            Promotion(
-                campaign_id=CAMPAIGN,
-                name="Fault test 5.00 off",
-                benefit=Benefit(kind=BenefitKind.FIXED_OFF, value=500),
-                stacking=StackingRule(stacking_class="coupon"),
-                starts_at=now - timedelta(days=1),
-                ends_at=now + timedelta(days=1),
-            )
-        )
+        # The tests' 5.00-off coupon, valid around the real now: the agent runs on the wall clock.
+        window = {"starts_at": now - timedelta(days=1), "ends_at": now + timedelta(days=1)}
+        cache.put_campaign(promotion(CAMPAIGN, **window))
         cache.put_codes(CodeRecord(code=c, campaign_id=CAMPAIGN, member_id=None) for c in codes)
         cache.set_synced_at(now)
     finally:
