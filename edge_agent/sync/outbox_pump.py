@@ -351,6 +351,16 @@ class OutboxPump:
 
     def _send(self, rows: Rows, *, now: float) -> None:
         assert self._window is not None
+        batch, payload = self._pack(rows)
+        if not self._link.publish(self._topics[Channel.EVENTS], payload):
+            return  # no connection: the next connect rewinds and sends it again
+        self._window.sent(batch.first_seq, batch.last_seq, now=now)
+        self._bucket.take(len(batch.texts), now=now)
+        self.counters.batches_sent += 1
+        self.counters.events_sent += len(batch.texts)
+
+    def _pack(self, rows: Rows) -> tuple[batches.Batch, bytes]:
+        """The longest leading run of ``rows`` that fits one batch, and its signed payload."""
         batch = batches.pack(
             store_id=self._id.store_id,
             box_id=self._id.box_id,
@@ -359,13 +369,7 @@ class OutboxPump:
             max_bytes=self._cfg.batch_bytes,
             max_events=self._cfg.batch_events,
         )
-        payload = batches.encode(sign(batch, self._id.key))
-        if not self._link.publish(self._topics[Channel.EVENTS], payload):
-            return  # no connection: the next connect rewinds and sends it again
-        self._window.sent(batch.first_seq, batch.last_seq, now=now)
-        self._bucket.take(len(batch.texts), now=now)
-        self.counters.batches_sent += 1
-        self.counters.events_sent += len(batch.texts)
+        return batch, batches.encode(sign(batch, self._id.key))
 
     async def _resend(self, wanted: SeqRange) -> None:
         first = wanted.first
@@ -382,17 +386,8 @@ class OutboxPump:
                 log.warning("sync: events %d..%d are no longer held", first, wanted.last)
                 return
             run = _leading_run(rows)
-            batch = batches.pack(
-                store_id=self._id.store_id,
-                box_id=self._id.box_id,
-                key_id=self._key_id,
-                events=run,
-                max_bytes=self._cfg.batch_bytes,
-                max_events=self._cfg.batch_events,
-            )
-            self._link.publish(
-                self._topics[Channel.EVENTS], batches.encode(sign(batch, self._id.key))
-            )
+            batch, payload = self._pack(run)
+            self._link.publish(self._topics[Channel.EVENTS], payload)
             self.counters.resent_ranges += 1
             first = batch.last_seq + 1
             if first <= rows[-1][0] and len(run) < len(rows):
