@@ -83,11 +83,11 @@ class BoxNet:
         run_ip("link", "set", self.wan_hq, "up")
 
 
-def _names(tag: str, octet: int) -> dict[str, str]:
+def _names(octet: int) -> dict[str, str]:
     # Interface names are at most 15 characters; the octet keeps them unique per run.
-    stem = f"ss{tag}{octet:03d}"
+    stem = f"ssp{octet:03d}"
     return {
-        "namespace": f"storeside-{tag}-{octet:03d}",
+        "namespace": f"storeside-fault-{octet:03d}",
         "wan_hq": f"{stem}wh",
         "wan_box": f"{stem}wb",
         "lan_host": f"{stem}lh",
@@ -95,14 +95,14 @@ def _names(tag: str, octet: int) -> dict[str, str]:
     }
 
 
-def create(rng: random.Random, *, tag: str = "p") -> BoxNet:
+def create(rng: random.Random) -> BoxNet:
     """A fresh namespace with both links up (see the module docstring)."""
     used = _subnets_in_use()
     free = [x for x in range(1, 255) if x not in used]
     octet = rng.choice(free)
     base = f"10.213.{octet}"
     net = BoxNet(
-        **_names(tag, octet),
+        **_names(octet),
         hq_address=f"{base}.1",
         box_address=f"{base}.2",
         lan_host_address=f"{base}.5",
