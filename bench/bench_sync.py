@@ -43,11 +43,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from bench.bench_ingest import SERVER
 from bench.fixtures import bench_campaign
 from bench.report import against_floor, figure, latency, percentile
 from cloud_sync.hq.broker.choice import start_broker
@@ -63,6 +61,7 @@ from edge_agent.domain.coupon_token import raw_public_key
 from edge_agent.events import event_log
 from edge_agent.events.event_log import Attribution, EventType
 from edge_agent.issuing import signing_key
+from tests.hq.ingest import pg
 
 STORE = "S1"
 BOX = "box-bench"
@@ -318,25 +317,20 @@ class Head:
         self._read: Callable[[], int] | None = None
 
     def _connect(self) -> Callable[[], int]:
+        execute: Callable[[str, tuple[str]], Any]
         if self.location.startswith("postgresql"):
-            conn = psycopg.connect(self.location, autocommit=True)
+            execute = psycopg.connect(self.location, autocommit=True).execute
+            sql = "SELECT stored_through FROM streams WHERE box_id = %s"
+        else:
+            execute = sqlite3.connect(f"file:{self.location}?mode=ro", uri=True).execute
+            sql = "SELECT stored_through FROM streams WHERE box_id = ?"
 
-            def read_pg() -> int:
-                row = conn.execute(
-                    "SELECT stored_through FROM streams WHERE box_id = %s", (BOX,)
-                ).fetchone()
-                return 0 if row is None else int(row[0])
-
-            return read_pg
-        lite = sqlite3.connect(f"file:{self.location}?mode=ro", uri=True)
-
-        def read_sqlite() -> int:
-            row = lite.execute(
-                "SELECT stored_through FROM streams WHERE box_id = ?", (BOX,)
-            ).fetchone()
+        def read() -> int:
+            row = execute(sql, (BOX,)).fetchone()
             return 0 if row is None else int(row[0])
 
-        return read_sqlite
+        read()  # raises while the worker has not made the store yet
+        return read
 
     def __call__(self) -> int:
         if self._read is None:
@@ -356,19 +350,6 @@ class Head:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no event store at {self.location}")
             time.sleep(0.05)
-
-
-@contextmanager
-def pg_database() -> Iterator[str]:
-    name = f"storeside_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(SERVER, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    try:
-        parts = urlsplit(SERVER)
-        yield urlunsplit((*parts[:2], f"/{name}", "", ""))
-    finally:
-        with psycopg.connect(SERVER, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def _cpu_s(pid: int | None) -> float:
@@ -687,7 +668,7 @@ def main() -> None:
         for (s, workers), rates in sqlite.items():
             _drain_figures("SQLite", s, workers, rates, ">= 20,000")
         for s, workers in ((default, 1), (larger, 1), (default, 2)):
-            with pg_database() as location:
+            with pg.test_database() as location:
                 rates = drain(box, "PostgreSQL", location, s, workers=workers)
             _drain_figures("PostgreSQL", s, workers, rates, ">= 10,000")
         timings = till_to_hq(box)
