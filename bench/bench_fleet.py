@@ -12,7 +12,9 @@ key, user, seq and chain, 1 event/s on average with bursts of 50 (p 0.01), batch
 unsent (at most 4 in flight), QoS 1, HQ's acks honoured. Lag is per event, from its creation
 at the box to the arrival of HQ's ack covering it. 1,000 boxes is the issue's target
 (p99 <= 1 s); then the fleet doubles until the p99 goes over 1 s, an event is left
-unacknowledged, or the last step is done; the simulator takes one process per ~1,500 boxes.
+unacknowledged, or the last step is done, starting below the target (250, 500) so that a
+machine where 1,000 is too many still says how far it goes. The simulator takes one process
+per ~1,500 boxes.
 The machine has two cores for all of it: broker, PostgreSQL, both workers and the simulator.
 """
 
@@ -47,9 +49,9 @@ SERVER = os.environ.get(
     os.environ.get("STORESIDE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"),
 )
 TARGET_BOXES: Final = 1000
-STEPS: Final = (1000, 2000, 4000, 8000)
+STEPS: Final = (250, 500, 1000, 2000, 4000, 8000)
 TARGET_S: Final = 45.0  # seconds of load at the issue's 1,000 boxes
-STEP_S: Final = 30.0  # at each larger fleet
+STEP_S: Final = 25.0  # at each other fleet size
 DRAIN_S: Final = 20.0
 BOXES_PER_PROCESS: Final = 1500
 WORKERS: Final = 2
@@ -232,8 +234,8 @@ def main() -> None:
                 keeps_up = s["lag_p99_ms"] <= 1000 and s["unacked"] == 0
                 if keeps_up:
                     reached = boxes
-                if not keeps_up or time.monotonic() - started > 240:
-                    break
+                if not keeps_up or time.monotonic() - started > 270:
+                    break  # the first step that fails ends it; the time bound keeps it < 6 min
         finally:
             broker.stop()
     figure("fleet largest with lag p99 <= 1 s", reached, "boxes", target=">= 1,000 boxes")
