@@ -106,7 +106,12 @@ def workers(
                         "--password-file",
                         str(password_file),
                         "--client-id",
-                        f"hq-ingest-{secrets.token_hex(3)}-{i}",
+                        # Stable, as in production: a worker that comes back resumes its
+                        # session. A new id per step would leave the last step's sessions in
+                        # the shared group, offline, and Mosquitto 2.0 queues their share of
+                        # the events for them (seen here: half the batches of the next step
+                        # waited for the boxes' 15 s ack timeout).
+                        f"hq-ingest-bench-{i}",
                     ),
                     stdout=out,
                     stderr=out,
@@ -138,6 +143,7 @@ def step(
     with CentralStore.create(central_path, fmt=CodeFormat(prefix="SS")) as central:
         identities.register_keys(central, fleet[:boxes], now=datetime.now(UTC))
     processes = max(1, round(boxes / BOXES_PER_PROCESS))
+    log_mark = len(broker.log_text().splitlines())
     with (
         pg_database() as events_db,
         workers(
@@ -180,9 +186,15 @@ def step(
                 print(f"   {line}", flush=True)
         if run.returncode != 0:
             raise RuntimeError(f"simulator failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
+        for line in (here / "workers.log").read_text(errors="replace").splitlines()[-5:]:
+            print(f"   worker: {line[:200]}", flush=True)
         with psycopg.connect(events_db) as conn:
             row = conn.execute("SELECT count(*) FROM events").fetchone()
         stored = int(row[0]) if row else 0
+    # The broker's view of HQ's workers during the step (a dropped worker explains a stall).
+    for line in broker.log_text().splitlines()[log_mark:]:
+        if "hq-ingest" in line and "New connection" not in line:
+            print(f"   broker: {line[:200]}", flush=True)
     summary: dict[str, Any] = json.loads(lines[-1])
     summary["stored"] = stored
     summary["processes"] = processes
@@ -239,3 +251,7 @@ def main() -> None:
         finally:
             broker.stop()
     figure("fleet largest with lag p99 <= 1 s", reached, "boxes", target=">= 1,000 boxes")
+
+
+if __name__ == "__main__":
+    main()

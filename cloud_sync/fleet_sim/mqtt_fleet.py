@@ -18,8 +18,12 @@ loop API itself, as the box's ``mqtt_link.py`` does from asyncio:
 One TLS context is shared by every client (loading the CA once, not a thousand times).
 
 Per box, as the box's pump behaves on the wire (``topics.py`` for the channels):
-client id ``{box_id}.{session}`` (a session per run, so a run never inherits queued acks of an
-earlier one), ``clean_session`` false, username = box id; last will a retained ``offline``
+client id ``{box_id}.{session}`` (never a real box's), username = box id, and a *clean*
+session, unlike the box: a persistent session outlives the run at the broker (14 days in the
+shipped config), still subscribed to the box's acks, so every later run's acks would be queued
+for it too, and a run that inherited one could take an earlier run's ack for its own. A clean
+session loses nothing here either: after a reconnect the box sends again from its last ack,
+and HQ acks duplicates. Last will a retained ``offline``
 state; on CONNACK it subscribes to its ``ack`` and ``resend`` topics and publishes a retained
 ``online`` state and its health, then health every ``health_interval_s`` (staggered, so a
 thousand boxes do not publish health in the same second). Events arrive by ``load_model``;
@@ -149,7 +153,7 @@ class FleetLoop:
             CallbackAPIVersion.VERSION2,
             client_id=f"{ident.box_id}.{session}",
             protocol=MQTTProtocolVersion.MQTTv311,
-            clean_session=False,
+            clean_session=True,  # see the module docstring
             reconnect_on_failure=False,
         )
         link = Link(box, client, session=session)

@@ -18,7 +18,8 @@ can tell apart, with no file, socket or clock of its own (the fleet's loop passe
   is done, and its lag (creation to the ack's arrival, monotonic seconds) is recorded. An ack
   that lists ``missing`` ranges no batch in flight covers rewinds the cursor there, as the
   pump's window does; two ingest workers can store a box's batches out of order, so a hole
-  that a batch in flight will fill is not a loss.
+  that a batch in flight will fill is not a loss, and an ack older than the last one taken
+  (the other worker's, overtaken) is no news at all.
 * ``expired(now, timeout_s)``: the oldest batch in flight has had no ack for ``timeout_s``:
   send again from ``stored_through + 1`` (HQ stores idempotently, so a resend costs bandwidth,
   never a duplicate). ``rewind()`` does the same after a reconnect.
@@ -170,7 +171,10 @@ class SimBox:
             self.acked = through
             self.in_flight = [b for b in self.in_flight if b.last > through]
             self.cursor = max(self.cursor, through + 1)
-        if ack.missing:
+        # An ack older than one already taken (two workers answer a box's batches out of
+        # order) says nothing new: its holes were filled since, and acting on one would throw
+        # away every batch in flight and send them all again.
+        if ack.missing and ack.stored_through >= self.acked:
             first = ack.missing[0].first
             covered = any(b.first <= first <= b.last for b in self.in_flight)
             if not covered and first < self.cursor:

@@ -86,3 +86,17 @@ def test_a_hole_no_batch_in_flight_covers_rewinds_there_and_one_that_does_not() 
                now=0.2, wall=WALL)  # fmt: skip
     again = box.next_batch(0.2)
     assert again is not None and batches.decode(again).batch.first_seq == 3
+
+
+def test_an_overtaken_ack_does_not_send_the_window_again() -> None:
+    box = _box(batch_events=2, in_flight=4)
+    box.create(6, now=0.0, wall=WALL, measured=True)
+    for _ in range(3):
+        assert box.next_batch(0.0) is not None  # 1-2, 3-4, 5-6
+    ids = {"store_id": "sim-store-0001", "box_id": "sim-box-00001"}
+    box.on_ack(Ack(**ids, stored_through=4), now=0.1, wall=WALL)
+    # The other worker parked 3-4 before the first stored 1-2 and answers only now.
+    box.on_ack(Ack(**ids, stored_through=2, missing=(SeqRange(first=3, last=4),)),
+               now=0.2, wall=WALL)  # fmt: skip
+    assert box.next_batch(0.2) is None  # 5-6 still in flight: nothing to send again
+    assert box.resent_events == 0
