@@ -125,6 +125,8 @@ def _run(args: argparse.Namespace, now: datetime) -> int:
         )
         if args.result_json:
             Path(args.result_json).write_text(result.to_json())
+        if args.start_at is not None:
+            return 0  # a child of ``--processes``: the parent sums up every part
         results = [result]
     else:
         opts = {**vars(args), "session": settings.session, "boxes": len(fleet)}

@@ -25,11 +25,11 @@ for it too, and a run that inherited one could take an earlier run's ack for its
 session loses nothing here either: after a reconnect the box sends again from its last ack,
 and HQ acks duplicates. Last will a retained ``offline``
 state; on CONNACK it subscribes to its ``ack`` and ``resend`` topics and publishes a retained
-``online`` state and its health, then health every ``health_interval_s`` (staggered, so a
-thousand boxes do not publish health in the same second). Events arrive by ``load_model``;
-batches are sent while the box's window has room (``sim_box.py``), at QoS 1 on its events
-topic. A lost connection is retried after a jittered backoff, and the box then sends again
-from its last ack.
+``online`` state and its health, then health every ``health_interval_s`` (the first
+period drawn at random, so a thousand boxes do not publish health in the same second).
+Events arrive by ``load_model``; batches are sent while the box's window has room
+(``sim_box.py``), at QoS 1 on its events topic. A lost connection is retried after a
+jittered backoff, and the box then sends again from its last ack.
 
 The loop measures nothing itself: each box records its lag, and ``tick`` reports counts.
 """
@@ -109,6 +109,7 @@ class Link:
         self.reconnect_at: float | None = None
         self.failures = 0
         self.next_health = 0.0
+        self.health_sent = 0  # since the last connect
 
     def state(self, state: BoxState) -> bytes:
         ident = self.box.identity
@@ -226,6 +227,7 @@ class FleetLoop:
         client.publish(link.state_topic, link.state(BoxState.ONLINE), qos=1, retain=True)
         link.box.rewind()  # whatever was in flight on the last connection may be lost
         link.next_health = time.monotonic()
+        link.health_sent = 0
         self._dirty.add(link)
 
     def _on_disconnect(
@@ -275,9 +277,6 @@ class FleetLoop:
             at, size = next_arrival(self.model, rngs[i], start)
             arrivals.append((at, i, size))
         heapq.heapify(arrivals)
-        stagger = random.Random(self.seed + 1)
-        for link in self.links:
-            link.next_health = start + stagger.uniform(0, self.health_interval_s)
         end = start + duration_s
         self._generating = True
         next_tick = start + 1.0
@@ -354,7 +353,12 @@ class FleetLoop:
                 continue
             link.client.loop_misc()
             if now >= link.next_health:
-                link.next_health = now + self.health_interval_s
+                # The first after a connect comes at once; the next one at a random point of
+                # the interval, so a fleet that connected together spreads its health out.
+                first = link.health_sent == 0
+                link.health_sent += 1
+                spread = self._jitter.uniform(0.0, 1.0) if first else 1.0
+                link.next_health = now + self.health_interval_s * spread
                 health = link.box.health(session=link.session, wall=wall)
                 link.client.publish(
                     link.health_topic, presence.encode_health(health), qos=1, retain=True

@@ -106,4 +106,6 @@ def test_every_box_gets_exactly_its_events_to_hq_with_its_chain_intact(
     # Whether the clean shutdown's offline state has reached the worker yet is a race; that
     # each box was seen at all (state or health) is not.
     assert all(r.last_seen is not None for r in rows.values())
+    # Every box published its health at connect (retained), so the fleet view has its outbox.
+    assert all(r.outbox_depth is not None for r in rows.values())
     store.close()
