@@ -85,9 +85,10 @@ class SyncConfig(Section):
         Field(
             gt=0,
             le=600,
-            description="No ack from HQ this long after a send: send again from the last ack.",
+            description="No ack from HQ this long after a send: send again from the last ack "
+            "(HQ stores a resent event once, so a short timeout costs only bandwidth).",
         ),
-    ] = 15.0
+    ] = 5.0
     reconnect_min_s: Annotated[
         float, Field(gt=0, le=60, description="First reconnect delay (doubles, jittered).")
     ] = 0.5

@@ -16,6 +16,7 @@ from demo.hq import hq
 from demo.narration import say, step
 from demo.receipts import receipt_story
 from demo.reconfigure import reconfigure_story
+from demo.sync import HqLink, hq_link, sync_story
 from demo.till import till_story
 from edge_agent.api.auth import new_token, token_digest
 from edge_agent.cache.code_cache import CodeCache
@@ -29,10 +30,13 @@ WORK = ROOT / "var" / "demo"
 STORES = ("store-001", "store-002")  # each mints in the namespace HQ's snapshot assigns it
 
 
-def store_config(store_id: str, tokens: dict[str, str], printer: dict[str, Any]) -> AgentConfig:
+def store_config(
+    store_id: str, tokens: dict[str, str], printer: dict[str, Any], link: HqLink
+) -> AgentConfig:
     return AgentConfig.model_validate(
         {
-            "store": {"store_id": store_id},
+            "store": {"store_id": store_id, "box_id": link.boxes[store_id].box_id},
+            "sync": link.sync_section(store_id),
             "cache": {"path": str(WORK / f"{store_id}.cache.db")},
             "signing": {"key_path": str(WORK / f"{store_id}.key")},
             "printer": {**printer, "header_lines": [f"Storeside {store_id}", "Thank you!"]},
@@ -54,21 +58,52 @@ def main() -> None:
     sink = PrinterSink()  # store-001's receipt printer: a raw TCP printer on loopback
     printer = {"kind": "network", "host": "127.0.0.1", "port": sink.port, "timeout_s": 1.0}
     tokens = {s: {t: new_token() for t in ("till-1", "till-2")} for s in STORES}
-    cfgs = {
-        "store-001": store_config("store-001", tokens["store-001"], printer),
-        "store-002": store_config("store-002", tokens["store-002"], {"kind": "simulated"}),
-    }
     step("Each store box makes its coupon signing key (edge-agent keys init)")
     keys = {}
-    for store_id, cfg in cfgs.items():
-        info = signing_key.create(Path(cfg.signing.key_path))
+    for store_id in STORES:
+        info = signing_key.create(WORK / f"{store_id}.key")
         keys[store_id] = info.public_key
         say(f"   {store_id}: key {info.key_id}")
     snapshots, codes = hq(now, WORK, keys)
-
-    step("The store boxes load their snapshots and start their POS APIs")
+    with hq_link(WORK, STORES) as link:
+        cfgs = {
+            "store-001": store_config("store-001", tokens["store-001"], printer, link),
+            "store-002": store_config(
+                "store-002", tokens["store-002"], {"kind": "simulated"}, link
+            ),
+        }
+        _stores(
+            cfgs=cfgs,
+            snapshots=snapshots,
+            codes=codes,
+            tokens=tokens,
+            sink=sink,
+            printer=printer,
+            link=link,
+        )
     for store_id, cfg in cfgs.items():
-        cache = CodeCache.open(Path(cfg.cache.path), store_id=store_id)
+        event_log_story(Path(cfg.cache.path), store_id)
+    say()
+    say(
+        f"Done. Files are in {WORK.relative_to(ROOT)}/ "
+        "(hq.db, events.db, snapshots, caches, coupon.png)."
+    )
+
+
+def _stores(
+    *,
+    cfgs: dict[str, AgentConfig],
+    snapshots: dict[str, Path],
+    codes: dict[str, str],
+    tokens: dict[str, dict[str, str]],
+    sink: PrinterSink,
+    printer: dict[str, Any],
+    link: HqLink,
+) -> None:
+
+    step("The store boxes load their snapshots and start their POS APIs and links to HQ")
+    for store_id, cfg in cfgs.items():
+        cache = CodeCache.open(Path(cfg.cache.path), store_id=store_id, box_id=cfg.store.box_id)
         loaded = cache.load_snapshot(snapshots[store_id])
         cache.close()
         say(
@@ -92,10 +127,7 @@ def main() -> None:
             work=WORK,
         )
         reconfigure_story(agents["store-002"], urls["store-002"])
-    for store_id, cfg in cfgs.items():
-        event_log_story(Path(cfg.cache.path), store_id)
-    say()
-    say(f"Done. Files are in {WORK.relative_to(ROOT)}/ (hq.db, snapshots, caches, coupon.png).")
+        sync_story(link, agents, urls, tokens, codes)
 
 
 if __name__ == "__main__":

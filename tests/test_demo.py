@@ -35,6 +35,11 @@ def test_demo_runs_end_to_end() -> None:
         "TILL_THROTTLED",
         "HTTP 401",
         "pending sync",
+        # the link to HQ
+        "0 in outbox",
+        "online   stored through",
+        "disconnected, outbox",
+        "double_redemption of",
         # receipt coupons
         "print: printed",
         "print_pending (paper_out",

@@ -35,6 +35,7 @@ import logging
 import random
 import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -105,6 +106,7 @@ class MqttLink:
         self._closed: asyncio.Event | None = None
         self._misc: asyncio.Task[None] | None = None
         self._connected = False
+        self.heard_at = 0.0  # monotonic time the broker last sent anything (a PUBACK, a ping)
         self._client = self._make_client()
 
     # -- what the pump uses ------------------------------------------------------------------
@@ -231,6 +233,7 @@ class MqttLink:
             self._misc = self._loop.create_task(self._misc_loop())
 
     def _readable(self) -> None:
+        self.heard_at = time.monotonic()
         client = self._client
         client.loop_read()
         sock = client.socket()

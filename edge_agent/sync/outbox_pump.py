@@ -314,7 +314,14 @@ class OutboxPump:
                 await self._wake.wait(None)
                 continue
             now = time.monotonic()
-            if window.expired(now=now, timeout_s=cfg.ack_timeout_s):
+            # Resend only if the broker has spoken since the oldest batch went out: a stalled
+            # link (a cut cable) would just queue the same batches again inside paho; the
+            # keepalive ends such a link, and the reconnect rewinds anyway.
+            if (
+                window.in_flight
+                and self._link.heard_at > window.in_flight[0].sent_at
+                and window.expired(now=now, timeout_s=cfg.ack_timeout_s)
+            ):
                 self.counters.rewinds += 1
                 log.warning("sync: no ack for %.0f s: sending again from %d",
                             cfg.ack_timeout_s, window.cursor)  # fmt: skip
@@ -323,8 +330,7 @@ class OutboxPump:
                 continue
             start = window.next_send()
             if start is None:  # full: an ack (or the oldest batch's timeout) frees it
-                oldest = window.in_flight[0].sent_at
-                await self._wake.wait(max(0.0, oldest + cfg.ack_timeout_s - now))
+                await self._wake.wait(self._until_ack_due(now))
                 continue
             pause = self._bucket.wait_s(cfg.batch_events, now=now)
             if pause > 0:
@@ -338,19 +344,34 @@ class OutboxPump:
             if not rows:
                 # The agent's own commits wake it at once; the poll catches events another
                 # process wrote into the file (``edge-agent redeem`` beside a running agent).
-                pause = IDLE_POLL_S
-                if window.in_flight:  # but wake in time for the oldest batch's ack timeout
-                    due = window.in_flight[0].sent_at + cfg.ack_timeout_s - time.monotonic()
-                    pause = min(pause, max(0.0, due))
-                await self._wake.wait(pause)
+                await self._wake.wait(min(IDLE_POLL_S, self._until_ack_due(time.monotonic())))
                 continue
             if rows[0][0] != start:  # HQ acknowledged past what we hold: it has them all
                 window.cursor = rows[0][0]
                 continue
             self._send(rows, now=time.monotonic())
 
+    def _until_ack_due(self, now: float) -> float:
+        """How long the sender may sleep before the oldest batch's ack timeout is due; once it
+        is overdue (and held back by a silent link), the idle poll's pace."""
+        assert self._window is not None
+        if not self._window.in_flight:
+            return IDLE_POLL_S
+        due = self._window.in_flight[0].sent_at + self._cfg.ack_timeout_s - now
+        return due if due > 0 else IDLE_POLL_S
+
     def _send(self, rows: Rows, *, now: float) -> None:
         assert self._window is not None
+        batch, payload = self._pack(rows)
+        if not self._link.publish(self._topics[Channel.EVENTS], payload):
+            return  # no connection: the next connect rewinds and sends it again
+        self._window.sent(batch.first_seq, batch.last_seq, now=now)
+        self._bucket.take(len(batch.texts), now=now)
+        self.counters.batches_sent += 1
+        self.counters.events_sent += len(batch.texts)
+
+    def _pack(self, rows: Rows) -> tuple[batches.Batch, bytes]:
+        """The longest leading run of ``rows`` that fits one batch, and its signed payload."""
         batch = batches.pack(
             store_id=self._id.store_id,
             box_id=self._id.box_id,
@@ -359,13 +380,7 @@ class OutboxPump:
             max_bytes=self._cfg.batch_bytes,
             max_events=self._cfg.batch_events,
         )
-        payload = batches.encode(sign(batch, self._id.key))
-        if not self._link.publish(self._topics[Channel.EVENTS], payload):
-            return  # no connection: the next connect rewinds and sends it again
-        self._window.sent(batch.first_seq, batch.last_seq, now=now)
-        self._bucket.take(len(batch.texts), now=now)
-        self.counters.batches_sent += 1
-        self.counters.events_sent += len(batch.texts)
+        return batch, batches.encode(sign(batch, self._id.key))
 
     async def _resend(self, wanted: SeqRange) -> None:
         first = wanted.first
@@ -382,17 +397,8 @@ class OutboxPump:
                 log.warning("sync: events %d..%d are no longer held", first, wanted.last)
                 return
             run = _leading_run(rows)
-            batch = batches.pack(
-                store_id=self._id.store_id,
-                box_id=self._id.box_id,
-                key_id=self._key_id,
-                events=run,
-                max_bytes=self._cfg.batch_bytes,
-                max_events=self._cfg.batch_events,
-            )
-            self._link.publish(
-                self._topics[Channel.EVENTS], batches.encode(sign(batch, self._id.key))
-            )
+            batch, payload = self._pack(run)
+            self._link.publish(self._topics[Channel.EVENTS], payload)
             self.counters.resent_ranges += 1
             first = batch.last_seq + 1
             if first <= rows[-1][0] and len(run) < len(rows):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cloud_sync.contract import ack as acks
 from cloud_sync.contract import presence
 from cloud_sync.contract.topics import Channel, topic
 from config.model import AgentConfig
@@ -179,3 +180,24 @@ def test_a_forged_ack_for_another_box_is_dropped(
         assert outbox_depth(pump) == 3
         responder.ack(STORE, BOX, 3)
         wait(lambda: outbox_depth(pump) == 0)
+
+
+def test_a_resend_request_is_answered_from_the_retained_history(
+    config_for: Callable[..., AgentConfig], mqtt_client: ClientFactory
+) -> None:
+    cfg = config_for(batch_events=20)
+    responder = hq(mqtt_client, cfg)
+    with running(cfg) as pump:
+        last = append_events(pump.db, 50)
+        responder.wait_for(BOX, last)
+        wait(lambda: outbox_depth(pump) == 0)  # acknowledged: only the history holds them
+        before = responder.streams[BOX].duplicates
+        request = acks.encode_resend(
+            acks.ResendRequest(
+                store_id=STORE, box_id=BOX, ranges=(acks.SeqRange(first=5, last=44),)
+            )
+        )
+        responder.client.paho.publish(topic(STORE, BOX, Channel.RESEND), request, qos=1)
+        wait(lambda: responder.streams[BOX].duplicates - before == 40)
+        assert pump.pump.counters.resent_ranges == 2  # 40 events, 20 a batch
+    assert responder.refused == []  # the same bytes, the same chain

@@ -54,6 +54,7 @@ _RUNNING: Final = " running\n"  # "mosquitto version 2.0.11 running"
 _RELOADED: Final = "Reloading config."
 _STOP_TIMEOUT_S: Final = 5.0
 _POLL_S: Final = 0.002
+_EVERY_ADDRESS: Final = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 (compared, not bound)
 
 
 def find_executable(name: str) -> str | None:
@@ -98,6 +99,7 @@ class MosquittoBroker:
         self.files = files
         self.port = port or free_port()
         self.plain_port = plain_port
+        self.bind_address = bind_address
         self.persistence_dir = directory / "persistence"
         self.persistence_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = directory / "mosquitto.log"
@@ -118,8 +120,11 @@ class MosquittoBroker:
 
     @property
     def url(self) -> str:
-        # 127.0.0.1 is in the server certificate's names (tls_files.py) whatever else is.
-        return f"mqtts://127.0.0.1:{self.port}"
+        """Where the TLS listener answers: its bind address, or 127.0.0.1 when it listens on
+        every address (127.0.0.1 is in the server certificate's names, tls_files.py; a
+        specific address must be given to ``make_tls_files`` as well)."""
+        host = "127.0.0.1" if self.bind_address in _EVERY_ADDRESS else self.bind_address
+        return f"mqtts://{host}:{self.port}"
 
     @property
     def ca_cert(self) -> Path:

@@ -11,8 +11,10 @@ from cloud_sync.hq.broker import choice
 from cloud_sync.hq.broker.choice import start_broker
 from cloud_sync.hq.broker.errors import BrokerConfigError, UnmanagedBrokerError
 from cloud_sync.hq.broker.mosquitto import MosquittoBroker
+from cloud_sync.hq.broker.mosquitto_config import BrokerFiles
 from cloud_sync.hq.broker.password_file import read_password_file, verify_password
 from cloud_sync.hq.broker.running_broker import BrokerKind
+from cloud_sync.hq.broker.tls_files import tls_files_in
 
 
 def test_a_configured_url_starts_nothing(tmp_path: Path) -> None:
@@ -68,3 +70,18 @@ def test_mosquitto_for_a_pilot_gets_tls_files_once_and_the_users_hashed(tmp_path
     finally:
         assert isinstance(again, MosquittoBroker)
         again.kill()
+
+
+@pytest.mark.parametrize(
+    ("bind_address", "host"),
+    [("10.213.7.1", "10.213.7.1"), ("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "127.0.0.1")],
+)
+def test_the_url_names_the_address_mosquitto_listens_on(
+    tmp_path: Path, bind_address: str, host: str
+) -> None:
+    # A broker bound to one address (tests/faults: the HQ end of a box's link) answers there
+    # only; one bound to every address answers on 127.0.0.1 too, which the certificate names.
+    files = BrokerFiles(tls=tls_files_in(tmp_path / "tls"), password_file=tmp_path / "pw")
+    broker = MosquittoBroker(directory=tmp_path, files=files, bind_address=bind_address)
+    assert broker.url == f"mqtts://{host}:{broker.port}"
+    assert f"listener {broker.port} {bind_address}\n" in broker.config_path.read_text()
