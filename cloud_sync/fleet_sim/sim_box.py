@@ -24,6 +24,11 @@ can tell apart, with no file, socket or clock of its own (the fleet's loop passe
   send again from ``stored_through + 1`` (HQ stores idempotently, so a resend costs bandwidth,
   never a duplicate). ``rewind()`` does the same after a reconnect.
 
+The window's rules are the box's ``edge_agent/sync/send_window.py`` again, written out here
+because HQ-side code may import only ``edge_agent.domain`` of the box; the one difference is
+the overtaken ack above, which the box's window still rewinds on. That window is pure and
+needs only ``contract.ack``: moved into ``cloud_sync.contract``, both could share one.
+
 Lag is measured at the box, so it is HQ's whole path: broker in, ingest, commit, ack out,
 broker back. It includes the wait for a place in the window, as a real box's would.
 """
