@@ -91,12 +91,13 @@ def _settings(args: argparse.Namespace) -> runner.Settings:
         batch_events=args.batch_events,
         in_flight=args.in_flight,
         session=args.session or int(time.time()),
+        settle_s=args.settle,
     )
 
 
 _CHILD_OPTIONS = (
     "broker", "cafile", "boxes", "rate", "burst", "burst_prob", "duration", "drain", "seed",
-    "ack_timeout", "health_interval", "batch_events", "in_flight", "session",
+    "ack_timeout", "health_interval", "batch_events", "in_flight", "session", "settle",
 )  # fmt: skip
 
 
@@ -193,6 +194,9 @@ def add_subcommands(fleet: Any, whole: Whole) -> None:
     p.add_argument("--duration", type=_positive, default=30.0, help="seconds of load (30)")
     p.add_argument("--drain", type=float, default=15.0, help="seconds to wait for acks (15)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--settle", type=float, default=0.0, help="idle seconds after connecting, before the load"
+    )
     p.add_argument("--ack-timeout", type=_positive, default=15.0, help="resend after (15 s)")
     p.add_argument("--health-interval", type=_positive, default=30.0)
     p.add_argument("--batch-events", type=whole(1, 1000), default=500)

@@ -366,6 +366,10 @@ class FleetLoop:
             if link.client.want_write():
                 self._writers.add(link)
 
+    def serve(self, timeout: float) -> None:
+        """Serve the boxes' sockets for up to ``timeout`` seconds (no events are made)."""
+        self._serve(timeout)
+
     def _serve(self, timeout: float) -> None:
         for link in list(self._writers):
             self._flush(link)

@@ -4,8 +4,8 @@ Theory of operation
 -------------------
 ``run_part`` drives some boxes of a fleet through one ``FleetLoop``: connect them all (not
 timed as load), wait for ``start_at`` if given (so parts in several processes generate load
-over the same seconds), generate events for ``duration_s``, then wait up to ``drain_s`` for
-HQ to acknowledge what is left. It prints one line a second and answers a ``PartResult``.
+over the same seconds) and ``settle_s`` (for HQ to take the births), generate events for
+``duration_s``, then wait up to ``drain_s`` for HQ to acknowledge what is left. It prints one line a second and answers a ``PartResult``.
 
 ``run_fleet`` runs ``processes`` parts: one in this process, or that many child processes of
 ``python -m cloud_sync.fleet_sim run --part i/P`` (one core drives a few thousand boxes; the
@@ -51,6 +51,7 @@ class Settings:
     in_flight: int = 4
     session: int = 1
     connect_timeout_s: float = 120.0
+    settle_s: float = 0.0  # connected and idle this long before the load starts
 
 
 @dataclass(slots=True, kw_only=True)
@@ -98,9 +99,11 @@ def run_part(
     )
     connect_s = loop.connect_all(timeout_s=settings.connect_timeout_s)
     out(f"{label}{len(boxes)} boxes connected in {connect_s:.1f} s")
-    if start_at is not None:
-        while time.time() < start_at:
-            loop._serve(min(0.05, max(0.0, start_at - time.time())))
+    # Births and health of a fleet that connected all at once reach every ingest worker
+    # (presence is not shared), a transaction each: a reconnect storm, not the steady load.
+    begin = max(start_at or 0.0, time.time() + settings.settle_s)
+    while time.time() < begin:
+        loop.serve(min(0.05, max(0.0, begin - time.time())))
     last = Counts()
 
     def tick(elapsed: float, c: Counts) -> None:
