@@ -5,7 +5,8 @@ Theory of operation
 ``run_part`` drives some boxes of a fleet through one ``FleetLoop``: connect them all (not
 timed as load), wait for ``start_at`` if given (so parts in several processes generate load
 over the same seconds) and ``settle_s`` (for HQ to take the births), generate events for
-``duration_s``, then wait up to ``drain_s`` for HQ to acknowledge what is left. It prints one line a second and answers a ``PartResult``.
+``duration_s``, then wait up to ``drain_s`` for HQ to acknowledge what is left. It prints
+one line a second and answers a ``PartResult``.
 
 ``run_fleet`` runs ``processes`` parts: one in this process, or that many child processes of
 ``python -m cloud_sync.fleet_sim run --part i/P`` (one core drives a few thousand boxes; the
