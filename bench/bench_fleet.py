@@ -12,9 +12,11 @@ key, user, seq and chain, 1 event/s on average with bursts of 50 (p 0.01), batch
 unsent (at most 4 in flight), QoS 1, HQ's acks honoured. The fleet connects at once, then
 idles ``SETTLE_S`` so the load does not start inside the storm of births and health that
 every worker takes (presence is not a shared subscription: ~2 transactions per box per
-worker); what is measured is the steady load after it. Lag is per event, from its creation
-at the box to the arrival of HQ's ack covering it. 1,000 boxes is the issue's target
-(p99 <= 1 s); then the fleet doubles until the p99 goes over 1 s, an event is left
+worker); and the lag of events made in the first ``WARMUP_S`` of load is left out, as every
+box's first batch at this fresh HQ makes its rows there (seen: the first second's acks a
+sixth of the second's at 500 boxes); the per-second lines show both. Lag is per event,
+from its creation at the box to the arrival of HQ's ack covering it. 1,000 boxes is the
+issue's target (p99 <= 1 s); then the fleet doubles until the p99 goes over 1 s, an event is left
 unacknowledged, or the last step is done, starting below the target (250, 500) so that a
 machine where 1,000 is too many still says how far it goes; one more run halfway between
 the last size that kept up and the first that did not narrows the answer. The simulator
@@ -62,6 +64,7 @@ TARGET_S: Final = 45.0  # seconds of load at the issue's 1,000 boxes
 STEP_S: Final = 25.0  # at each other fleet size
 DRAIN_S: Final = 20.0
 SETTLE_S: Final = 5.0  # after the fleet connects: its births and health reach both workers
+WARMUP_S: Final = 5.0  # of load whose lag is left out: every box's first batch at a new HQ
 BOXES_PER_PROCESS: Final = 1500
 WORKERS: Final = int(os.environ.get("STORESIDE_BENCH_FLEET_WORKERS", "2"))
 
@@ -194,6 +197,8 @@ def step(
                 str(DRAIN_S),
                 "--settle",
                 str(SETTLE_S),
+                "--warmup",
+                str(WARMUP_S),
                 "--processes",
                 str(processes),
                 "--json",

@@ -92,12 +92,13 @@ def _settings(args: argparse.Namespace) -> runner.Settings:
         in_flight=args.in_flight,
         session=args.session or int(time.time()),
         settle_s=args.settle,
+        warmup_s=args.warmup,
     )
 
 
 _CHILD_OPTIONS = (
     "broker", "cafile", "boxes", "rate", "burst", "burst_prob", "duration", "drain", "seed",
-    "ack_timeout", "health_interval", "batch_events", "in_flight", "session", "settle",
+    "ack_timeout", "health_interval", "batch_events", "in_flight", "session", "settle", "warmup",
 )  # fmt: skip
 
 
@@ -194,6 +195,9 @@ def add_subcommands(fleet: Any, whole: Whole) -> None:
     p.add_argument("--duration", type=_positive, default=30.0, help="seconds of load (30)")
     p.add_argument("--drain", type=float, default=15.0, help="seconds to wait for acks (15)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--warmup", type=float, default=0.0, help="first seconds of load not in the lag figures"
+    )
     p.add_argument(
         "--settle", type=float, default=0.0, help="idle seconds after connecting, before the load"
     )

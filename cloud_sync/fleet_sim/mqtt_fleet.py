@@ -267,9 +267,11 @@ class FleetLoop:
         duration_s: float,
         drain_s: float,
         tick: Callable[[float, Counts], None],
+        warmup_s: float = 0.0,
     ) -> None:
         """Generate events for ``duration_s``, then wait up to ``drain_s`` for HQ to
-        acknowledge the rest; ``tick(elapsed, counts)`` once a second."""
+        acknowledge the rest; ``tick(elapsed, counts)`` once a second. Events made in the
+        first ``warmup_s`` are sent and acknowledged like any other but leave their lag out."""
         start = time.monotonic()
         arrivals: list[tuple[float, int, int]] = []
         rngs = [box_rng(self.seed, link.box.index) for link in self.links]
@@ -291,7 +293,8 @@ class FleetLoop:
             while self._generating and arrivals[0][0] <= now:
                 at, i, size = heapq.heappop(arrivals)
                 link = self.links[i]
-                link.box.create(size, now=now, wall=_wall(), measured=True)
+                measured = now >= start + warmup_s
+                link.box.create(size, now=now, wall=_wall(), measured=measured)
                 self.counts.created += size
                 self._dirty.add(link)
                 at, size = next_arrival(self.model, rngs[i], at)
