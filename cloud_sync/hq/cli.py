@@ -25,6 +25,7 @@ from typing import NoReturn, TextIO
 from pydantic import ValidationError
 from tqdm import tqdm
 
+from cloud_sync.fleet_sim.command import add_command as add_fleet_sim_command
 from cloud_sync.hq import code_batch
 from cloud_sync.hq.broker.command import add_broker_command
 from cloud_sync.hq.central_store import CentralStore
@@ -405,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stores(sub)
     add_ingest_commands(sub, _whole)
     add_broker_command(sub)
+    add_fleet_sim_command(sub, _whole)
     return parser
 
 
