@@ -65,6 +65,11 @@ class SendWindow:
 
     def on_ack(self, ack: Ack) -> bool:
         """Take HQ's ack; True if it acknowledged anything new (the outbox can shrink)."""
+        if ack.stored_through < self.acked:
+            # Overtaken: a later ack (from another ingest worker, say) has been taken; the
+            # holes this one names may be filled already, so rewinding for them would resend
+            # a whole window for nothing.
+            return False
         moved = ack.stored_through > self.acked
         if moved:
             self.acked = ack.stored_through

@@ -93,3 +93,13 @@ def test_the_bucket_paces_a_drain() -> None:
     assert b.wait_s(500, now=10.0) == 0  # a batch over the burst waits for one second's worth
     b.take(500, now=10.0)
     assert b.wait_s(1, now=10.0) > 4  # and pays the debt back before the next
+
+
+def test_an_overtaken_ack_does_not_rewind() -> None:
+    w = SendWindow(acked=0, max_in_flight=4)
+    for first in (1, 11, 21):
+        w.sent(first, first + 9, now=0)
+    w.on_ack(ack(20))
+    w.in_flight.clear()  # even with nothing left in flight to cover the hole it names
+    assert not w.on_ack(ack(5, (6, 10)))  # an older worker's ack, delivered late
+    assert w.cursor == 31 and w.acked == 20
