@@ -223,6 +223,9 @@ class Agent:
             raise ValueError("sync.password_file is not set: the broker refuses a box without")
         pump = OutboxPump(
             db=self.db,
+            open_cache=lambda: CodeCache.open(
+                Path(cfg.cache.path), store_id=cfg.store.store_id, box_id=cfg.store.box_id
+            ),
             cfg=cfg.sync,
             identity=PumpIdentity(
                 store_id=cfg.store.store_id,

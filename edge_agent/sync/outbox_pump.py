@@ -6,19 +6,20 @@ One task on the agent's loop (``runtime/sync_task.py`` supervises it) with three
 
 * the **link** (``mqtt_link.py``) keeps a persistent MQTT session to HQ's broker and hands
   over every message from it;
-* the **sender** reads the outbox on the DB thread from the send window's cursor
+* the **sender** reads the outbox (on the pump's own thread and connection,
+  ``pump_thread.py``) from the send window's cursor
   (``send_window.py``), packs the rows into a batch as they are stored (``contract/batch.py``:
   no decode, no re-encode), signs it with the store key and publishes it at QoS 1; it waits
   while the window is full, while the drain's token bucket is empty, while there is nothing to
-  send (it wakes when the DB thread commits a write: ``DbThread.on_write``, so an event
+  send (it wakes when the tills' DB thread commits a write: ``DbThread.on_write``, so an event
   reaches the wire within a loop turn of its COMMIT, not a poll interval) and while there is no
   connection. Ranges HQ asks for again (``ResendRequest``) go first, read from the retained
   history;
 * **acks**: HQ's ``Ack`` moves the window and, once per ack that acknowledged anything new,
-  deletes the outbox rows up to it on the DB thread (as a grouped write: it shares the tills'
-  fsync). A delete lost to a power cut only means those events are sent again, and HQ stores
-  them once. An ack or request that does not decode, or names another box, is logged and
-  dropped; the link keeps running.
+  deletes the outbox rows up to it on the pump's thread, at most ``ACK_WRITE_EVERY_S`` apart
+  (each is an fsync). A delete lost to a power cut only means those events are sent again,
+  and HQ stores them once. An ack or request that does not decode, or names another box, is
+  logged and dropped; the link keeps running.
 
 Availability follows Sparkplug's birth and death (``contract/presence.py``): each connect
 attempt gets the next session number and registers a retained ``offline`` of that session as
@@ -28,8 +29,8 @@ latest summary matters, so a box that is offline keeps none queued and sends the
 when it is back (the oldest are dropped by construction). Ledger events are never dropped:
 they leave the outbox only on HQ's ack.
 
-Nothing here is on a till's request path: the tills share only the DB thread with it, in
-short reads of at most ``batch_events`` rows and one grouped delete per ack.
+Nothing here is on a till's request path: the tills' DB thread does none of the pump's work,
+and a validate (a read) never waits for the pump's one write, the delete after an ack.
 """
 
 from __future__ import annotations
@@ -59,22 +60,19 @@ from edge_agent.sync import outbox_access
 from edge_agent.sync.batch_signer import sign
 from edge_agent.sync.mqtt_link import Endpoint, MqttLink, Will
 from edge_agent.sync.outbox_access import Rows, SyncFacts
+from edge_agent.sync.pump_thread import PumpThread
 from edge_agent.sync.send_window import SendWindow, TokenBucket
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 IDLE_POLL_S = 1.0
-
-
-class HasCache(Protocol):
-    @property
-    def cache(self) -> CodeCache: ...
+ACK_WRITE_EVERY_S = 0.25
 
 
 class CacheThread(Protocol):
-    """The thread that owns the cache (``runtime/db_thread.py``), as the pump uses it."""
+    """The tills' DB thread (``runtime/db_thread.py``), as the pump uses it: only to hear
+    about commits. The pump's own reads and writes run on its own thread (``pump_thread.py``)."""
 
-    async def run(self, fn: Callable[[HasCache], T], *, group: bool = False) -> T: ...
     def on_write(self, listener: Callable[[], None]) -> Callable[[], None]: ...
 
 
@@ -122,6 +120,7 @@ class OutboxPump:
         self,
         *,
         db: CacheThread,
+        open_cache: Callable[[], CodeCache],
         cfg: SyncConfig,
         identity: PumpIdentity,
         password: str,
@@ -132,6 +131,7 @@ class OutboxPump:
         if endpoint is None:
             raise ValueError("sync.broker_url is not set: there is no HQ to pump to")
         self._db = db
+        self._thread = PumpThread(open_cache)
         self._cfg = cfg
         self._id = identity
         self._key_id = key_id(identity.key.public_key())
@@ -177,7 +177,7 @@ class OutboxPump:
 
     async def run(self) -> None:
         """Pump until cancelled; on the way out say ``offline`` and disconnect."""
-        acked = await self._db.run(lambda s: outbox_access.acked_through(s.cache))
+        acked = await self._thread.run(outbox_access.acked_through)
         self._window = SendWindow(acked=acked, max_in_flight=self._cfg.in_flight_batches)
         loop = asyncio.get_running_loop()
         stop_listening = self._db.on_write(lambda: _hand_over(loop, self._wake))
@@ -198,12 +198,13 @@ class OutboxPump:
             task.cancel()
         if was_connected:
             await self._record_link(connected=False)
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.close)
 
     # -- connecting ---------------------------------------------------------------------------
 
     async def _prepare_connect(self) -> Will:
         """Before each connect attempt: the next session, and its will."""
-        self._session = await self._db.run(lambda s: outbox_access.new_session(s.cache))
+        self._session = await self._thread.run(outbox_access.new_session)
         return self._state_message(presence.BoxState.OFFLINE)
 
     def _state_message(self, state: presence.BoxState) -> Will:
@@ -233,9 +234,7 @@ class OutboxPump:
 
     async def _record_link(self, *, connected: bool) -> None:
         at = self._clock()
-        await self._db.run(
-            lambda s: outbox_access.link_changed(s.cache, connected=connected, at=at)
-        )
+        await self._thread.run(_on_cache(outbox_access.link_changed, connected=connected, at=at))
 
     def _background(self, step: Coroutine[Any, Any, None]) -> None:
         """Run ``step`` beside the loop's callbacks (paho's callbacks cannot await)."""
@@ -283,14 +282,15 @@ class OutboxPump:
         self._wake()
 
     async def _record_acks(self) -> None:
-        """Delete acknowledged outbox rows, one grouped write at a time, the latest ack last."""
+        """Delete acknowledged outbox rows, one write at a time and at most one every
+        ``ACK_WRITE_EVERY_S`` (a drain brings dozens of acks a second; each write is an fsync
+        and holds the write lock the tills' commits need), the latest ack last."""
         self._recording = True
         try:
             while True:
                 through, at = self._ack_to_record, self._clock()
-                await self._db.run(
-                    _on_cache(outbox_access.acknowledge, through=through, at=at), group=True
-                )
+                await self._thread.run(_on_cache(outbox_access.acknowledge, through=through, at=at))
+                await asyncio.sleep(ACK_WRITE_EVERY_S)
                 if self._ack_to_record == through:
                     return
         finally:
@@ -336,7 +336,7 @@ class OutboxPump:
             if pause > 0:
                 await asyncio.sleep(pause)
                 continue
-            rows = await self._db.run(
+            rows = await self._thread.run(
                 _on_cache(outbox_access.unsent, from_seq=start, limit=cfg.batch_events)
             )
             if window.cursor != start or not self._link.connected:
@@ -385,7 +385,7 @@ class OutboxPump:
     async def _resend(self, wanted: SeqRange) -> None:
         first = wanted.first
         while first <= wanted.last and self._link.connected:
-            rows = await self._db.run(
+            rows = await self._thread.run(
                 _on_cache(
                     outbox_access.history,
                     first=first,
@@ -414,7 +414,7 @@ class OutboxPump:
                 await self._publish_health()
 
     async def facts(self) -> SyncFacts:
-        return await self._db.run(lambda s: outbox_access.facts(s.cache))
+        return await self._thread.run(outbox_access.facts)
 
     async def _publish_health(self) -> None:
         f = await self.facts()
@@ -439,9 +439,9 @@ class OutboxPump:
         )
 
 
-def _on_cache(fn: Callable[..., T], /, **kwargs: Any) -> Callable[[HasCache], T]:
-    """A DB-thread job calling ``fn(cache, **kwargs)``, its arguments bound now."""
-    return lambda services: fn(services.cache, **kwargs)
+def _on_cache(fn: Callable[..., T], /, **kwargs: Any) -> Callable[[CodeCache], T]:
+    """A job for the pump's thread calling ``fn(cache, **kwargs)``, its arguments bound now."""
+    return lambda cache: fn(cache, **kwargs)
 
 
 def _hand_over(loop: asyncio.AbstractEventLoop, wake: Callable[[], None]) -> None:

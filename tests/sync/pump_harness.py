@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from config.model import AgentConfig
+from edge_agent.cache.code_cache import CodeCache
 from edge_agent.events import event_log
 from edge_agent.events.event_log import Attribution, EventType
 from edge_agent.issuing import signing_key
@@ -80,6 +81,9 @@ class RunningPump:
         assert cfg.sync.password_file is not None
         self.pump = OutboxPump(
             db=self.db,
+            open_cache=lambda: CodeCache.open(
+                Path(cfg.cache.path), store_id=cfg.store.store_id, box_id=cfg.store.box_id
+            ),
             cfg=cfg.sync,
             identity=PumpIdentity(
                 store_id=cfg.store.store_id,
