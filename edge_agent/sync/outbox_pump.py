@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
@@ -349,7 +350,12 @@ class OutboxPump:
             if rows[0][0] != start:  # HQ acknowledged past what we hold: it has them all
                 window.cursor = rows[0][0]
                 continue
-            self._send(rows, now=time.monotonic())
+            # Packing, signing and encoding a batch take milliseconds of CPU: on the pump's
+            # thread, so the loop can answer a till meanwhile.
+            batch, payload = await self._thread.run(functools.partial(self._pack_on, rows))
+            if window.cursor != start or not self._link.connected:
+                continue
+            self._send(batch, payload, now=time.monotonic())
 
     def _until_ack_due(self, now: float) -> float:
         """How long the sender may sleep before the oldest batch's ack timeout is due; once it
@@ -360,15 +366,17 @@ class OutboxPump:
         due = self._window.in_flight[0].sent_at + self._cfg.ack_timeout_s - now
         return due if due > 0 else IDLE_POLL_S
 
-    def _send(self, rows: Rows, *, now: float) -> None:
+    def _send(self, batch: batches.Batch, payload: bytes, *, now: float) -> None:
         assert self._window is not None
-        batch, payload = self._pack(rows)
         if not self._link.publish(self._topics[Channel.EVENTS], payload):
             return  # no connection: the next connect rewinds and sends it again
         self._window.sent(batch.first_seq, batch.last_seq, now=now)
         self._bucket.take(len(batch.texts), now=now)
         self.counters.batches_sent += 1
         self.counters.events_sent += len(batch.texts)
+
+    def _pack_on(self, rows: Rows, _cache: CodeCache) -> tuple[batches.Batch, bytes]:
+        return self._pack(rows)
 
     def _pack(self, rows: Rows) -> tuple[batches.Batch, bytes]:
         """The longest leading run of ``rows`` that fits one batch, and its signed payload."""
