@@ -160,6 +160,35 @@ def make_print_worker(
     )
 
 
+def make_pump(
+    cfg: AgentConfig,
+    db: DbThread,
+    *,
+    printer_state: Callable[[], str],
+    clock: Callable[[], datetime],
+) -> OutboxPump:
+    """The outbox pump of ``cfg``, its secrets read now (a restart of its task rereads them)."""
+    password_file = cfg.sync.password_file
+    if password_file is None:
+        raise ValueError("sync.password_file is not set: the broker refuses a box without")
+    return OutboxPump(
+        db=db,
+        open_cache=lambda: CodeCache.open(
+            Path(cfg.cache.path), store_id=cfg.store.store_id, box_id=cfg.store.box_id
+        ),
+        cfg=cfg.sync,
+        identity=PumpIdentity(
+            store_id=cfg.store.store_id,
+            box_id=cfg.store.box_id,
+            key=signing_key.load(Path(cfg.signing.key_path)),
+            agent_version=importlib.metadata.version("storeside"),
+        ),
+        password=read_password(Path(password_file)),
+        printer_state=printer_state,
+        clock=clock,
+    )
+
+
 def _rebuild(services: StoreServices, cfg: AgentConfig, diff: ConfigDiff) -> None:
     """On the DB thread, as one job: the services ``diff`` touches, rebuilt over the same cache
     and swapped in last, so a failure before the swap leaves the running ones untouched."""
@@ -217,28 +246,8 @@ class Agent:
         return [sync_task(lambda: self._make_pump(cfg))]
 
     def _make_pump(self, cfg: AgentConfig) -> OutboxPump:
-        """A pump with its secrets read now: a restart of the task rereads them."""
-        password_file = cfg.sync.password_file
-        if password_file is None:
-            raise ValueError("sync.password_file is not set: the broker refuses a box without")
-        pump = OutboxPump(
-            db=self.db,
-            open_cache=lambda: CodeCache.open(
-                Path(cfg.cache.path), store_id=cfg.store.store_id, box_id=cfg.store.box_id
-            ),
-            cfg=cfg.sync,
-            identity=PumpIdentity(
-                store_id=cfg.store.store_id,
-                box_id=cfg.store.box_id,
-                key=signing_key.load(Path(cfg.signing.key_path)),
-                agent_version=importlib.metadata.version("storeside"),
-            ),
-            password=read_password(Path(password_file)),
-            printer_state=self._printer_state,
-            clock=self.clock,
-        )
-        self.pump = pump
-        return pump
+        self.pump = make_pump(cfg, self.db, printer_state=self._printer_state, clock=self.clock)
+        return self.pump
 
     def _printer_state(self) -> str:
         status = self.supervisor.states().get("print_worker")

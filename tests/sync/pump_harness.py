@@ -10,14 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from config.model import AgentConfig
-from edge_agent.cache.code_cache import CodeCache
 from edge_agent.events import event_log
 from edge_agent.events.event_log import Attribution, EventType
 from edge_agent.issuing import signing_key
 from edge_agent.runtime.db_thread import DbThread
 from edge_agent.services import StoreServices
-from edge_agent.sync.outbox_pump import OutboxPump, PumpIdentity
-from edge_agent.wiring import open_services
+from edge_agent.wiring import make_pump, open_services
 
 STORE = "store-001"
 
@@ -74,26 +72,11 @@ def append_events(db: DbThread, count: int, *, start_at: datetime | None = None)
 
 class RunningPump:
     def __init__(self, cfg: AgentConfig) -> None:
-        from edge_agent.sync.credentials import read_password  # noqa: PLC0415
-
         self.cfg = cfg
         self.db = DbThread(lambda: open_services(cfg, receipts=False))
-        assert cfg.sync.password_file is not None
-        self.pump = OutboxPump(
-            db=self.db,
-            open_cache=lambda: CodeCache.open(
-                Path(cfg.cache.path), store_id=cfg.store.store_id, box_id=cfg.store.box_id
-            ),
-            cfg=cfg.sync,
-            identity=PumpIdentity(
-                store_id=cfg.store.store_id,
-                box_id=cfg.store.box_id,
-                key=signing_key.load(Path(cfg.signing.key_path)),
-                agent_version="test",
-            ),
-            password=read_password(Path(cfg.sync.password_file)),
-            printer_state=lambda: "simulated",
-            clock=lambda: datetime.now(UTC),
+        # Built as `edge-agent serve` builds it, on a loop of the test's own.
+        self.pump = make_pump(
+            cfg, self.db, printer_state=lambda: "simulated", clock=lambda: datetime.now(UTC)
         )
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._main, daemon=True)
