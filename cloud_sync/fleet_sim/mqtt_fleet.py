@@ -253,7 +253,7 @@ class FleetLoop:
                 request = acks.decode_resend(bytes(message.payload))
                 first = request.ranges[0].first
                 if first > box.acked:
-                    box._rewind_to(first)
+                    box.rewind(first)
         except DecodeError as exc:
             log.warning("box %s: unreadable %s: %s", box.identity.box_id, message.topic, exc)
             return

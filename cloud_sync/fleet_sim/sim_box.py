@@ -24,10 +24,7 @@ can tell apart, with no file, socket or clock of its own (the fleet's loop passe
   send again from ``stored_through + 1`` (HQ stores idempotently, so a resend costs bandwidth,
   never a duplicate). ``rewind()`` does the same after a reconnect.
 
-The window's rules are the box's ``edge_agent/sync/send_window.py`` again, written out here
-because HQ-side code may import only ``edge_agent.domain`` of the box; the one difference is
-the overtaken ack above, which the box's window still rewinds on. That window is pure and
-needs only ``contract.ack``: moved into ``cloud_sync.contract``, both could share one.
+The window's rules are the box's own: ``contract/send_window.py``, which the pump uses too.
 
 Lag is measured at the box, so it is HQ's whole path: broker in, ingest, commit, ack out,
 broker back. It includes the wait for a place in the window, as a real box's would.
@@ -35,6 +32,7 @@ broker back. It includes the wait for a place in the window, as a real box's wou
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
@@ -50,6 +48,7 @@ from cloud_sync.contract.ack import Ack
 from cloud_sync.contract.chain import Sealed
 from cloud_sync.contract.event_envelope import Attribution, EventEnvelope, EventType
 from cloud_sync.contract.presence import Health
+from cloud_sync.contract.send_window import InFlight, SendWindow
 from edge_agent.domain.coupon_token import key_id
 
 AGENT_VERSION: Final = "fleet-sim"
@@ -73,13 +72,6 @@ class Pending:
     measured: bool  # created inside the measured window: its lag counts
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InFlight:
-    first: int
-    last: int
-    sent_at: float
-
-
 class SimBox:
     def __init__(
         self, identity: Identity, *, index: int, batch_events: int = 500, in_flight: int = 4
@@ -92,18 +84,31 @@ class SimBox:
         self.index = index
         self.key_id = key_id(identity.key.public_key())
         self.batch_events = batch_events
-        self.max_in_flight = in_flight
         self.next_seq = 1
         self.last_hash = envelope.GENESIS_HASH
         self.outbox: deque[Pending] = deque()  # seq acked+1, acked+2, ... in order
-        self.acked = 0
-        self.cursor = 1
-        self.in_flight: list[InFlight] = []
+        self.window = SendWindow(acked=0, max_in_flight=in_flight)
         self.lags: list[float] = []
         self.sent_events = 0  # every event put in a batch, resends included
         self.resent_events = 0
         self._highest_sent = 0  # the highest seq ever put in a batch
         self.last_ack_at: datetime | None = None
+
+    @property
+    def acked(self) -> int:
+        return self.window.acked
+
+    @property
+    def cursor(self) -> int:
+        return self.window.cursor
+
+    @property
+    def in_flight(self) -> list[InFlight]:
+        return self.window.in_flight
+
+    @in_flight.setter
+    def in_flight(self, batches_out: list[InFlight]) -> None:
+        self.window.in_flight = batches_out
 
     @property
     def created(self) -> int:
@@ -141,9 +146,10 @@ class SimBox:
 
     def next_batch(self, now: float) -> bytes | None:
         """The next signed batch to publish, or None (nothing unsent, or the window full)."""
-        if len(self.in_flight) >= self.max_in_flight or self.cursor >= self.next_seq:
+        cursor = self.window.next_send()
+        if cursor is None or cursor >= self.next_seq:
             return None
-        start = self.cursor - self.acked - 1  # outbox[0] is seq acked + 1
+        start = cursor - self.acked - 1  # outbox[0] is seq acked + 1
         rows = ((p.seq, p.text) for p in islice(self.outbox, start, None))
         batch = batches.pack(
             store_id=self.identity.store_id,
@@ -154,8 +160,7 @@ class SimBox:
         )
         signature = self.identity.key.sign(batches.signing_bytes(batch))
         payload = batches.encode(batches.SignedBatch(batch=batch, signature=signature))
-        self.in_flight.append(InFlight(first=batch.first_seq, last=batch.last_seq, sent_at=now))
-        self.cursor = batch.last_seq + 1
+        self.window.sent(batch.first_seq, batch.last_seq, now=now)
         self.sent_events += len(batch.texts)
         if batch.first_seq <= self._highest_sent:
             self.resent_events += min(batch.last_seq, self._highest_sent) - batch.first_seq + 1
@@ -165,39 +170,22 @@ class SimBox:
     def on_ack(self, ack: Ack, *, now: float, wall: datetime) -> int:
         """Take HQ's ack; answers how many events it newly acknowledged."""
         through = min(ack.stored_through, self.created)  # HQ cannot hold what was never made
+        if not self.window.on_ack(dataclasses.replace(ack, stored_through=through)):
+            return 0
+        self.last_ack_at = wall
         done = 0
-        if through > self.acked:
-            self.last_ack_at = wall
-            while self.outbox and self.outbox[0].seq <= through:
-                pending = self.outbox.popleft()
-                if pending.measured:
-                    self.lags.append(now - pending.created)
-                done += 1
-            self.acked = through
-            self.in_flight = [b for b in self.in_flight if b.last > through]
-            self.cursor = max(self.cursor, through + 1)
-        # An ack older than one already taken (two workers answer a box's batches out of
-        # order) says nothing new: its holes were filled since, and acting on one would throw
-        # away every batch in flight and send them all again.
-        if ack.missing and ack.stored_through >= self.acked:
-            first = ack.missing[0].first
-            covered = any(b.first <= first <= b.last for b in self.in_flight)
-            if not covered and first < self.cursor:
-                self._rewind_to(first)
+        while self.outbox and self.outbox[0].seq <= through:
+            pending = self.outbox.popleft()
+            if pending.measured:
+                self.lags.append(now - pending.created)
+            done += 1
         return done
 
     def expired(self, *, now: float, timeout_s: float) -> bool:
-        if self.in_flight and now - self.in_flight[0].sent_at >= timeout_s:
-            self.rewind()
-            return True
-        return False
+        return self.window.expired(now=now, timeout_s=timeout_s)
 
-    def rewind(self) -> None:
-        self._rewind_to(self.acked + 1)
-
-    def _rewind_to(self, seq: int) -> None:
-        self.cursor = max(seq, self.acked + 1)
-        self.in_flight = [b for b in self.in_flight if b.last < self.cursor]
+    def rewind(self, to: int | None = None) -> None:
+        self.window.rewind(to)
 
     def health(self, *, session: int, wall: datetime) -> Health:
         oldest = self.outbox[0] if self.outbox else None

@@ -7,14 +7,13 @@ One task on the agent's loop (``runtime/sync_task.py`` supervises it) with three
 * the **link** (``mqtt_link.py``) keeps a persistent MQTT session to HQ's broker and hands
   over every message from it;
 * the **sender** reads the outbox (on the pump's own thread and connection,
-  ``pump_thread.py``) from the send window's cursor
-  (``send_window.py``), packs the rows into a batch as they are stored (``contract/batch.py``:
-  no decode, no re-encode), signs it with the store key and publishes it at QoS 1; it waits
-  while the window is full, while the drain's token bucket is empty, while there is nothing to
-  send (it wakes when the tills' DB thread commits a write: ``DbThread.on_write``, so an event
-  reaches the wire within a loop turn of its COMMIT, not a poll interval) and while there is no
-  connection. Ranges HQ asks for again (``ResendRequest``) go first, read from the retained
-  history;
+  ``pump_thread.py``) from the send window's cursor (``contract/send_window.py``), packs the
+  rows into a batch as they are stored (``contract/batch.py``: no decode, no re-encode),
+  signs it with the store key and publishes it at QoS 1; it waits while the window is full,
+  while the drain's token bucket is empty, while there is nothing to send (it wakes when the
+  tills' DB thread commits a write: ``DbThread.on_write``, so an event reaches the wire within
+  a loop turn of its COMMIT, not a poll interval) and while there is no connection. Ranges HQ
+  asks for again (``ResendRequest``) go first, read from the retained history;
 * **acks**: HQ's ``Ack`` moves the window and, once per ack that acknowledged anything new,
   deletes the outbox rows up to it on the pump's thread, at most ``ACK_WRITE_EVERY_S`` apart
   (each is an fsync). A delete lost to a power cut only means those events are sent again,
@@ -53,6 +52,7 @@ from cloud_sync.contract import batch as batches
 from cloud_sync.contract import presence
 from cloud_sync.contract.ack import SeqRange
 from cloud_sync.contract.decode_errors import DecodeError
+from cloud_sync.contract.send_window import SendWindow, TokenBucket
 from cloud_sync.contract.topics import Channel, TopicError, box_subscriptions, parse_topic, topic
 from config.sync import SyncConfig
 from edge_agent.cache.code_cache import CodeCache
@@ -62,7 +62,6 @@ from edge_agent.sync.batch_signer import sign
 from edge_agent.sync.mqtt_link import Endpoint, MqttLink, Will
 from edge_agent.sync.outbox_access import Rows, SyncFacts
 from edge_agent.sync.pump_thread import PumpThread
-from edge_agent.sync.send_window import SendWindow, TokenBucket
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

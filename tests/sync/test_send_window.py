@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cloud_sync.contract.ack import Ack, SeqRange
-from edge_agent.sync.send_window import SendWindow, TokenBucket
+from cloud_sync.contract.send_window import SendWindow, TokenBucket
 
 
 def ack(through: int, *missing: tuple[int, int]) -> Ack:

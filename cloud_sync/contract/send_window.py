@@ -1,4 +1,7 @@
-"""What the outbox pump may send next: a pure window over the box's event sequence.
+"""What a box may send next: a pure window over its event sequence, as HQ's acks move it.
+
+The box's outbox pump (``edge_agent/sync/outbox_pump.py``) and HQ's fleet simulator
+(``cloud_sync/fleet_sim/``) both send by these rules, so it lives with the acks it reads.
 
 Theory of operation
 -------------------
@@ -89,9 +92,10 @@ class SendWindow:
             return True
         return False
 
-    def rewind(self) -> None:
-        """Send again from the last ack (after a reconnect, or when acks stopped coming)."""
-        self._rewind_to(self.acked + 1)
+    def rewind(self, to: int | None = None) -> None:
+        """Send again from ``to`` (a resend request's first seq), by default from the last
+        ack (after a reconnect, or when acks stopped coming); never from below the ack."""
+        self._rewind_to(self.acked + 1 if to is None else to)
 
     def _rewind_to(self, seq: int) -> None:
         self.cursor = max(seq, self.acked + 1)
