@@ -27,10 +27,16 @@ flight small (``paho`` has no back-pressure); an event is at most a few KiB (a P
 is at most 64 KiB), so one always fits. ``pack`` takes the longest run of the outbox that fits
 both; HQ refuses anything over either before parsing it.
 
-Signing: ``signing_bytes`` is ``SIGNING_CONTEXT`` followed by the canonical JSON
-(``wire_json.CANONICAL``) of every field but ``signature``. The context is there because the
-same Ed25519 key signs receipt coupon tokens (``edge_agent/domain/token_codec.py``, whose
-context differs), so no signature over one can pass as a signature over the other. The key is
+Signing: ``signing_bytes`` is ``SIGNING_CONTEXT`` followed by the SHA-256 digest of the
+canonical JSON (``wire_json.CANONICAL``) of every field but ``signature``; Ed25519 signs those
+57 bytes. The digest is for the box's tills, not for the cryptography: py-spy saw a 256 KiB
+batch signed whole hold the GIL ~1.6 ms inside ``cryptography`` (which does not release it)
+and its canonical text, made in one ``json`` call, another ~2 ms, time in which the agent's
+loop could not answer a till. ``hashlib`` releases the GIL while it hashes, and ``_text``
+builds the canonical text from one short encoding per event, so no single call holds it long.
+The context is there because the same Ed25519 key signs receipt coupon tokens
+(``edge_agent/domain/token_codec.py``, whose context differs), so no signature over one can
+pass as a signature over the other. The key is
 the store key HQ registers (``cloud_sync/hq/store_keys.py``): a box that reaches the broker
 with another box's credentials still cannot sign as that box. The signing and the checking
 use ``cryptography`` and live outside this pure package: ``edge_agent/sync/batch_signer.py``
@@ -52,10 +58,11 @@ string value carried exactly, so what is hashed and stored is still byte for byt
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from cloud_sync.contract import message_codec
 from cloud_sync.contract.chain import Sealed
@@ -76,7 +83,7 @@ from cloud_sync.contract.topics import level_fault
 SCHEMA_VERSION: Final = 1
 MAX_BATCH_BYTES: Final = 256 * 1024
 MAX_BATCH_EVENTS: Final = 1000
-SIGNING_CONTEXT: Final = b"storeside/event-batch/v1\x00"
+SIGNING_CONTEXT: Final = b"storeside/event-batch/v2\x00"  # v2: over the digest
 SIGNATURE_BYTES: Final = 64  # Ed25519 (RFC 8032)
 
 FIELDS: Final = {
@@ -130,30 +137,34 @@ class ReceivedBatch:
         return self.signed.batch
 
 
-def _unsigned_doc(batch: Batch) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "store_id": batch.store_id,
-        "box_id": batch.box_id,
-        "first_seq": batch.first_seq,
-        "last_seq": batch.last_seq,
-        "events": list(batch.texts),
-        "key_id": batch.key_id,
-    }
+def _text(batch: Batch, signature: bytes | None) -> str:
+    """``message_codec.canonical`` of the batch's document (with ``signature`` if given), built
+    from its parts: the keys in their sorted order, and each event encoded on its own, so no
+    one call holds the GIL for the whole batch (see the module docstring). A test holds it to
+    ``canonical(_unsigned_doc(...))`` on arbitrary batches."""
+    string = message_codec.canonical
+    events = ",".join([string(text) for text in batch.texts])
+    signed = "" if signature is None else f',"signature":"{signature.hex()}"'
+    return (
+        f'{{"box_id":{string(batch.box_id)},"events":[{events}],'
+        f'"first_seq":{batch.first_seq},"key_id":{string(batch.key_id)},'
+        f'"last_seq":{batch.last_seq},"schema_version":{SCHEMA_VERSION}{signed},'
+        f'"store_id":{string(batch.store_id)}}}'
+    )
 
 
 def signing_bytes(batch: Batch) -> bytes:
-    """The bytes the box signs and HQ verifies: the context, then the unsigned canonical JSON."""
-    return SIGNING_CONTEXT + message_codec.canonical(_unsigned_doc(batch)).encode("ascii")
+    """The bytes the box signs and HQ verifies: the context, then the SHA-256 digest of the
+    unsigned canonical JSON."""
+    return SIGNING_CONTEXT + hashlib.sha256(_text(batch, None).encode("ascii")).digest()
 
 
 def encode(signed: SignedBatch) -> bytes:
     """The payload published on the box's events topic."""
     if len(signed.signature) != SIGNATURE_BYTES:
         raise ValueError(f"an Ed25519 signature is {SIGNATURE_BYTES} bytes")
-    doc = {**_unsigned_doc(signed.batch), "signature": signed.signature.hex()}
     # ASCII: CANONICAL escapes every non-ASCII character, so the length is the byte count.
-    return message_codec.canonical(doc).encode("ascii")
+    return _text(signed.batch, signed.signature).encode("ascii")
 
 
 def pack(

@@ -1,9 +1,12 @@
 """Event batches: what the box packs round-trips byte for byte within its bounds, its signing
-bytes cover every field but the signature, and every malformed batch gets a typed reason."""
+bytes cover every field but the signature (through its digest), and every malformed batch gets
+a typed reason."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -110,14 +113,65 @@ def test_the_default_bounds_hold_a_full_outbox_turn() -> None:
     assert len(signed(1200, max_bytes=10**9).batch.texts) == batches.MAX_BATCH_EVENTS
 
 
-def test_signing_bytes_are_the_context_and_every_field_but_the_signature() -> None:
+def test_signing_bytes_are_the_context_and_the_digest_of_every_field_but_the_signature() -> None:
     item = signed()
     data = batches.signing_bytes(item.batch)
-    assert data.startswith(batches.SIGNING_CONTEXT)
-    unsigned = json.loads(data[len(batches.SIGNING_CONTEXT) :])
-    doc = doc_of(item)
-    assert unsigned == {k: v for k, v in doc.items() if k != "signature"}
-    assert data[len(batches.SIGNING_CONTEXT) :] == message_codec.canonical(unsigned).encode()
+    unsigned = {k: v for k, v in doc_of(item).items() if k != "signature"}
+    digest = hashlib.sha256(message_codec.canonical(unsigned).encode()).digest()
+    assert data == batches.SIGNING_CONTEXT + digest
+    # A field changed is another digest: the signature covers every one of them.
+    for changed in (
+        replace(item.batch, first_seq=item.batch.first_seq + 1),
+        replace(item.batch, texts=(*item.batch.texts[:-1], item.batch.texts[-1] + " ")),
+        replace(item.batch, key_id="ffffffff"),
+        replace(item.batch, box_id="box-2"),
+        replace(item.batch, store_id="S9"),
+    ):
+        assert batches.signing_bytes(changed) != data
+
+
+ids = st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
+
+
+@settings(max_examples=300)
+@given(
+    store_id=ids,
+    box_id=ids,
+    key_id=ids,
+    first_seq=st.integers(1, 2**63),
+    texts=st.lists(st.text(st.characters(codec="utf-8")), min_size=1, max_size=6),
+    signature=st.none() | st.binary(min_size=64, max_size=64),
+)
+def test_the_encoding_built_from_parts_is_the_canonical_json_of_the_batch(
+    *,
+    store_id: str,
+    box_id: str,
+    key_id: str,
+    first_seq: int,
+    texts: list[str],
+    signature: bytes | None,
+) -> None:
+    """The payload and the signed text are built piece by piece (so no one call holds the
+    GIL for a whole batch); they must be exactly the canonical JSON of the document."""
+    batch = Batch(
+        store_id=store_id, box_id=box_id, key_id=key_id, first_seq=first_seq, texts=tuple(texts)
+    )
+    doc: dict[str, Any] = {
+        "schema_version": batches.SCHEMA_VERSION,
+        "store_id": store_id,
+        "box_id": box_id,
+        "first_seq": first_seq,
+        "last_seq": batch.last_seq,
+        "events": texts,
+        "key_id": key_id,
+    }
+    unsigned = message_codec.canonical(doc).encode("ascii")
+    assert batches.signing_bytes(batch) == (
+        batches.SIGNING_CONTEXT + hashlib.sha256(unsigned).digest()
+    )
+    if signature is not None:
+        whole = message_codec.canonical({**doc, "signature": signature.hex()})
+        assert batches.encode(SignedBatch(batch=batch, signature=signature)) == whole.encode()
 
 
 def test_an_event_is_carried_as_its_exact_stored_text() -> None:
