@@ -5,16 +5,20 @@ Theory of operation
 Everything ingest and the views do to the database is written once, against ``Tx``, in SQL
 both backends speak: ``?`` placeholders (PostgreSQL's adapter turns them into ``%s``),
 ``INSERT ... ON CONFLICT``, partial indexes. What differs between the backends is only what
-cannot be said the same way, and it sits behind four methods:
+cannot be said the same way, and it sits behind five methods:
 
-    lock_stream   insert the box's stream head if absent, then hold the box's lock until the
-                  transaction ends. SQLite: the whole database is locked by BEGIN IMMEDIATE
-                  already. PostgreSQL: ``SELECT ... FOR UPDATE`` of the head row, inserted
-                  first with ``ON CONFLICT DO NOTHING`` so the first batch of a box locks too.
+    lock_streams  insert the boxes' stream heads where absent, then hold their locks until the
+                  transaction ends, taken in box id order (so two transactions wanting some
+                  of the same boxes cannot deadlock on them). SQLite: the whole database is
+                  locked by BEGIN IMMEDIATE already. PostgreSQL: ``SELECT ... ORDER BY box_id
+                  FOR UPDATE`` of the head rows, inserted first with ``ON CONFLICT DO
+                  NOTHING`` so the first batch of a box locks too.
     lock_keys     hold named locks (a code whose redemptions are being counted, the schema):
                   a no-op on SQLite, transaction-level advisory locks on PostgreSQL, taken in
                   sorted order.
     insert_many   many rows into one table: ``executemany`` on SQLite, ``COPY`` on PostgreSQL.
+    execute_many  one statement for many parameter rows: ``executemany`` on both (psycopg
+                  pipelines it: one round trip, not one per row).
     dialect       for the schema's column types.
 
 ``EventStore.run(work)`` runs ``work(tx)`` in one transaction and commits it, or rolls it all
@@ -65,9 +69,13 @@ class Tx(Protocol):
     ) -> None:
         """Insert ``rows`` (values in ``columns`` order) into ``table``."""
 
-    def lock_stream(self, box_id: str, store_id: str) -> Row:
-        """Create the box's stream head if absent and lock it for the transaction: its
-        ``(store_id, stored_through, head_hash, head_chained)``."""
+    def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        """Run one statement once per row of parameters."""
+
+    def lock_streams(self, heads: Sequence[tuple[str, str]]) -> dict[str, Row]:
+        """Create the stream heads of ``heads``' ``(box_id, store_id)`` where absent and lock
+        them for the transaction, in box id order: each box's ``(store_id, stored_through,
+        head_hash, head_chained)``."""
 
     def lock_keys(self, keys: Sequence[str]) -> None:
         """Hold the named locks until the transaction ends."""

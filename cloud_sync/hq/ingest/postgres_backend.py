@@ -2,21 +2,24 @@
 
 Theory of operation
 -------------------
-Workers share the events subscription, so two consecutive batches of one box can be handled
-at the same moment by two workers. Each batch runs in one transaction that first locks its
-box's stream head: ``INSERT ... ON CONFLICT DO NOTHING`` (so a box's very first batches race
-on the primary key, and the loser waits for the winner's commit) and then ``SELECT ... FOR
-UPDATE``. Under READ COMMITTED every statement after the lock sees what the previous holder
-committed, so the second worker continues exactly where the first stopped: the result is the
-serial one. Redemptions of one code from two boxes are counted under an advisory lock on the
-code (``lock_keys``), taken after the insert, so whichever transaction counts second sees the
-first one's rows.
+Workers share the events subscription, so two consecutive batches of one box can be handled at
+the same moment by two workers. Each group of batches runs in one transaction that first locks
+its boxes' stream heads, in box id order: ``INSERT ... ON CONFLICT DO NOTHING`` (so a box's
+very first batches race on the primary key, and the loser waits for the winner's commit) and
+then ``SELECT ... ORDER BY box_id FOR UPDATE``. Two groups sharing boxes so wait for each other
+in one order, never in a cycle. Under READ COMMITTED every statement after the lock sees what
+the previous holder committed, so the second worker continues exactly where the first stopped:
+the result is the serial one. Redemptions of one code from two boxes are counted under an
+advisory lock on the code (``lock_keys``), taken after the insert, so whichever transaction
+counts second sees the first one's rows.
 
 Transient failures are retried here, the whole ``work`` again (it is a function of what it
-reads, ``event_store.py``): a deadlock (two transactions locking codes in different orders)
-and a unique violation (two boxes inserting one event id at once: the retry sees the other's
-row and quarantines). A lost connection is ``StoreUnavailableError``; the next ``run``
-connects afresh. Rows go in with ``COPY``, the fastest way in (~5x ``executemany`` here).
+reads, ``event_store.py``): a deadlock (the stream and code locks are taken in one order
+everywhere, but a row another transaction has just inserted, such as one event id from two
+boxes, is waited for wherever it is met) and a unique violation (two boxes inserting one event
+id at once: the retry sees the other's row and quarantines). A lost connection is
+``StoreUnavailableError``; the next ``run`` connects afresh. Rows go in with ``COPY``, the
+fastest way in (~5x ``executemany`` here).
 """
 
 from __future__ import annotations
@@ -37,13 +40,16 @@ T = TypeVar("T")
 RETRIES = 5
 CONNECT_TIMEOUT_S = 5
 _RETRIED = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.UniqueViolation)
-_HEAD = (
-    "SELECT store_id, stored_through, head_hash, head_chained FROM streams "
-    "WHERE box_id = %s FOR UPDATE"
+# FOR UPDATE locks the rows as the sorted scan returns them (LockRows runs above Sort), so
+# in box id order; the insert goes in that order too, for the same reason.
+_HEADS = (
+    "SELECT box_id, store_id, stored_through, head_hash, head_chained FROM streams "
+    "WHERE box_id = ANY(%s) ORDER BY box_id FOR UPDATE"
 )
-_NEW_HEAD = (
+_NEW_HEADS = (
     "INSERT INTO streams (box_id, store_id, stored_through, head_hash, head_chained) "
-    "VALUES (%s, %s, 0, %s, 0) ON CONFLICT (box_id) DO NOTHING"
+    "SELECT box_id, store_id, 0, %s, 0 FROM unnest(%s::text[], %s::text[]) AS h(box_id, "
+    "store_id) ORDER BY box_id ON CONFLICT (box_id) DO NOTHING"
 )
 # Sorted, so two transactions wanting the same codes take them in one order.
 _LOCK_KEYS = (
@@ -80,11 +86,18 @@ class _PostgresTx:
             for row in rows:
                 copy.write_row(row)
 
-    def lock_stream(self, box_id: str, store_id: str) -> Row:
-        self._conn.execute(_NEW_HEAD, (box_id, store_id, GENESIS_HASH))
-        row = self._conn.execute(_HEAD, (box_id,)).fetchone()
-        assert row is not None  # inserted above, and heads are never deleted
-        return tuple(row)
+    def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        with self._conn.cursor() as cur:
+            cur.executemany(_pg(sql), rows)
+
+    def lock_streams(self, heads: Sequence[tuple[str, str]]) -> dict[str, Row]:
+        boxes = [box for box, _ in heads]
+        stores = [store for _, store in heads]
+        self._conn.execute(_NEW_HEADS, (GENESIS_HASH, boxes, stores))
+        rows = self._conn.execute(_HEADS, (boxes,)).fetchall()
+        locked = {str(row[0]): tuple(row[1:]) for row in rows}
+        assert len(locked) == len(set(boxes))  # inserted above, and heads are never deleted
+        return locked
 
     def lock_keys(self, keys: Sequence[str]) -> None:
         if keys:

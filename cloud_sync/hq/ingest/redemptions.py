@@ -8,13 +8,14 @@ that sees both, so it reports them (it cannot refuse what a till already gave). 
 ``code.redeemed`` event carries the code's limit as ``details["use_limit"]`` (an int; absent
 when the code has none, and then there is nothing to exceed).
 
-After a transaction stores redemptions, ``check`` counts, for every code among them that
-carries a limit, all redemptions of the code HQ holds across the fleet. When the count is
-over the limit and they come from at least two boxes, the code's conflict is recorded (one
-row per code, rewritten with every redemption's attribution as more arrive), so it is found
-when the second event arrives, whichever box it is from. Redemptions from a single box over
-its limit are that box's own fault, not a conflict between stores; voids and reversals are
-not netted off, because the discount was given at the till either way.
+After a transaction stores redemptions (once per group of batches, ``stream.py``), ``check``
+counts, for every code among them that carries a limit, all redemptions of the code HQ holds
+across the fleet. When the count is over the limit and they come from at least two boxes, the
+code's conflict is recorded (one row per code, rewritten with every redemption's attribution as
+more arrive), so it is found when the second event arrives, whichever box it is from.
+Redemptions from a single box over its limit are that box's own fault, not a conflict between
+stores; voids and reversals are not netted off, because the discount was given at the till
+either way.
 
 Counting under concurrency: the codes are locked (``Tx.lock_keys``, sorted) after the insert
 and before the count, so of two transactions storing redemptions of one code from two boxes,
@@ -62,10 +63,10 @@ def limited_codes(events: Iterable[Sealed]) -> dict[str, int]:
     return limits
 
 
-def check(tx: Tx, limits: dict[str, int], *, at: datetime) -> int:
-    """Record the conflicts of ``limits``' codes (see the module docstring); how many."""
+def check(tx: Tx, limits: dict[str, int], *, at: datetime) -> list[str]:
+    """Record the conflicts of ``limits``' codes (see the module docstring); their codes."""
     if not limits:
-        return 0
+        return []
     codes = sorted(limits)
     tx.lock_keys([f"code:{code}" for code in codes])
     marks = ", ".join("?" * len(codes))
@@ -77,7 +78,7 @@ def check(tx: Tx, limits: dict[str, int], *, at: datetime) -> int:
     by_code: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:
         by_code.setdefault(str(row[0]), []).append(row[1:])
-    found = 0
+    found: list[str] = []
     when = to_micros(at)
     for code in codes:
         uses = by_code.get(code, [])
@@ -92,7 +93,7 @@ def check(tx: Tx, limits: dict[str, int], *, at: datetime) -> int:
                 _UPSERT,
                 (f"redemption:{code}", KIND, code, when, when, json.dumps(detail, sort_keys=True)),
             )
-            found += 1
+            found.append(code)
     return found
 
 

@@ -5,7 +5,7 @@ WAL, so the views (``storeside-hq fleet``, ``events``) read while a worker write
 batch must survive a power cut (PERFORMANCE.md: a commit here costs ~0.1-0.3 ms, against a
 batch of hundreds of events). ``BEGIN IMMEDIATE`` takes the write lock before anything is
 read, which is the per-box lock ingest needs (for every box at once: SQLite has one writer),
-so ``lock_stream`` and ``lock_keys`` need no lock of their own. Transactions are HQ's one
+so ``lock_streams`` and ``lock_keys`` need no lock of their own. Transactions are HQ's one
 helper's (``hq_schema.transaction``), as every other write at HQ. Another process holding the
 lock longer than ``busy_timeout`` is ``StoreUnavailableError``: the message comes again.
 """
@@ -53,10 +53,12 @@ class _SqliteTx:
             rows,
         )
 
-    def lock_stream(self, box_id: str, store_id: str) -> Row:
-        self._conn.execute(_NEW_HEAD, (box_id, store_id, GENESIS_HASH))
-        row: Row = self._conn.execute(_HEAD, (box_id,)).fetchone()
-        return row
+    def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        self._conn.executemany(sql, rows)
+
+    def lock_streams(self, heads: Sequence[tuple[str, str]]) -> dict[str, Row]:
+        self._conn.executemany(_NEW_HEAD, [(box, store, GENESIS_HASH) for box, store in heads])
+        return {box: self._conn.execute(_HEAD, (box,)).fetchone() for box, _ in heads}
 
     def lock_keys(self, keys: Sequence[str]) -> None:
         """BEGIN IMMEDIATE already serialises every writer of the file."""

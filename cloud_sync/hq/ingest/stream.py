@@ -1,11 +1,17 @@
-"""One box's stream at HQ: store each event once, prove the stream complete, park what is early.
+"""Boxes' streams at HQ: store each event once, prove the stream complete, park what is early.
 
 Theory of operation
 -------------------
-``ingest_batch`` runs inside one transaction that holds the box's lock (``Tx.lock_stream``)
-with a batch whose signature HQ has checked. HQ holds exactly the box's events
-1..``stored_through`` and the ``ChainLink`` of the last one (the head). The batch's events
-fall in two parts, handled in this order:
+``ingest_group`` runs inside one transaction with batches whose signatures HQ has checked,
+of one box or many, in the order they arrived. It first locks the stream head of every box
+among them (``Tx.lock_streams``: sorted by box id, so two workers applying groups that share
+boxes take the locks in one order and cannot deadlock on them), reads the boxes' parked
+ranges once, then applies the batches one after the other in arrival order, each exactly as
+if it had a transaction of its own: the group keeps every box's head and parked ranges in
+memory, so a box's second batch continues from the state its first left. (Parked rows are
+only written here, under the box's lock, so the copy cannot go stale.) HQ holds exactly the
+box's events 1..``stored_through`` and the ``ChainLink`` of the last one (the head). A
+batch's events fall in two parts, handled in this order:
 
     seq <= stored_through   already stored. Each is compared by hash with what is stored:
                             the same text is a duplicate (a redelivery, a resend: nothing
@@ -24,14 +30,18 @@ fall in two parts, handled in this order:
                             the hole is filled, as the ack's ``missing`` ranges tell it).
 
 After storing, parked batches that now start at or below stored_through + 1 are taken out
-and handled the same way, in the same transaction, until none continues the stream. The
-redemptions stored are checked for double redemption across boxes (``redemptions.py``).
-The answer is the ``Ack``: stored_through and the holes below the parked batches.
+and handled the same way, in the same transaction, until none continues the stream. When
+every batch is applied, the heads that moved are written back (one statement per box, not
+per batch), and the redemptions stored by the whole group are checked for double redemption
+across boxes (``redemptions.py``: one lock of the sorted codes, after every stream lock, so
+the lock order is streams then codes in every transaction). The answer is each box's
+``Ack``, from its last state: stored_through and the holes below the parked batches.
 
 A batch delivered again is a no-op: all its events are duplicates, or it is parked already
 (the same range), and nothing is written; the ack is computed from the same state, so it is
 the same ack. Nothing here trusts the order batches arrive in: reordered, repeated and
-overlapping batches all end in the stream the box wrote.
+overlapping batches all end in the stream the box wrote, and a group ends exactly where
+handling its batches one transaction each, in the same order, does.
 """
 
 from __future__ import annotations
@@ -50,7 +60,7 @@ from cloud_sync.contract.chain import ChainLink, Sealed, verify_chain
 from cloud_sync.contract.event_envelope import event_hash
 from cloud_sync.contract.topics import Channel
 from cloud_sync.hq.ingest import quarantine, redemptions
-from cloud_sync.hq.ingest.event_store import Tx, to_micros
+from cloud_sync.hq.ingest.event_store import Row, Tx, to_micros
 from cloud_sync.hq.ingest.quarantine import Quarantined, Refusal
 from cloud_sync.hq.ingest.ranges import missing_ranges
 
@@ -83,6 +93,15 @@ class Tally:
     parked: bool = False
     quarantined: list[str] = field(default_factory=list)
     conflicts: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Arrival:
+    """One verified batch to apply: as decoded, its bytes (kept if it parks), when it came."""
+
+    received: ReceivedBatch
+    payload: bytes
+    received_at: datetime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,53 +143,106 @@ def _has_surrogate(value: str) -> bool:
     return False
 
 
-def ingest_batch(
-    tx: Tx, received: ReceivedBatch, *, payload: bytes, received_at: datetime
-) -> StreamResult:
-    """Apply one verified batch to its box's stream (see the module docstring)."""
-    batch = received.batch
-    store_id, through, head_hash, chained = tx.lock_stream(batch.box_id, batch.store_id)
-    tally = Tally()
-    run = _Run(tx=tx, store_id=batch.store_id, received_at=received_at, tally=tally)
-    if store_id != batch.store_id:
-        why = f"box {batch.box_id} streams to HQ as store {store_id}"
-        run.refuse(batch.box_id, Refusal.OTHER_STORE_STREAM, why, payload)
-        return StreamResult(ack=None, tally=tally)
-    start = ChainLink(box_id=batch.box_id, seq=int(through), hash=head_hash, chained=bool(chained))
-    head = run.apply(start, received, payload)
-    head = run.drain_parked(head)
-    if head != start or tally.parked:
-        tx.execute(
-            "UPDATE streams SET stored_through = ?, head_hash = ?, head_chained = ?, "
-            "last_batch_at = ? WHERE box_id = ?",
-            (head.seq, head.hash, int(head.chained), to_micros(received_at), batch.box_id),
+_UPDATE_HEAD: Final = (
+    "UPDATE streams SET stored_through = ?, head_hash = ?, head_chained = ?, "
+    "last_batch_at = ? WHERE box_id = ?"
+)
+
+
+def ingest_group(tx: Tx, arrivals: Sequence[Arrival]) -> list[StreamResult]:
+    """Apply verified batches, in order, to their boxes' streams (see the module docstring):
+    one result per arrival, whose ack is its box's after the whole group."""
+    if not arrivals:
+        return []
+    # A box's head row is made with the store of its first batch, as one by one would.
+    stores: dict[str, str] = {}
+    for arrival in arrivals:
+        stores.setdefault(arrival.received.batch.box_id, arrival.received.batch.store_id)
+    boxes = sorted(stores)
+    heads = tx.lock_streams([(box, stores[box]) for box in boxes])
+    parked: dict[str, set[tuple[int, int]]] = {box: set() for box in boxes}
+    marks = ", ".join("?" * len(boxes))
+    for box, first, last in tx.query(
+        f"SELECT box_id, first_seq, last_seq FROM parked WHERE box_id IN ({marks})",  # noqa: S608
+        boxes,
+    ):
+        parked[str(box)].add((int(first), int(last)))
+    streams = {box: _Stream.of(box, heads[box], parked[box]) for box in boxes}
+    runs: list[_Run] = []
+    for arrival in arrivals:
+        batch = arrival.received.batch
+        box = streams[batch.box_id]
+        run = _Run(tx=tx, store_id=batch.store_id, received_at=arrival.received_at, stream=box)
+        runs.append(run)
+        if box.store_id != batch.store_id:
+            why = f"box {batch.box_id} streams to HQ as store {box.store_id}"
+            run.refuse(batch.box_id, Refusal.OTHER_STORE_STREAM, why, arrival.payload)
+            run.answered = False
+            continue
+        before = box.head
+        box.head = run.drain_parked(run.apply(box.head, arrival.received, arrival.payload))
+        if box.head != before or run.tally.parked:
+            box.touched_at = arrival.received_at
+    moved = [(b, streams[b]) for b in boxes if streams[b].touched_at is not None]
+    if moved:
+        tx.execute_many(
+            _UPDATE_HEAD,
+            [
+                (s.head.seq, s.head.hash, int(s.head.chained), to_micros(s.touched_at), box)
+                for box, s in moved
+                if s.touched_at is not None
+            ],
         )
-    tally.conflicts += redemptions.check(tx, run.limits, at=received_at)
-    return StreamResult(ack=ack_of(tx, store_id, head), tally=tally)
+    limits: dict[str, int] = {}
+    for run in runs:
+        limits.update(run.limits)
+    # Each conflict is told with the last batch that redeemed the code, once per group.
+    at = max(arrival.received_at for arrival in arrivals)
+    for code in redemptions.check(tx, limits, at=at):
+        next(r for r in reversed(runs) if code in r.limits).tally.conflicts += 1
+    acks = {box: s.ack() for box, s in streams.items()}
+    return [
+        StreamResult(ack=acks[run.stream.box_id] if run.answered else None, tally=run.tally)
+        for run in runs
+    ]
 
 
-def ack_of(tx: Tx, store_id: str, head: ChainLink) -> Ack:
-    parked = tx.query(
-        "SELECT first_seq, last_seq FROM parked WHERE box_id = ? ORDER BY first_seq",
-        (head.box_id,),
-    )
-    return Ack(
-        store_id=store_id,
-        box_id=head.box_id,
-        stored_through=head.seq,
-        missing=missing_ranges(head.seq, [(int(f), int(la)) for f, la in parked]),
-    )
+@dataclass(slots=True, kw_only=True)
+class _Stream:
+    """One box's stream as the group's transaction has left it so far."""
+
+    box_id: str
+    store_id: str
+    head: ChainLink
+    parked: set[tuple[int, int]]  # (first_seq, last_seq) of its parked batches
+    touched_at: datetime | None = None  # when the last batch that changed it arrived
+
+    @classmethod
+    def of(cls, box_id: str, row: Row, parked: set[tuple[int, int]]) -> _Stream:
+        store_id, through, head_hash, chained = row
+        head = ChainLink(box_id=box_id, seq=int(through), hash=head_hash, chained=bool(chained))
+        return cls(box_id=box_id, store_id=str(store_id), head=head, parked=parked)
+
+    def ack(self) -> Ack:
+        return Ack(
+            store_id=self.store_id,
+            box_id=self.box_id,
+            stored_through=self.head.seq,
+            missing=missing_ranges(self.head.seq, self.parked),
+        )
 
 
 @dataclass(slots=True, kw_only=True)
 class _Run:
-    """One transaction's work on one box: the batch, then what it unparks."""
+    """One batch's work on its box's stream: the batch, then what it unparks."""
 
     tx: Tx
     store_id: str
     received_at: datetime
-    tally: Tally
+    stream: _Stream
+    tally: Tally = field(default_factory=Tally)
     limits: dict[str, int] = field(default_factory=dict)
+    answered: bool = True  # False: refused as another store's box, so no ack
 
     def refuse(self, box_id: str, reason: Refusal, detail: str, payload: bytes) -> None:
         item = Quarantined(
@@ -245,12 +317,10 @@ class _Run:
     def _park(self, received: ReceivedBatch, payload: bytes) -> None:
         batch = received.batch
         key = (batch.box_id, batch.first_seq, batch.last_seq)
-        if self.tx.query(
-            "SELECT 1 FROM parked WHERE box_id = ? AND first_seq = ? AND last_seq = ?", key
-        ):
+        if (batch.first_seq, batch.last_seq) in self.stream.parked:
             self.tally.duplicates += len(received.events)
             return
-        (count,) = self.tx.query("SELECT count(*) FROM parked WHERE box_id = ?", (batch.box_id,))[0]
+        count = len(self.stream.parked)
         if count >= MAX_PARKED:
             self.refuse(
                 batch.box_id,
@@ -264,6 +334,7 @@ class _Run:
             "VALUES (?, ?, ?, ?, ?)",
             (*key, to_micros(self.received_at), payload),
         )
+        self.stream.parked.add((batch.first_seq, batch.last_seq))
         self.tally.parked = True
 
     def _extend(self, head: ChainLink, new: Sequence[Sealed], payload: bytes) -> ChainLink:
@@ -355,20 +426,20 @@ class _Run:
     def drain_parked(self, head: ChainLink) -> ChainLink:
         """Handle every parked batch that now continues the stream (they never park again:
         each starts at or below stored_through + 1)."""
-        while True:
+        while any(first <= head.seq + 1 for first, _ in self.stream.parked):
             ready = self.tx.query(
                 "SELECT first_seq, last_seq, payload FROM parked "
                 "WHERE box_id = ? AND first_seq <= ? ORDER BY first_seq, last_seq",
                 (head.box_id, head.seq + 1),
             )
-            if not ready:
-                return head
             for first, last, payload in ready:
                 self.tx.execute(
                     "DELETE FROM parked WHERE box_id = ? AND first_seq = ? AND last_seq = ?",
                     (head.box_id, first, last),
                 )
+                self.stream.parked.remove((int(first), int(last)))  # KeyError: a stale copy
                 if int(last) > head.seq:
                     # It passed every check when it was parked; decoding it again cannot fail.
                     received = batches.decode(bytes(payload))
                     head = self.apply(head, received, bytes(payload))
+        return head
