@@ -31,11 +31,19 @@ batch's events fall in two parts, handled in this order:
 
 After storing, parked batches that now start at or below stored_through + 1 are taken out
 and handled the same way, in the same transaction, until none continues the stream. When
-every batch is applied, the heads that moved are written back (one statement per box, not
-per batch), and the redemptions stored by the whole group are checked for double redemption
-across boxes (``redemptions.py``: one lock of the sorted codes, after every stream lock, so
-the lock order is streams then codes in every transaction). The answer is each box's
+every batch is applied, the events stored go in (one ``insert_many`` for the group), the
+heads that moved are written back (one statement per box, not per batch), and the
+redemptions stored by the whole group are checked for double redemption across boxes
+(``redemptions.py``: one lock of the sorted codes, after every stream lock, so the lock
+order is streams then codes in every transaction). The answer is each box's
 ``Ack``, from its last state: stored_through and the holes below the parked batches.
+
+The group reads and writes the events table through ``_EventTable``, so that a group of many
+boxes' small batches (a fleet at a store's pace: one or two events a batch) costs a few round
+trips, not two per batch: the ids of every new event of the group are looked up in one query
+up front, and the rows to store wait in memory for the one insert. Whatever reads the table
+(the duplicate comparison, the redemption count) flushes them first, so every read sees what
+the batches before it stored, as one transaction per batch would.
 
 A batch delivered again is a no-op: all its events are duplicates, or it is parked already
 (the same range), and nothing is written; the ack is computed from the same state, so it is
@@ -66,6 +74,7 @@ from cloud_sync.hq.ingest.ranges import missing_ranges
 
 MAX_PARKED: Final = 64  # batches per box: 16 MiB at most, far more than a box has in flight
 MAX_INT64: Final = 2**63 - 1
+ID_LOOKUP_CHUNK: Final = 1000  # event ids per query: well inside SQLite's 32,766 parameters
 EVENT_COLUMNS: Final = (
     "box_id",
     "seq",
@@ -168,11 +177,26 @@ def ingest_group(tx: Tx, arrivals: Sequence[Arrival]) -> list[StreamResult]:
     ):
         parked[str(box)].add((int(first), int(last)))
     streams = {box: _Stream.of(box, heads[box], parked[box]) for box in boxes}
+    table = _EventTable(tx=tx)
+    table.look_up(
+        [
+            sealed.event.event_id
+            for arrival in arrivals
+            for sealed in arrival.received.events
+            if sealed.event.seq > streams[arrival.received.batch.box_id].head.seq
+        ]
+    )
     runs: list[_Run] = []
     for arrival in arrivals:
         batch = arrival.received.batch
         box = streams[batch.box_id]
-        run = _Run(tx=tx, store_id=batch.store_id, received_at=arrival.received_at, stream=box)
+        run = _Run(
+            tx=tx,
+            table=table,
+            store_id=batch.store_id,
+            received_at=arrival.received_at,
+            stream=box,
+        )
         runs.append(run)
         if box.store_id != batch.store_id:
             why = f"box {batch.box_id} streams to HQ as store {box.store_id}"
@@ -183,6 +207,7 @@ def ingest_group(tx: Tx, arrivals: Sequence[Arrival]) -> list[StreamResult]:
         box.head = run.drain_parked(run.apply(box.head, arrival.received, arrival.payload))
         if box.head != before or run.tally.parked:
             box.touched_at = arrival.received_at
+    table.flush()
     moved = [(b, streams[b]) for b in boxes if streams[b].touched_at is not None]
     if moved:
         tx.execute_many(
@@ -233,10 +258,56 @@ class _Stream:
 
 
 @dataclass(slots=True, kw_only=True)
+class _EventTable:
+    """The events table as the group sees it: ids looked up once, rows stored in one go."""
+
+    tx: Tx
+    pending: list[Row] = field(default_factory=list)  # to store, in the order stored
+    held: dict[str, bool] = field(default_factory=dict)  # id -> held, at HQ or by the group
+
+    def look_up(self, ids: Sequence[str]) -> None:
+        """Learn which of ``ids`` HQ holds (pending rows count as held)."""
+        wanted = [i for i in dict.fromkeys(ids) if i not in self.held]
+        for start in range(0, len(wanted), ID_LOOKUP_CHUNK):
+            chunk = wanted[start : start + ID_LOOKUP_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            found = {
+                str(r[0])
+                for r in self.tx.query(
+                    f"SELECT event_id FROM events WHERE event_id IN ({marks})",  # noqa: S608
+                    chunk,
+                )
+            }
+            self.held.update((i, i in found) for i in chunk)
+
+    def holds(self, ids: Sequence[str]) -> set[str]:
+        self.look_up(ids)
+        return {i for i in ids if self.held[i]}
+
+    def add(self, rows: Sequence[Row]) -> None:
+        self.pending.extend(rows)
+        self.held.update((str(row[_EVENT_ID]), True) for row in rows)
+
+    def query(self, sql: str, params: Sequence[object]) -> list[Row]:
+        """A read of the table: after the pending rows are in it."""
+        self.flush()
+        return self.tx.query(sql, params)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.tx.insert_many("events", EVENT_COLUMNS, self.pending)
+            self.pending = []
+
+
+_EVENT_ID: Final = EVENT_COLUMNS.index("event_id")
+
+
+@dataclass(slots=True, kw_only=True)
 class _Run:
     """One batch's work on its box's stream: the batch, then what it unparks."""
 
     tx: Tx
+    table: _EventTable
     store_id: str
     received_at: datetime
     stream: _Stream
@@ -270,7 +341,7 @@ class _Run:
 
     def _compare(self, box_id: str, old: Sequence[Sealed], payload: bytes) -> None:
         stored: dict[int, str] = dict(
-            self.tx.query(
+            self.table.query(
                 "SELECT seq, hash FROM events WHERE box_id = ? AND seq >= ? AND seq <= ?",
                 (box_id, old[0].event.seq, old[-1].event.seq),
             )
@@ -381,14 +452,7 @@ class _Run:
         if not run:
             return None
         ids = [s.event.event_id for s in run]
-        marks = ", ".join("?" * len(ids))
-        held = {
-            str(r[0])
-            for r in self.tx.query(
-                f"SELECT event_id FROM events WHERE event_id IN ({marks})",  # noqa: S608
-                ids,
-            )
-        }
+        held = self.table.holds(ids)
         seen: set[str] = set()
         for index, event_id in enumerate(ids):
             if event_id in held or event_id in seen:
@@ -419,7 +483,7 @@ class _Run:
                     at,
                 )
             )
-        self.tx.insert_many("events", EVENT_COLUMNS, rows)
+        self.table.add(rows)
         self.tally.stored += len(rows)
         self.limits.update(redemptions.limited_codes(run))
 

@@ -1,17 +1,22 @@
 """Two ingest workers on one PostgreSQL store at once, as a shared subscription makes them:
 consecutive batches of one box handled at the same moment by two threads, each with its own
-connection, must end exactly as handling them one after the other does."""
+connection, must end exactly as handling them one after the other does; and groups of the
+same boxes, listed in opposite orders, never deadlock."""
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
+
+import pytest
 
 from cloud_sync.contract import event_envelope as envelope
 from cloud_sync.contract.event_envelope import EventType
-from cloud_sync.hq.ingest import views
-from cloud_sync.hq.ingest.core import Ingest
+from cloud_sync.hq.ingest import postgres_backend, views
+from cloud_sync.hq.ingest.core import Delivery, Ingest
 from cloud_sync.hq.ingest.event_store import EventStore, Tx, open_event_store
 from cloud_sync.hq.ingest.keyring import Keyring
 from tests.contract.streams import event
@@ -38,14 +43,24 @@ def worker(location: str) -> Ingest:
 
 def in_pairs(workers: Sequence[Ingest], jobs: Sequence[tuple[str, bytes]]) -> list[BaseException]:
     """Hand ``jobs`` two at a time to the two workers, both released by one barrier."""
+    return in_lockstep(
+        [
+            [partial(w.handle, topic, data, AT) for topic, data in jobs[i::2]]
+            for i, w in enumerate(workers)
+        ]
+    )
+
+
+def in_lockstep(steps: Sequence[Sequence[Callable[[], object]]]) -> list[BaseException]:
+    """Run each thread's steps, the n-th steps of both released together by one barrier."""
     barrier = threading.Barrier(2)
     failures: list[BaseException] = []
 
     def run(index: int) -> None:
         try:
-            for topic, data in jobs[index::2]:
+            for step in steps[index]:
                 barrier.wait(timeout=10)
-                workers[index].handle(topic, data, AT)
+                step()
         except BaseException as exc:  # reported by the test, not lost in the thread
             failures.append(exc)
             barrier.abort()
@@ -127,3 +142,50 @@ def test_redemptions_of_one_code_from_two_boxes_at_once_are_a_conflict(
     found = views.conflicts(workers[0].store)
     assert sorted(c.code or "" for c in found) == sorted(f"CODE{k}" for k in range(1, ROUNDS + 1))
     assert all(len(c.detail["redemptions"]) == 2 for c in found)
+
+
+def test_groups_of_the_same_boxes_in_opposite_orders_never_deadlock(
+    pg_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One attempt per transaction: a deadlock PostgreSQL broke fails here, not retried. Each
+    round, each worker gets one batch of every box, dealt at random as a shared subscription
+    deals (so many arrive early and park), one worker's group listing the boxes forwards
+    and the other's backwards; every box's first event redeems one code (a conflict)."""
+    monkeypatch.setattr(postgres_backend, "RETRIES", 1)
+    seed = random.randrange(2**32)
+    print(f"dealing seed {seed}")
+    rng = random.Random(seed)
+    boxes = [f"box-c{n}" for n in range(6)]
+    per_box = {}
+    for box in boxes:
+        redeemed = []
+        for k in range(1, ROUNDS + 1):
+            e = event(k, prev_hash=None, box=box)
+            unique = envelope.event_id(e.occurred_at, f"{box}:{k}".encode().ljust(10, b"."))
+            redeemed.append(replace(e, event_id=unique, type=EventType.REDEEMED, code=f"C{box}{k}"))
+        redeemed[0] = replace(redeemed[0], code="SHARED", details={"use_limit": 1})
+        per_box[box] = [
+            Delivery(topic=events_topic(box), payload=p, received_at=AT)
+            for p in payloads(rechain(redeemed), 3)
+        ]
+    dealt: list[list[list[Delivery]]] = [[], []]
+    for r in range(len(per_box[boxes[0]]) // 2):
+        groups: list[list[Delivery]] = [[], []]
+        for box in boxes:
+            pair = per_box[box][2 * r : 2 * r + 2]
+            rng.shuffle(pair)
+            groups[0].append(pair[0])
+            groups[1].append(pair[1])
+        dealt[0].append(groups[0])
+        dealt[1].append(groups[1][::-1])
+    location = pg.fresh_schema(pg_database)
+    workers = [worker(location), worker(location)]
+    failures = in_lockstep(
+        [[partial(w.handle_many, g) for g in mine] for w, mine in zip(workers, dealt, strict=True)]
+    )
+    assert failures == [], f"seed {seed}"
+    events, streams, parked, quarantined = rows(workers[0].store)
+    assert len(events) == len(boxes) * ROUNDS  # type: ignore[arg-type]
+    assert [row[:2] for row in streams] == [(b, ROUNDS) for b in boxes]  # type: ignore[attr-defined]
+    assert (parked, quarantined) == ([(0,)], [])
+    assert [c.code for c in views.conflicts(workers[0].store)] == ["SHARED"]
