@@ -512,6 +512,21 @@ def _validates(agent: Agent, bodies: list[str], count: int) -> list[float]:
     return out
 
 
+class Stall:
+    """A long drain's guard: it fails when HQ's head has not moved for ``WAIT_S`` (a slow
+    machine may take longer than that in all, and still be draining)."""
+
+    def __init__(self, now: float, head: int) -> None:
+        self._moved_at, self._head = now, head
+
+    def check(self, head: int) -> None:
+        now = time.perf_counter()
+        if head != self._head:
+            self._moved_at, self._head = now, head
+        elif now - self._moved_at > WAIT_S:
+            raise RuntimeError(f"drain stalled at {head}")
+
+
 def _validates_while_draining(
     agent: Agent, bodies: list[str], head: Head, last: int, started: float
 ) -> tuple[list[float], int, int]:
@@ -520,14 +535,14 @@ def _validates_while_draining(
     busy: list[float] = []
     till = agent.till()
     at_head = first = head()
+    watch = Stall(started, at_head)
     while at_head < last and len(busy) < BUSY_SAMPLES:
         for body in bodies[:50]:
             t = time.perf_counter()
             _post(till, "/v1/validate", body, agent.headers)
             busy.append(time.perf_counter() - t)
         at_head = head()
-        if time.perf_counter() - started > WAIT_S:
-            raise RuntimeError(f"drain stalled at {at_head}")
+        watch.check(at_head)
     till.close()
     return busy, first, at_head
 
@@ -577,9 +592,9 @@ def validate_during_drain(
                 agent, bodies, head, last, drain_started
             )
             window_s = time.perf_counter() - drain_started
+            watch = Stall(time.perf_counter(), at_head)
             while (done := head()) < last:  # the rest drains with the till quiet
-                if time.perf_counter() - drain_started > WAIT_S:
-                    raise RuntimeError(f"drain stalled at {done}")
+                watch.check(done)
                 time.sleep(0.005)
             drained_s = time.perf_counter() - drain_started
             rss_after, hwm = _rss_mb(agent.proc.pid)
