@@ -13,10 +13,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cloud_sync.contract import batch as batches
+from cloud_sync.contract import delta as deltas
+from cloud_sync.contract import hq_document, hq_key
 from cloud_sync.contract.batch import SignedBatch
 from cloud_sync.contract.message_codec import MessageError
 from tests.contract.streams import BOX, STORE, rows, stream
 from tests.contract.test_event_envelope import json_values
+from tests.contract.test_hq_documents import (
+    announcements,
+    delta_values,
+    encoded_announcement,
+    encoded_delta,
+    signed_documents,
+)
 from tests.contract.test_link_messages import KINDS
 
 
@@ -30,9 +39,12 @@ def signed_batches(draw: st.DrawFn) -> SignedBatch:
 
 
 DECODERS: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], bytes], Callable[..., Any]]]
-DECODERS = {"batch": (signed_batches(), batches.encode, batches.decode)} | {
-    kind: (strategy, encode, decode) for kind, (strategy, encode, decode, _) in KINDS.items()
-}
+DECODERS = {
+    "batch": (signed_batches(), batches.encode, batches.decode),
+    "hq_document": (signed_documents, hq_document.encode, hq_document.decode),
+    "delta": (delta_values, encoded_delta, deltas.decode),
+    "hq_key": (announcements, encoded_announcement, hq_key.decode),
+} | {kind: (strategy, encode, decode) for kind, (strategy, encode, decode, _) in KINDS.items()}
 
 
 def typed(decode: Callable[..., Any], data: str | bytes) -> object:
