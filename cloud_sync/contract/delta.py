@@ -31,9 +31,11 @@ naming ``changes[i].field``)::
     code.revoked              code, at                  HQ withdrew it
     code.linked               code, member_id, at       linked to a member at HQ (offered at
                                                         the member's next checkout)
-    code.redeemed_elsewhere   code, store_id, box_id, till_id?, at, uses
-                                                        redeemed at another store: where and
-                                                        when, and its uses there in all
+    code.redeemed_elsewhere   code, store_id, box_id, till_id?, transaction_id?, at, uses
+                                                        redeemed by another box: where and
+                                                        when it last was, and its uses at
+                                                        that box in all (a box ignores the
+                                                        ones naming itself)
     member.changed            member_id, segment, tier, proximity_consent (bool)
     campaign.changed          campaign_id, body         the campaign's rules (promotion_codec
                                                         JSON text, as snapshot rows hold it)
@@ -44,9 +46,9 @@ naming ``changes[i].field``)::
     store_key.revoked         key_id, revoked_at
 
 Fields marked ``?`` may be null. Times are ISO 8601 with an offset, read as UTC. Counts are
-integers >= 0 (``uses`` >= 1). Every change says the whole new state of what it touches
-(totals, not increments), so applying a delta twice, or a change the box already made itself
-(its own redemption, seen again from HQ), leaves the same cache.
+integers >= 0 (a refund can bring a box's ``uses`` back to 0). Every change says the whole
+new state of what it touches (totals, not increments), so applying a delta twice, or a change
+the box already made itself (its own redemption, seen again from HQ), leaves the same cache.
 """
 
 from __future__ import annotations
@@ -125,6 +127,7 @@ CHANGE_FIELDS: Final[Mapping[Op, Mapping[str, _T]]] = {
         "store_id": _T.STR,
         "box_id": _T.STR,
         "till_id": _T.OPT_STR,
+        "transaction_id": _T.OPT_STR,
         "at": _T.TIME,
         "uses": _T.INT,
     },
@@ -287,7 +290,6 @@ def _value(path: str, value: object, kind: _T) -> Any:
 def _check(op: Op, where: str, fields: dict[str, Any]) -> None:
     """The rules beyond each field's type."""
     if op is Op.CODE_REDEEMED_ELSEWHERE:
-        require(fields["uses"] >= 1, f"{where}.uses", fields["uses"], "redeemed: uses >= 1")
         for name in ("store_id", "box_id"):
             fault = level_fault(fields[name])
             require(fault is None, f"{where}.{name}", fields[name], f"not a level ({fault})")

@@ -40,11 +40,29 @@ from edge_agent.events import event_log
 
 # The store's own counts of a code and its campaign (uses, last redemption, campaign counters),
 # written once for both reads below so the hot path and a record held elsewhere cannot drift.
-_COUNTS_COLUMNS = """u.uses, r.redeemed_us, r.store_id, r.till_id, r.transaction_id,
-       cu.uses, cu.money, cu.store_uses"""
+# What HQ's deltas say other boxes used (``edge_agent/follow/``) counts too: the code's uses
+# there (``eu``) add to this box's, and its last redemption is the later of this box's (``r``)
+# and the other boxes' latest (``el``), so a code redeemed at another store is refused
+# ``ALREADY_REDEEMED`` naming that store; the other stores' use of the campaign (``ce``) adds
+# to its budget counters. Both are empty unless the box follows a delta stream.
+_COUNTS_COLUMNS = """coalesce(u.uses, 0) + coalesce(eu.uses, 0),
+       CASE WHEN el.at_us > coalesce(r.redeemed_us, -1) THEN el.at_us ELSE r.redeemed_us END,
+       CASE WHEN el.at_us > coalesce(r.redeemed_us, -1) THEN el.store_id ELSE r.store_id END,
+       CASE WHEN el.at_us > coalesce(r.redeemed_us, -1)
+            THEN coalesce(el.till_id, '') ELSE r.till_id END,
+       CASE WHEN el.at_us > coalesce(r.redeemed_us, -1)
+            THEN coalesce(el.transaction_id, '') ELSE r.transaction_id END,
+       coalesce(cu.uses, 0) + coalesce(ce.redemptions, 0),
+       coalesce(cu.money, 0) + coalesce(ce.discount, 0), cu.store_uses"""
 _COUNTS_JOINS = """LEFT JOIN code_usage AS u ON u.code = c.code
 LEFT JOIN redemptions AS r ON r.id = u.last_redemption_id
-LEFT JOIN campaign_usage AS cu ON cu.campaign_id = c.campaign_id"""
+LEFT JOIN campaign_usage AS cu ON cu.campaign_id = c.campaign_id
+LEFT JOIN (SELECT code, sum(uses) AS uses FROM uses_elsewhere WHERE code = ?1 AND uses > 0)
+     AS eu ON eu.code = c.code
+LEFT JOIN uses_elsewhere AS el ON el.code = c.code AND el.box_id = (
+     SELECT box_id FROM uses_elsewhere WHERE code = ?1 AND uses > 0
+     ORDER BY at_us DESC, box_id LIMIT 1)
+LEFT JOIN campaign_elsewhere AS ce ON ce.campaign_id = c.campaign_id"""
 # The hot path: the code row, its link overlay and its counts in one statement, and with them
 # what would otherwise be four more round trips: the requesting member's profile (?2) and
 # uses of the code (?3, when the request names a member), whether the code has any holds at
@@ -239,6 +257,12 @@ class CodeCache:
             )
             snapshot_load.bump_generation(conn)
         self._promotions.pop(promotion.campaign_id, None)
+
+    def campaigns_changed(self) -> None:
+        """Drop the parsed promotions: a write on this connection changed campaigns (another
+        connection's is noticed by ``_refresh`` on its own)."""
+        self._promotions.clear()
+        self._generation = self._read_generation()
 
     def put_member(self, member: Member) -> None:
         with self.transaction() as conn:

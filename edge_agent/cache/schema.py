@@ -29,6 +29,7 @@ from edge_agent.cache import key_schema, till_scope_schema
 from edge_agent.cache.transaction import transaction
 from edge_agent.errors import CacheError, SchemaTooNewError
 from edge_agent.events import chain_schema
+from edge_agent.follow import follow_schema
 from edge_agent.issuing import issue_schema
 from edge_agent.printing import print_schema
 
@@ -115,6 +116,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     till_scope_schema.migrate,  # v7: sales, holds and stored answers keyed by till
     _v8_event_log,  # v8: ledger_events is now events (the event log)
     chain_schema.migrate,  # v9: meta.chain_head, the event hash chain's last link
+    follow_schema.migrate,  # v10: what HQ's deltas say of other stores, HQ's announced keys
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

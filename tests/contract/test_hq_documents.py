@@ -43,7 +43,7 @@ def _change_fields(op: Op) -> st.SearchStrategy[dict[str, Any]]:
     }
     table = {name: kinds[kind.name] for name, kind in CHANGE_FIELDS[op].items()}
     if op is Op.CODE_REDEEMED_ELSEWHERE:
-        table |= {"store_id": levels, "box_id": levels, "uses": st.integers(1, 2**63 - 1)}
+        table |= {"store_id": levels, "box_id": levels}
     if op in (Op.STORE_KEY_REGISTERED, Op.STORE_KEY_REVOKED):
         table["key_id"] = st.from_regex(r"[0-9a-f]{8}", fullmatch=True)
     fields = st.fixed_dictionaries(table)
@@ -227,7 +227,7 @@ def test_booleans_are_not_counts_and_counts_are_not_booleans() -> None:
         deltas.decode(json.dumps(doc))
 
 
-def test_a_redemption_elsewhere_names_a_real_place_and_at_least_one_use() -> None:
+def test_a_redemption_elsewhere_names_a_real_place_and_a_count() -> None:
     elsewhere = Change(
         op=Op.CODE_REDEEMED_ELSEWHERE,
         fields={
@@ -235,12 +235,13 @@ def test_a_redemption_elsewhere_names_a_real_place_and_at_least_one_use() -> Non
             "store_id": "store-002",
             "box_id": "box-9",
             "till_id": None,
+            "transaction_id": "tx-1",
             "at": T0,
             "uses": 1,
         },
     )
     assert deltas.decode(deltas.encode(_delta(elsewhere))).changes == (elsewhere,)
-    for name, value in (("uses", 0), ("store_id", "a/b"), ("box_id", "+")):
+    for name, value in (("uses", -1), ("store_id", "a/b"), ("box_id", "+")):
         doc = _doc(_delta(elsewhere))
         doc["changes"][0][name] = value
         with pytest.raises(BadValueError) as raised:

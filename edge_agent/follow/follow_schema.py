@@ -1,0 +1,30 @@
+"""Cache migration v10: what the box learns from HQ's delta stream beyond the snapshot tables.
+
+    meta.delta_stream      the stream the cache follows (``cloud_sync/contract/delta.py``);
+    meta.delta_watermark   the seq of the last delta applied (0: none since the snapshot)
+    uses_elsewhere         per code and other box: its uses there in all and where and when
+                           it last was, so this box refuses a single-use code another store
+                           redeemed (``ALREADY_REDEEMED`` naming that store and time)
+    campaign_elsewhere     per campaign: what the other stores used of its budget, in all
+    hq_keys                HQ's signing keys announced since the pin (``hq_trust.py``)
+
+Times are UTC epoch microseconds (``*_us``), like every table of the store's own; the rows are
+replaced whole by each change (HQ sends totals), so a delta applied twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    for ddl in (
+        "CREATE TABLE uses_elsewhere (code TEXT NOT NULL, box_id TEXT NOT NULL, "
+        "store_id TEXT NOT NULL, till_id TEXT, transaction_id TEXT, at_us INTEGER NOT NULL, "
+        "uses INTEGER NOT NULL, PRIMARY KEY (code, box_id)) WITHOUT ROWID",
+        "CREATE TABLE campaign_elsewhere (campaign_id TEXT PRIMARY KEY, "
+        "redemptions INTEGER NOT NULL, discount INTEGER NOT NULL) WITHOUT ROWID",
+        "CREATE TABLE hq_keys (key_id TEXT PRIMARY KEY, public_key BLOB NOT NULL, "
+        "retire_at_us INTEGER) WITHOUT ROWID",
+    ):
+        db.execute(ddl)
