@@ -39,9 +39,11 @@ naming ``changes[i].field``)::
     member.changed            member_id, segment, tier, proximity_consent (bool)
     campaign.changed          campaign_id, body         the campaign's rules (promotion_codec
                                                         JSON text, as snapshot rows hold it)
-    campaign.used_elsewhere   campaign_id, redemptions, discount
-                                                        what the other stores used of its
-                                                        budget so far, in all (not a step)
+    campaign.used_elsewhere   campaign_id, store_id, box_id, redemptions, discount
+                                                        what one box used of the campaign's
+                                                        budget so far, in all (not a step):
+                                                        a box sums every other box's, and
+                                                        its store's for the store allocation
     store_key.registered      key_id, store_id, public_key, registered_at
     store_key.revoked         key_id, revoked_at
 
@@ -138,7 +140,13 @@ CHANGE_FIELDS: Final[Mapping[Op, Mapping[str, _T]]] = {
         "proximity_consent": _T.BOOL,
     },
     Op.CAMPAIGN_CHANGED: {"campaign_id": _T.STR, "body": _T.STR},
-    Op.CAMPAIGN_USED_ELSEWHERE: {"campaign_id": _T.STR, "redemptions": _T.INT, "discount": _T.INT},
+    Op.CAMPAIGN_USED_ELSEWHERE: {
+        "campaign_id": _T.STR,
+        "store_id": _T.STR,
+        "box_id": _T.STR,
+        "redemptions": _T.INT,
+        "discount": _T.INT,
+    },
     Op.STORE_KEY_REGISTERED: {
         "key_id": _T.STR,
         "store_id": _T.STR,
@@ -289,7 +297,7 @@ def _value(path: str, value: object, kind: _T) -> Any:
 
 def _check(op: Op, where: str, fields: dict[str, Any]) -> None:
     """The rules beyond each field's type."""
-    if op is Op.CODE_REDEEMED_ELSEWHERE:
+    if op in (Op.CODE_REDEEMED_ELSEWHERE, Op.CAMPAIGN_USED_ELSEWHERE):
         for name in ("store_id", "box_id"):
             fault = level_fault(fields[name])
             require(fault is None, f"{where}.{name}", fields[name], f"not a level ({fault})")

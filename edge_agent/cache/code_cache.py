@@ -43,8 +43,9 @@ from edge_agent.events import event_log
 # What HQ's deltas say other boxes used (``edge_agent/follow/``) counts too: the code's uses
 # there (``eu``) add to this box's, and its last redemption is the later of this box's (``r``)
 # and the other boxes' latest (``el``), so a code redeemed at another store is refused
-# ``ALREADY_REDEEMED`` naming that store; the other stores' use of the campaign (``ce``) adds
-# to its budget counters. Both are empty unless the box follows a delta stream.
+# ``ALREADY_REDEEMED`` naming that store; the other boxes' use of the campaign (``ce``) adds
+# to its budget counters, and its store's other boxes' to the store's allocation. Both are
+# empty unless the box follows a delta stream.
 _COUNTS_COLUMNS = """coalesce(u.uses, 0) + coalesce(eu.uses, 0),
        CASE WHEN el.at_us > coalesce(r.redeemed_us, -1) THEN el.at_us ELSE r.redeemed_us END,
        CASE WHEN el.at_us > coalesce(r.redeemed_us, -1) THEN el.store_id ELSE r.store_id END,
@@ -53,7 +54,8 @@ _COUNTS_COLUMNS = """coalesce(u.uses, 0) + coalesce(eu.uses, 0),
        CASE WHEN el.at_us > coalesce(r.redeemed_us, -1)
             THEN coalesce(el.transaction_id, '') ELSE r.transaction_id END,
        coalesce(cu.uses, 0) + coalesce(ce.redemptions, 0),
-       coalesce(cu.money, 0) + coalesce(ce.discount, 0), cu.store_uses"""
+       coalesce(cu.money, 0) + coalesce(ce.discount, 0),
+       coalesce(cu.store_uses, 0) + coalesce(ce.store_redemptions, 0)"""
 _COUNTS_JOINS = """LEFT JOIN code_usage AS u ON u.code = c.code
 LEFT JOIN redemptions AS r ON r.id = u.last_redemption_id
 LEFT JOIN campaign_usage AS cu ON cu.campaign_id = c.campaign_id

@@ -18,13 +18,14 @@ IMMEDIATE transaction, so two callers cannot both apply the same delta:
 
 A change is HQ's whole word on what it touches, so applying it over what the box did itself
 is safe: a code issued again keeps the box's status and links; ``code.redeemed_elsewhere``
-naming this box is its own redemption seen from HQ, and is skipped (the box counts its own in
-``code_usage``); a link made at HQ goes into ``code_links`` like a till's (mode ``hq``), so the
-member is offered the code at the next checkout, unless a till here linked it already. A
-change HQ signed that the box still cannot take (a campaign body that is no promotion, a
-store key that is no key) refuses the whole delta with ``DeltaRefusedError``: nothing of it is
-applied, the watermark stays, and the caller reports it (HQ sent something broken; applying the
-rest would leave the cache a state HQ never had).
+and ``campaign.used_elsewhere`` naming this box are its own use seen from HQ, and are
+skipped (the box counts its own in ``code_usage`` and ``campaign_usage``); a link made at HQ
+goes into ``code_links`` like a till's (mode ``hq``), so the member is offered the code at
+the next checkout, unless a till here linked it already. A change HQ signed that the box
+still cannot take (a campaign body that is no promotion, a store key that is no key) refuses
+the whole delta with ``DeltaRefusedError``: nothing of it is applied, the watermark stays,
+and the caller reports it (HQ sent something broken; applying the rest would leave the cache
+a state HQ never had).
 """
 
 from __future__ import annotations
@@ -201,10 +202,20 @@ def _campaign_changed(conn: sqlite3.Connection, c: Change, _box: str) -> bool:
     return True
 
 
-def _campaign_used_elsewhere(conn: sqlite3.Connection, c: Change, _box: str) -> bool:
+def _campaign_used_elsewhere(conn: sqlite3.Connection, c: Change, box: str) -> bool:
+    if c["box_id"] == box:
+        return False  # this box's own use, already in campaign_usage
     conn.execute(
-        "INSERT OR REPLACE INTO campaign_elsewhere VALUES (?, ?, ?)",
-        (c["campaign_id"], c["redemptions"], c["discount"]),
+        "INSERT OR REPLACE INTO campaign_box_use VALUES (?, ?, ?, ?, ?)",
+        (c["campaign_id"], c["box_id"], c["store_id"], c["redemptions"], c["discount"]),
+    )
+    # The sums the hot path reads; meta.store_id is this box's store.
+    conn.execute(
+        "INSERT OR REPLACE INTO campaign_elsewhere SELECT ?1, sum(redemptions), sum(discount), "
+        "coalesce(sum(redemptions) FILTER (WHERE store_id = "
+        "(SELECT value FROM meta WHERE key = 'store_id')), 0) "
+        "FROM campaign_box_use WHERE campaign_id = ?1",
+        (c["campaign_id"],),
     )
     return True
 

@@ -42,7 +42,7 @@ def _change_fields(op: Op) -> st.SearchStrategy[dict[str, Any]]:
         "OPT_TIME": st.none() | times,
     }
     table = {name: kinds[kind.name] for name, kind in CHANGE_FIELDS[op].items()}
-    if op is Op.CODE_REDEEMED_ELSEWHERE:
+    if op in (Op.CODE_REDEEMED_ELSEWHERE, Op.CAMPAIGN_USED_ELSEWHERE):
         table |= {"store_id": levels, "box_id": levels}
     if op in (Op.STORE_KEY_REGISTERED, Op.STORE_KEY_REVOKED):
         table["key_id"] = st.from_regex(r"[0-9a-f]{8}", fullmatch=True)
@@ -207,7 +207,13 @@ def test_a_bad_change_is_named_by_its_place_and_field(
 def test_booleans_are_not_counts_and_counts_are_not_booleans() -> None:
     used = Change(
         op=Op.CAMPAIGN_USED_ELSEWHERE,
-        fields={"campaign_id": "SPRING", "redemptions": 3, "discount": 450},
+        fields={
+            "campaign_id": "SPRING",
+            "store_id": "s-2",
+            "box_id": "b-2",
+            "redemptions": 3,
+            "discount": 450,
+        },
     )
     member = Change(
         op=Op.MEMBER_CHANGED,

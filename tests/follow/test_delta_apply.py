@@ -76,6 +76,19 @@ def issued(c: str, *, variant: str = "A", issued_at: datetime | None = None) -> 
     )
 
 
+def used(
+    campaign: str, *, box: str, store: str = "S2", redemptions: int = 10, discount: int = 0
+) -> Change:
+    return change(
+        Op.CAMPAIGN_USED_ELSEWHERE,
+        campaign_id=campaign,
+        store_id=store,
+        box_id=box,
+        redemptions=redemptions,
+        discount=discount,
+    )
+
+
 def refused(service: RedemptionService, c: str, **kw: Any) -> Refused:
     (decision,) = service.validate(req(c, **kw))
     assert isinstance(decision, Refused), decision
@@ -130,10 +143,30 @@ def test_this_boxs_own_redemption_seen_from_hq_is_not_counted_twice(
 def test_a_campaign_budget_folds_in_what_other_stores_spent(
     cache: CodeCache, service: RedemptionService
 ) -> None:
-    """G1's budget is 10,000; the others spent 9,800, so a 500 discount no longer fits."""
-    used = change(Op.CAMPAIGN_USED_ELSEWHERE, campaign_id="G1", redemptions=20, discount=9_800)
-    delta_apply.apply(cache, delta(used))
+    """G1's budget is 10,000; two other boxes spent 9,800 (this box's own use, seen from HQ,
+    is not counted again), so a 500 discount no longer fits."""
+    delta_apply.apply(
+        cache,
+        delta(
+            used("G1", box="S2-a", discount=4_900),
+            used("G1", box="S3-a", store="S3", discount=4_900),
+            used("G1", box=cache.box_id, store=STORE, discount=9_999),
+        ),
+    )
     assert refused(service, G, member=None).reason is Reason.CAMPAIGN_BUDGET_EXHAUSTED
+    delta_apply.apply(cache, delta(used("G1", box="S3-a", store="S3", discount=0), seq=6))
+    assert service.validate(req(G, member=None))[0].ok
+
+
+def test_a_stores_allocation_counts_its_other_boxes_not_other_stores(
+    cache: CodeCache, service: RedemptionService
+) -> None:
+    cache.put_campaign(promotion(store_allocation=3))
+    far = delta_apply.apply(cache, delta(used("C1", box="S2-a", store="S2", redemptions=50)))
+    assert far.applied == 1
+    assert service.validate(req(A))[0].ok
+    delta_apply.apply(cache, delta(used("C1", box="S1-b", store=STORE, redemptions=3), seq=6))
+    assert refused(service, A).reason is Reason.STORE_ALLOCATION_EXHAUSTED
 
 
 def test_a_revoked_code_is_refused_and_an_issued_one_accepted(
