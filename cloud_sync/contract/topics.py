@@ -13,6 +13,15 @@ give each box exactly its own subtree with one pattern, and HQ subscribes to all
     resend   HQ   -> box  1    no        ack.py         ranges HQ asks the box to send again
     state    box  -> all  1    yes       presence.py    online (birth) / offline (last will)
     health   box  -> HQ   1    yes       presence.py    the box's health summary
+    delta    HQ   -> box  1    no        hq_document.py the store's code cache deltas, signed
+    position box  -> HQ   1    yes       follow_position.py
+                                                        where the box's cache stands in the
+                                                        store's delta stream (asks for more)
+
+Two HQ services answer the boxes, each under its own broker user: ``ingest`` (events, state,
+health in; acks and resends out) and ``fanout`` (positions in; deltas out). Deltas are per
+store, but each box gets them on its own topic: a box's ACL is one pattern per channel on its
+own subtree, and each box's position is its own (a box back from a week away catches up alone).
 
 ``v1`` is the version of the tree itself (its levels and channels), not of any payload: each
 payload carries its own ``schema_version``, so payloads can evolve without moving topics, and
@@ -37,9 +46,10 @@ ACL patterns), no U+0000 (section 1.5.3 forbids it) and no other control charact
 says they should not appear), valid UTF-8, and at most ``MAX_ID_CHARS`` characters. Builders
 refuse any other id (``BadLevelError``) rather than build a topic that means something else.
 
-Access. A box publishes only ``events``, ``state`` and ``health`` of its own subtree and
-subscribes only to its own ``ack`` and ``resend`` (``box_subscriptions``); HQ the other way
-round, for every box (``hq_subscriptions``). With the box's broker username set to its box id,
+Access. A box publishes only ``events``, ``state``, ``health`` and ``position`` of its own
+subtree and subscribes only to its own ``ack``, ``resend`` and ``delta``
+(``box_subscriptions``); HQ the other way round, for every box, each service to its own
+channels (``hq_subscriptions``). With the box's broker username set to its box id,
 one Mosquitto ACL pattern per channel says so, e.g. ``pattern write storeside/v1/+/%u/events``
 and ``pattern read storeside/v1/+/%u/ack``; the ``+`` over the store level is safe because box
 ids are unique across the chain, and HQ still checks the batch's signature (``batch.py``).
@@ -69,6 +79,8 @@ class Channel(StrEnum):
     RESEND = "resend"
     STATE = "state"
     HEALTH = "health"
+    DELTA = "delta"
+    POSITION = "position"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +91,7 @@ class ChannelSpec:
     qos: int
     retained: bool
     message: str  # the payload's name in asyncapi.yaml
+    service: str = "ingest"  # the HQ service at the other end: "ingest" or "fanout"
 
 
 CHANNELS: Final[dict[Channel, ChannelSpec]] = {
@@ -87,7 +100,15 @@ CHANNELS: Final[dict[Channel, ChannelSpec]] = {
     Channel.RESEND: ChannelSpec(sender="hq", qos=1, retained=False, message="resend"),
     Channel.STATE: ChannelSpec(sender="box", qos=1, retained=True, message="state"),
     Channel.HEALTH: ChannelSpec(sender="box", qos=1, retained=True, message="health"),
+    Channel.DELTA: ChannelSpec(
+        sender="hq", qos=1, retained=False, message="delta", service="fanout"
+    ),
+    Channel.POSITION: ChannelSpec(
+        sender="box", qos=1, retained=True, message="position", service="fanout"
+    ),
 }
+INGEST: Final = "ingest"
+FANOUT: Final = "fanout"
 
 
 class TopicError(ValueError):
@@ -202,7 +223,14 @@ def hq_subscriptions(group: str) -> tuple[str, ...]:
     return tuple(
         shared(group, subscription(c)) if c is Channel.EVENTS else subscription(c)
         for c, s in CHANNELS.items()
-        if s.sender == "box"
+        if s.sender == "box" and s.service == INGEST
+    )
+
+
+def fanout_subscriptions() -> tuple[str, ...]:
+    """What HQ's fan-out subscribes to: every box's position (retained)."""
+    return tuple(
+        subscription(c) for c, s in CHANNELS.items() if s.sender == "box" and s.service == FANOUT
     )
 
 

@@ -15,7 +15,15 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud_sync.contract import ack, batch, event_envelope, presence, topics
+from cloud_sync.contract import (
+    ack,
+    batch,
+    event_envelope,
+    follow_position,
+    hq_document,
+    presence,
+    topics,
+)
 from cloud_sync.contract.event_envelope import EventEnvelope, encode
 from cloud_sync.contract.topics import Channel
 from tests.contract.streams import BOX, STORE, rows, stream
@@ -32,6 +40,8 @@ TABLES: dict[str, dict[int, Any]] = {
     "resend": ack.RESEND_FIELDS,
     "state": presence.STATE_FIELDS,
     "health": presence.HEALTH_FIELDS,
+    "delta": hq_document.FIELDS,
+    "position": follow_position.FIELDS,
 }
 
 
@@ -116,8 +126,9 @@ def validator(schema: str) -> jsonschema_rs.Draft7Validator:
 
 
 PAYLOADS = {name: validator(name) for name in ("Batch", "Ack", "ResendRequest", "State",
-            "Health", "EventEnvelope")}  # fmt: skip
-SCHEMA_OF = {"ack": "Ack", "resend": "ResendRequest", "state": "State", "health": "Health"}
+            "Health", "EventEnvelope", "HqDocument", "FollowPosition")}  # fmt: skip
+SCHEMA_OF = {"ack": "Ack", "resend": "ResendRequest", "state": "State", "health": "Health",
+             "position": "FollowPosition"}  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", SCHEMA_OF)

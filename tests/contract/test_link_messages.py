@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud_sync.contract import ack, presence
+from cloud_sync.contract import ack, follow_position, presence
 from cloud_sync.contract.ack import Ack, ResendRequest, SeqRange
 from cloud_sync.contract.decode_errors import (
     BadValueError,
@@ -21,6 +21,7 @@ from cloud_sync.contract.decode_errors import (
     UnknownVersionError,
     WrongTypeError,
 )
+from cloud_sync.contract.follow_position import FollowPosition
 from cloud_sync.contract.message_codec import (
     MessageError,
 )
@@ -83,6 +84,13 @@ healths = st.builds(
     oldest_retained_seq=st.none() | seqs,
     clock_offset_ms=st.none() | st.integers(min_value=-(10**9), max_value=10**9),
 )
+positions = st.builds(
+    FollowPosition,
+    store_id=ids,
+    box_id=ids,
+    stream=st.none() | st.from_regex(r"[0-9a-f]{32}", fullmatch=True),
+    watermark=st.integers(min_value=0, max_value=2**63 - 1),
+)
 
 # Each message kind: (strategy, encoder, decoder, its field table).
 KINDS: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], bytes], Callable[..., Any], Any]]
@@ -91,6 +99,12 @@ KINDS = {
     "resend": (resends, ack.encode_resend, ack.decode_resend, ack.RESEND_FIELDS),
     "state": (states, presence.encode_state, presence.decode_state, presence.STATE_FIELDS),
     "health": (healths, presence.encode_health, presence.decode_health, presence.HEALTH_FIELDS),
+    "position": (
+        positions,
+        follow_position.encode,
+        follow_position.decode,
+        follow_position.FIELDS,
+    ),
 }
 
 
@@ -152,6 +166,10 @@ BAD_VALUES = [
     ("health", {"next_seq": 0}),
     ("health", {"oldest_retained_seq": 0}),
     ("health", {"agent_version": "x" * 201}),
+    ("position", {"watermark": -1}),
+    ("position", {"stream": "ABCDEF0123456789ABCDEF0123456789"}),
+    ("position", {"stream": "0" * 31}),
+    ("position", {"box_id": "+"}),
 ]
 BASE: dict[str, dict[str, Any]] = {
     "ack": {"schema_version": 1, "store_id": "s", "box_id": "b", "stored_through": 0,
@@ -164,6 +182,8 @@ BASE: dict[str, dict[str, Any]] = {
                "cache_version": None, "printer_state": "ok", "outbox_depth": 0,
                "oldest_unsent_at": None, "next_seq": 1, "acked_through": 0,
                "last_ack_at": None, "oldest_retained_seq": None, "clock_offset_ms": None},
+    "position": {"schema_version": 1, "store_id": "s", "box_id": "b", "stream": None,
+                 "watermark": 0},
 }  # fmt: skip
 
 

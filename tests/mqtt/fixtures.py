@@ -4,8 +4,9 @@ and a broker of its own means no retained message or session leaks between tests
 directory gets them by importing them into its conftest.py, as tests/mqtt/conftest.py does.
 
 Users: ``box-a`` and ``box-b`` (boxes of store-001; username = box id), ``hq-ingest`` (HQ's
-ingest workers) and ``store-001/box-a`` (a username that tries to encode the store, which
-the ACL's design rules out). A failed test gets the broker's log in its report.
+ingest workers), ``hq-fanout`` (HQ's delta fan-out) and ``store-001/box-a`` (a username that
+tries to encode the store, which the ACL's design rules out). A failed test gets the broker's
+log in its report.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tests.mqtt.broker import BrokerFiles, MosquittoBroker, write_password_file
 from tests.mqtt.clients import Clients, TestClient, Will
 from tests.mqtt.tls import make_tls_files
 
-USERS = ("box-a", "box-b", "hq-ingest", "store-001/box-a")
+USERS = ("box-a", "box-b", "hq-ingest", "hq-fanout", "store-001/box-a")
 _BROKERS = pytest.StashKey[list[MosquittoBroker]]()
 
 ClientFactory = Callable[..., TestClient]

@@ -121,6 +121,36 @@ def test_hq_cannot_publish_as_a_box(mqtt_client: ClientFactory) -> None:
     assert hq.publish(topic("box-a", "state"), b"online").value == NOT_AUTHORIZED
 
 
+def test_only_the_fanout_sends_deltas_and_only_to_the_box_that_reads_them(
+    mqtt_client: ClientFactory,
+) -> None:
+    """A box's cache follows what arrives on its delta topic (after checking HQ's signature):
+    a box may not write there, ingest may not either, and one box never reads another's."""
+    box_a = mqtt_client("box-a", protocol=mqtt.MQTTv5)
+    box_a.connect()
+    box_a.subscribe(topic("box-a", "delta"))
+    box_a.subscribe(topic("box-b", "delta"))
+    fanout = mqtt_client("hq-fanout", protocol=mqtt.MQTTv5)
+    fanout.connect()
+    fanout.subscribe("storeside/v1/+/+/position")
+    hq = mqtt_client("hq-ingest", protocol=mqtt.MQTTv5)
+    hq.connect()
+
+    assert box_a.publish(topic("box-a", "delta"), b"forged").value == NOT_AUTHORIZED
+    assert hq.publish(topic("box-a", "delta"), b"forged").value == NOT_AUTHORIZED
+    assert fanout.publish(topic("box-a", "events"), b"forged").value == NOT_AUTHORIZED
+    assert not fanout.publish(topic("box-b", "delta"), b"for-b").is_failure
+    assert not fanout.publish(topic("box-a", "delta"), b"for-a").is_failure
+    assert box_a.publish(topic("box-b", "position"), b"forged").value == NOT_AUTHORIZED
+    assert not box_a.publish(topic("box-a", "position"), b"at-7").is_failure
+
+    assert box_a.expect().payload == b"for-a"
+    box_a.assert_silent()
+    got = fanout.expect()
+    assert (got.topic, got.payload) == (topic("box-a", "position"), b"at-7")
+    fanout.assert_silent()
+
+
 def test_a_username_that_encodes_the_store_matches_nothing(mqtt_client: ClientFactory) -> None:
     """Why usernames are bare box ids: %u is substituted verbatim, so "store-001/box-a"
     turns the pattern into a six-level topic, and the box cannot write its own events."""
