@@ -119,6 +119,11 @@ def apply(cache: CodeCache, delta: Delta) -> Applied:
         if campaigns:
             snapshot_load.bump_generation(conn)
         follow(conn, stream=delta.stream, watermark=delta.seq)
+        # The cache is as fresh as HQ's word: its age (the offline policy's) runs from here.
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('synced_at', ?)",
+            (delta.issued_at.isoformat(),),
+        )
     if campaigns:
         cache.campaigns_changed()  # this connection's commit does not move data_version
     after = Position(stream=delta.stream, watermark=delta.seq)

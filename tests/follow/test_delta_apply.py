@@ -304,3 +304,8 @@ def test_times_are_utc(cache: CodeCache) -> None:
     delta_apply.apply(cache, delta(elsewhere(A, at=later)))
     row = cache.conn.execute("SELECT at_us FROM uses_elsewhere WHERE code = ?", (A,)).fetchone()
     assert row == (int(later.timestamp()) * 1_000_000,)
+
+
+def test_the_cache_is_as_fresh_as_the_last_delta_applied(cache: CodeCache) -> None:
+    delta_apply.apply(cache, delta(elsewhere(A)))
+    assert cache.synced_at() == NOW

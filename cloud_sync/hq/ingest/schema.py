@@ -27,6 +27,18 @@ Tables (times are UTC epoch microseconds):
     chain_breaks  the first event of a batch that did not link on, per box and seq
     conflicts     double redemptions across boxes and second versions of a stored event
     presence      each box's last state (with its session) and its latest health message
+
+Version 2, HQ's fan-out to the stores (``cloud_sync/hq/fanout/``), in the same database so
+the events that change what stores must know are queued in the transaction that stores them:
+
+    fanout_queue      (box_id, seq) of each stored redemption and reversal not yet fanned out;
+                      the fan-out takes rows and deletes them in one transaction
+    code_box_use      per code and box: its uses there, and its last redemption
+    campaign_box_use  per campaign and box: redemptions and discount, net of returns
+    delta_heads       per store: its delta stream's id and last seq
+    deltas            per store and seq: the signed delta document, kept to answer positions
+    box_positions     what each box last said of its cache's place in its store's stream
+    fanout_meta       the fan-out's cursors (the central store's journal)
 """
 
 from __future__ import annotations
@@ -81,6 +93,24 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE TABLE presence (box_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, state TEXT, "
         "session {int}, state_at {int}, health TEXT, health_session {int}, "
         "health_measured_at {int}, health_at {int})",
+    ),
+    (
+        "CREATE TABLE fanout_queue (box_id TEXT NOT NULL, seq {int} NOT NULL, "
+        "PRIMARY KEY (box_id, seq))",
+        "CREATE TABLE code_box_use (code TEXT NOT NULL, box_id TEXT NOT NULL, "
+        "store_id TEXT NOT NULL, uses {int} NOT NULL, last_at {int} NOT NULL, "
+        "till_id TEXT, transaction_id TEXT, PRIMARY KEY (code, box_id))",
+        "CREATE TABLE campaign_box_use (campaign_id TEXT NOT NULL, box_id TEXT NOT NULL, "
+        "store_id TEXT NOT NULL, redemptions {int} NOT NULL, discount {int} NOT NULL, "
+        "PRIMARY KEY (campaign_id, box_id))",
+        "CREATE TABLE delta_heads (store_id TEXT PRIMARY KEY, stream TEXT NOT NULL, "
+        "seq {int} NOT NULL, updated_at {int} NOT NULL)",
+        "CREATE TABLE deltas (store_id TEXT NOT NULL, seq {int} NOT NULL, "
+        "made_at {int} NOT NULL, changes {int} NOT NULL, document {blob} NOT NULL, "
+        "PRIMARY KEY (store_id, seq))",
+        "CREATE TABLE box_positions (box_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, "
+        "stream TEXT, watermark {int} NOT NULL, said_at {int} NOT NULL)",
+        "CREATE TABLE fanout_meta (key TEXT PRIMARY KEY, value {int} NOT NULL)",
     ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -65,7 +65,7 @@ from cloud_sync.contract import topics
 from cloud_sync.contract.ack import Ack
 from cloud_sync.contract.batch import ReceivedBatch
 from cloud_sync.contract.chain import ChainLink, Sealed, verify_chain
-from cloud_sync.contract.event_envelope import event_hash
+from cloud_sync.contract.event_envelope import EventType, event_hash
 from cloud_sync.contract.topics import Channel
 from cloud_sync.hq.ingest import quarantine, redemptions
 from cloud_sync.hq.ingest.event_store import Row, Tx, to_micros
@@ -264,6 +264,7 @@ class _EventTable:
     tx: Tx
     pending: list[Row] = field(default_factory=list)  # to store, in the order stored
     held: dict[str, bool] = field(default_factory=dict)  # id -> held, at HQ or by the group
+    fanned: list[tuple[str, int]] = field(default_factory=list)  # (box, seq) to fan out
 
     def look_up(self, ids: Sequence[str]) -> None:
         """Learn which of ``ids`` HQ holds (pending rows count as held)."""
@@ -287,6 +288,7 @@ class _EventTable:
     def add(self, rows: Sequence[Row]) -> None:
         self.pending.extend(rows)
         self.held.update((str(row[_EVENT_ID]), True) for row in rows)
+        self.fanned.extend((r[0], r[1]) for r in rows if r[_TYPE] in FANNED_OUT)
 
     def query(self, sql: str, params: Sequence[object]) -> list[Row]:
         """A read of the table: after the pending rows are in it."""
@@ -297,9 +299,17 @@ class _EventTable:
         if self.pending:
             self.tx.insert_many("events", EVENT_COLUMNS, self.pending)
             self.pending = []
+        if self.fanned:
+            # What the other stores must learn (``cloud_sync/hq/fanout/``), in this very
+            # transaction: an event stored is an event fanned out, once.
+            self.tx.insert_many("fanout_queue", ("box_id", "seq"), self.fanned)
+            self.fanned = []
 
 
 _EVENT_ID: Final = EVENT_COLUMNS.index("event_id")
+_TYPE: Final = EVENT_COLUMNS.index("type")
+# The events that change a code's or a campaign's use, which other stores' boxes count.
+FANNED_OUT: Final = frozenset({EventType.REDEEMED.value, EventType.REVERSED.value})
 
 
 @dataclass(slots=True, kw_only=True)

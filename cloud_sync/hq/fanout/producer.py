@@ -1,0 +1,106 @@
+"""One step of the fan-out: what changed, as each store's next deltas.
+
+Theory of operation
+-------------------
+Two sources change what a store's boxes must hold: HQ's own decisions, journalled by the
+central store in the transaction that makes them (codes minted or revoked, links, members,
+campaigns, store keys; each scoped to one store or to every store, ``*``), and the fleet's
+redemptions and returns, queued by ingest (``use_totals``). ``step`` takes a page of each,
+groups the changes by the store that must see them, and appends each store's as its next
+deltas (``delta_log.append``), in one event store transaction that also moves the journal
+cursor (``fanout_meta.journal_id``) and empties the queue rows it took. So a crash repeats a
+step, never half of one: either the deltas, the cursor and the queue all moved, or none did.
+
+Who sees what: a journalled change goes to its store, or to every known store for ``*``; a
+use total goes to every known store, the redeeming one included (its other boxes count it; the
+box that made it skips it). A known store is one with a box HQ has heard from (events or a
+position) or a delta stream already (a snapshot cut for it starts one).
+
+Only one fan-out may step at a time (``delta_log.LOCK``; on PostgreSQL an advisory lock): a
+second one waits for the first's transaction, then finds the work done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from cloud_sync.contract.delta import Change
+from cloud_sync.hq.fanout import delta_log, use_totals
+from cloud_sync.hq.fanout.delta_log import Published
+from cloud_sync.hq.ingest.event_store import Tx
+
+ALL_STORES: Final = "*"
+JOURNAL_PAGE: Final = 20_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JournalEntry:
+    id: int  # ascending in commit order
+    store_id: str  # a store, or ALL_STORES
+    change: Change
+
+
+class Journal(Protocol):
+    """The central store's change journal, read from a position."""
+
+    def changes_after(self, after_id: int, *, limit: int) -> Sequence[JournalEntry]: ...
+
+
+def known_stores(tx: Tx) -> list[str]:
+    rows = tx.query(
+        "SELECT store_id FROM streams UNION SELECT store_id FROM box_positions "
+        "UNION SELECT store_id FROM delta_heads"
+    )
+    return sorted({str(r[0]) for r in rows})
+
+
+def boxes_of(tx: Tx, store_id: str) -> list[str]:
+    rows = tx.query(
+        "SELECT box_id FROM streams WHERE store_id = ? "
+        "UNION SELECT box_id FROM box_positions WHERE store_id = ?",
+        (store_id, store_id),
+    )
+    return sorted({str(r[0]) for r in rows})
+
+
+def journal_cursor(tx: Tx) -> int:
+    rows = tx.query("SELECT value FROM fanout_meta WHERE key = 'journal_id'")
+    return int(rows[0][0]) if rows else 0
+
+
+def step(
+    tx: Tx,
+    *,
+    journal: Journal | None,
+    key: Ed25519PrivateKey,
+    now: datetime,
+    journal_page: int = JOURNAL_PAGE,
+    use_page: int = use_totals.PAGE,
+) -> list[Published]:
+    """One step (see the module docstring): the deltas made, to publish."""
+    tx.lock_keys([delta_log.LOCK])
+    stores = known_stores(tx)
+    changes: dict[str, list[Change]] = {s: [] for s in stores}
+    if journal is not None:
+        entries = journal.changes_after(journal_cursor(tx), limit=journal_page)
+        for entry in entries:
+            targets = stores if entry.store_id == ALL_STORES else [entry.store_id]
+            for store in targets:
+                changes.setdefault(store, []).append(entry.change)
+        if entries:
+            tx.execute(
+                "INSERT INTO fanout_meta (key, value) VALUES ('journal_id', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (entries[-1].id,),
+            )
+    used = use_totals.take(tx, limit=use_page)
+    published: list[Published] = []
+    for store in sorted(changes):
+        mine = changes[store] + used if store in stores else changes[store]
+        published.extend(delta_log.append(tx, store, mine, key=key, now=now))
+    return published
