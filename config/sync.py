@@ -21,6 +21,7 @@ from pydantic import Field, field_validator
 
 from cloud_sync.contract.batch import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 from config.base import Section
+from edge_agent.domain import token_codec
 
 SCHEMES = {"mqtt": 1883, "mqtts": 8883}
 
@@ -99,6 +100,31 @@ class SyncConfig(Section):
         float,
         Field(ge=1, le=3600, description="How often the retained health summary is refreshed."),
     ] = 30.0
+    hq_public_key: Annotated[
+        str | None,
+        Field(
+            max_length=100,
+            description="HQ's Ed25519 public key (`storeside-hq hq-key show`), the root of "
+            "what the box trusts from HQ: a code cache delta or a config signed by any other "
+            "key is refused. Unset: the box follows no delta from HQ.",
+        ),
+    ] = None
+    position_quiet_s: Annotated[
+        float,
+        Field(
+            gt=0,
+            le=600,
+            description="After deltas stop arriving this long, the box says where its cache "
+            "stands, so HQ sends the rest of a catch-up.",
+        ),
+    ] = 2.0
+
+    @field_validator("hq_public_key")
+    @classmethod
+    def _hq_key(cls, value: str | None) -> str | None:
+        if value is not None and token_codec.public_key_from_text(value) is None:
+            raise ValueError("hq_public_key is not an Ed25519 public key (43 base64url or 64 hex)")
+        return value
 
     @field_validator("broker_url")
     @classmethod

@@ -14,6 +14,19 @@ same definition creates ``snap.codes`` at HQ and ``codes_next`` on the box)::
     store_keys     key_id, store_id, public_key, registered_at, revoked_at   (optional)
 
 Format 1 had no ``namespace``; a box reads 1 and 2 and refuses any other.
+
+A snapshot cut for one store may also say where in the store's delta stream it was cut
+(``cloud_sync/contract/delta.py``), so the box follows the stream from there:
+``snapshot_meta.delta_stream`` (32 hex) and ``delta_seq`` (the last delta the snapshot holds,
+>= 0), both or neither, with what the fleet had used by then, the state deltas carry beyond the
+tables above (optional, with the position only)::
+
+    uses_elsewhere    code, box_id, store_id, till_id, transaction_id, at_us, uses
+                      (each box's uses of a code, and its last redemption; UTC microseconds)
+    campaign_box_use  campaign_id, box_id, store_id, redemptions, discount
+
+These are the box's own tables of the same names (``edge_agent/follow/follow_schema.py``).
+A snapshot without a position leaves the box's position and these tables as they were.
 """
 
 from __future__ import annotations
@@ -65,6 +78,32 @@ STORE_KEYS_DDL = (
 )
 STORE_KEY_COLUMNS = ("key_id", "store_id", "public_key", "registered_at", "revoked_at")
 
+USES_ELSEWHERE_DDL = (
+    "CREATE TABLE {name} (code TEXT NOT NULL, box_id TEXT NOT NULL, store_id TEXT NOT NULL, "
+    "till_id TEXT, transaction_id TEXT, at_us INTEGER NOT NULL, uses INTEGER NOT NULL, "
+    "PRIMARY KEY (code, box_id)) WITHOUT ROWID"
+)
+USES_ELSEWHERE_COLUMNS = (
+    "code",
+    "box_id",
+    "store_id",
+    "till_id",
+    "transaction_id",
+    "at_us",
+    "uses",
+)
+CAMPAIGN_BOX_USE_DDL = (
+    "CREATE TABLE {name} (campaign_id TEXT NOT NULL, box_id TEXT NOT NULL, "
+    "store_id TEXT NOT NULL, redemptions INTEGER NOT NULL, discount INTEGER NOT NULL, "
+    "PRIMARY KEY (campaign_id, box_id)) WITHOUT ROWID"
+)
+CAMPAIGN_BOX_USE_COLUMNS = ("campaign_id", "box_id", "store_id", "redemptions", "discount")
+# The tables that come with a delta stream position, and their columns.
+FOLLOW_TABLES: dict[str, tuple[str, ...]] = {
+    "uses_elsewhere": USES_ELSEWHERE_COLUMNS,
+    "campaign_box_use": CAMPAIGN_BOX_USE_COLUMNS,
+}
+
 # Tables every snapshot has, with their columns in order (store_keys is optional).
 REQUIRED_TABLES: dict[str, tuple[str, ...]] = {
     "snapshot_meta": META_COLUMNS,
@@ -79,6 +118,8 @@ DDL_BY_TABLE = {
     "members": MEMBERS_DDL,
     "codes": CODES_DDL,
     "store_keys": STORE_KEYS_DDL,
+    "uses_elsewhere": USES_ELSEWHERE_DDL,
+    "campaign_box_use": CAMPAIGN_BOX_USE_DDL,
 }
 
 

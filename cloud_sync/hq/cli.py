@@ -31,7 +31,10 @@ from cloud_sync.hq.broker.command import add_broker_command
 from cloud_sync.hq.central_store import CentralStore
 from cloud_sync.hq.code_io import export_codes, import_codes, parse_time, read_members
 from cloud_sync.hq.errors import HqError, InputError, validation_problems
+from cloud_sync.hq.fanout import delta_log
+from cloud_sync.hq.fanout.commands import add_commands as add_fanout_commands
 from cloud_sync.hq.ingest.commands import add_commands as add_ingest_commands
+from cloud_sync.hq.ingest.event_store import open_event_store
 from cloud_sync.hq.minting import Issue, mint_anonymous, mint_for_members
 from cloud_sync.hq.receipt_campaigns import create_receipt_campaigns
 from cloud_sync.hq.snapshot import write_snapshot
@@ -320,14 +323,25 @@ def _snapshot(args: argparse.Namespace, now: datetime) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise InputError(f"{out}: Is a directory")
+    follow = None
+    if args.events is not None:
+        if args.store.strip() == "*":
+            raise InputError("--events: a delta stream is one store's, not '*'")
+        events = open_event_store(args.events)
+        try:
+            store_id = args.store.strip()
+            follow = events.run(lambda tx: delta_log.follow_point(tx, store_id, now=now))
+        finally:
+            events.close()
     with _open(args) as central:
         try:
-            s = write_snapshot(central, out, args.store, now=now)
+            s = write_snapshot(central, out, args.store, now=now, follow=follow)
         except OSError as exc:  # publishing the finished file: rename, fsync
             raise InputError(f"{out}: {exc.strerror}") from exc
     print(
         f"snapshot for store {s.store_id} written to {s.path}: "
         f"{s.campaigns} campaigns, {s.members} members, {s.codes} codes"
+        + ("" if follow is None else f"; follows delta stream {follow.stream} from {follow.seq}")
     )
     return 0
 
@@ -405,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_codes(sub)
     _add_stores(sub)
     add_ingest_commands(sub, _whole)
+    add_fanout_commands(sub)
     add_broker_command(sub)
     add_fleet_sim_command(sub, _whole)
     return parser
@@ -518,6 +533,11 @@ def _add_codes(sub: _Sub[_Parser]) -> None:
 def _add_stores(sub: _Sub[_Parser]) -> None:
     p = sub.add_parser("snapshot", help="write a store's snapshot file")
     p.add_argument("--store", required=True, help="store id, or '*' for every store")
+    p.add_argument(
+        "--events",
+        help="event store (SQLite path or postgresql:// URL): cut the snapshot at the store's "
+        "delta stream position, so its boxes follow HQ live from there",
+    )
     p.add_argument("out")
     p.set_defaults(handler=_snapshot)
 

@@ -20,6 +20,12 @@ The agreed format (``cloud_sync/contract/snapshot_format.py``, version 2; read b
         without it leaves the store's keys as they were); every store's coupon signing key,
         revoked ones included, whatever the snapshot's store
 
+A snapshot for one store may carry where it was cut in the store's delta stream
+(``snapshot_meta.delta_stream`` and ``delta_seq``) and the fleet's use of codes and campaigns
+by then (``uses_elsewhere``, ``campaign_box_use``): a ``FollowPoint`` the fan-out reads in one
+event store transaction (``fanout.delta_log.follow_point``), so the box follows the stream from
+exactly there. The two tables are always created, and empty without a position.
+
 Version 2 added ``namespace``: the store mints only there, so the registry is the one place a
 namespace is handed out (a store configured by hand once minted in HQ's own). The snapshot
 never assigns one: ``storeside-hq namespace assign STORE`` does, deliberately.
@@ -42,6 +48,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +64,17 @@ _DDL = tuple(ddl.format(name=f"snap.{table}") for table, ddl in DDL_BY_TABLE.ite
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FollowPoint:
+    """Where in the store's delta stream a snapshot is cut, and the use totals at that point
+    (rows in ``snapshot_format.USES_ELSEWHERE_COLUMNS`` / ``CAMPAIGN_BOX_USE_COLUMNS`` order)."""
+
+    stream: str
+    seq: int
+    uses: Sequence[tuple[object, ...]]
+    campaign_uses: Sequence[tuple[object, ...]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SnapshotSummary:
     path: Path
     store_id: str
@@ -65,15 +83,24 @@ class SnapshotSummary:
     campaigns: int
     members: int
     codes: int
+    follow: FollowPoint | None = None
 
 
 def write_snapshot(
-    central: CentralStore, path: Path, store_id: str, *, now: datetime | None = None
+    central: CentralStore,
+    path: Path,
+    store_id: str,
+    *,
+    now: datetime | None = None,
+    follow: FollowPoint | None = None,
 ) -> SnapshotSummary:
-    """Write the snapshot for ``store_id`` (or '*') to ``path``, replacing any file there."""
+    """Write the snapshot for ``store_id`` (or '*') to ``path``, replacing any file there;
+    with ``follow``, the store's delta stream position it is cut at."""
     store_id = store_id.strip()
     if not store_id:
         raise InputError("store id must not be empty")
+    if follow is not None and store_id == ALL_STORES:
+        raise InputError("a delta stream is one store's: a '*' snapshot cannot follow one")
     if path.resolve() == central.path.resolve():
         raise InputError(f"{path} is the HQ database itself")
     created_at = (now or datetime.now(UTC)).astimezone(UTC)
@@ -100,8 +127,21 @@ def write_snapshot(
                     ("created_at", created_at.isoformat()),
                     ("store_id", store_id),
                     ("namespace", namespace or ""),
-                ],
+                ]
+                + (
+                    []
+                    if follow is None
+                    else [("delta_stream", follow.stream), ("delta_seq", str(follow.seq))]
+                ),
             )
+            if follow is not None:
+                conn.executemany(
+                    "INSERT INTO snap.uses_elsewhere VALUES (?, ?, ?, ?, ?, ?, ?)", follow.uses
+                )
+                conn.executemany(
+                    "INSERT INTO snap.campaign_box_use VALUES (?, ?, ?, ?, ?)",
+                    follow.campaign_uses,
+                )
             conn.executemany(
                 "INSERT INTO snap.campaigns (campaign_id, body) VALUES (?, ?)",
                 sorted(bodies.items()),
@@ -140,6 +180,7 @@ def write_snapshot(
         campaigns=counts[0],
         members=counts[1],
         codes=counts[2],
+        follow=follow,
     )
 
 

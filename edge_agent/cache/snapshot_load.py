@@ -22,6 +22,12 @@ Theory of operation
 Mutable state (uses, holds, redemptions, links, event log) is keyed by code in its own tables and
 is never touched here.
 
+A snapshot cut for this store at a point of its delta stream (``snapshot_meta.delta_stream``
+and ``delta_seq``, with ``uses_elsewhere`` and ``campaign_box_use``: see ``snapshot_format``)
+also sets, in the swap, where the cache follows the stream from and the other boxes' use of
+codes and campaigns at that point (this box's own rows left out: it counts its own). Without a
+position the cache's position and those tables are left as they were.
+
 The optional ``store_keys`` table (the chain's coupon signing keys) replaces the cache's in the
 swap when the snapshot has it; a snapshot from an HQ that predates it leaves the keys alone
 rather than distrusting every store. Its rows are checked like the rest: a key id that is not
@@ -31,6 +37,7 @@ the fingerprint of its 32-byte key refuses the whole snapshot.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -38,20 +45,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cloud_sync.contract.snapshot_format import (
+    CAMPAIGN_BOX_USE_COLUMNS,
     CAMPAIGNS_DDL,
     CODE_COLUMNS,
     CODES_DDL,
+    FOLLOW_TABLES,
     MEMBER_COLUMNS,
     MEMBERS_DDL,
     READABLE_FORMATS,
     REQUIRED_TABLES,
     STORE_KEY_COLUMNS,
+    USES_ELSEWHERE_COLUMNS,
 )
 from edge_agent.cache.transaction import transaction
 from edge_agent.domain.code_format import ALPHABET
 from edge_agent.domain.promotion_codec import PromotionFormatError, promotion_from_dict
 from edge_agent.domain.token_codec import key_id_of
 from edge_agent.errors import SnapshotError
+from edge_agent.follow import stream_position
 from edge_agent.issuing import issue_schema
 
 CHUNK = 500_000
@@ -125,6 +136,7 @@ class _Checked:
     store_id: str
     namespace: str | None
     has_keys: bool
+    follow: tuple[str, int] | None  # (stream, seq) the snapshot was cut at
 
 
 def _namespace(meta: dict[str, str], path: Path) -> str | None:
@@ -182,6 +194,7 @@ def _check(path: Path, *, store_id: str) -> _Checked:
         if bad is not None:
             raise SnapshotError(f"{path}: code {bad[0]!r} is malformed or has no campaign")
         has_keys = _check_keys(snap, path)
+        follow = _follow(snap, meta, path, store_id=snap_store)
     except sqlite3.DatabaseError as exc:
         raise SnapshotError(f"{path}: {exc}") from exc
     finally:
@@ -192,7 +205,29 @@ def _check(path: Path, *, store_id: str) -> _Checked:
         store_id=snap_store,
         namespace=namespace,
         has_keys=has_keys,
+        follow=follow,
     )
+
+
+def _follow(
+    snap: sqlite3.Connection, meta: dict[str, str], path: Path, *, store_id: str
+) -> tuple[str, int] | None:
+    """The delta stream position the snapshot was cut at, if it says one; SnapshotError if
+    what it says is malformed."""
+    stream, seq = meta.get("delta_stream"), meta.get("delta_seq")
+    if stream is None and seq is None:
+        return None
+    if stream is None or seq is None:
+        raise SnapshotError(f"{path}: delta_stream and delta_seq go together")
+    if not re.fullmatch(r"[0-9a-f]{32}", stream) or not re.fullmatch(r"[0-9]{1,18}", seq):
+        raise SnapshotError(f"{path}: delta_stream {stream!r} / delta_seq {seq!r} malformed")
+    if store_id == "*":
+        raise SnapshotError(f"{path}: a snapshot for every store cannot follow a store's stream")
+    for table, columns in FOLLOW_TABLES.items():
+        found = tuple(r[1] for r in snap.execute(f"PRAGMA table_info({table})"))
+        if found != columns:
+            raise SnapshotError(f"{path}: table {table} has columns {found}, want {columns}")
+    return stream, int(seq)
 
 
 def _drop_debris(conn: sqlite3.Connection) -> None:
@@ -244,6 +279,8 @@ def _swap(conn: sqlite3.Connection, checked: _Checked) -> None:
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('synced_at', ?)",
             (created_at.isoformat(),),
         )
+        if checked.follow is not None:
+            _take_follow(conn, *checked.follow)
         if checked.namespace is None:
             conn.execute("DELETE FROM meta WHERE key = 'namespace'")
         else:
@@ -252,6 +289,22 @@ def _swap(conn: sqlite3.Connection, checked: _Checked) -> None:
                 (checked.namespace,),
             )
         bump_generation(conn)
+
+
+def _take_follow(conn: sqlite3.Connection, stream: str, seq: int) -> None:
+    own = "(SELECT value FROM meta WHERE key = 'box_id')"
+    conn.execute("DELETE FROM uses_elsewhere")
+    conn.execute(
+        f"INSERT INTO uses_elsewhere SELECT {', '.join(USES_ELSEWHERE_COLUMNS)} "  # noqa: S608
+        f"FROM snap.uses_elsewhere WHERE box_id != {own}"
+    )
+    conn.execute("DELETE FROM campaign_box_use")
+    conn.execute(
+        f"INSERT INTO campaign_box_use SELECT {', '.join(CAMPAIGN_BOX_USE_COLUMNS)} "  # noqa: S608
+        f"FROM snap.campaign_box_use WHERE box_id != {own}"
+    )
+    stream_position.refresh_campaign_sums(conn)
+    stream_position.follow(conn, stream=stream, watermark=seq)
 
 
 def bump_generation(conn: sqlite3.Connection) -> None:

@@ -43,6 +43,14 @@ from edge_agent.cache.code_cache import CodeCache
 from edge_agent.cache.timestamps import to_epoch_s, to_us
 from edge_agent.domain.promotion_codec import promotion_from_dict
 from edge_agent.domain.token_codec import public_key_from_text
+from edge_agent.follow.stream_position import (
+    Position,
+    follow,
+    position,
+    refresh_campaign_sums,
+)
+
+__all__ = ["Applied", "DeltaRefusedError", "Position", "Refusal", "apply", "follow", "position"]
 
 LINK_MODE: Final = "hq"  # code_links.mode of a link HQ made
 
@@ -61,40 +69,11 @@ class DeltaRefusedError(Exception):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Position:
-    stream: str | None  # None: the cache follows no stream yet
-    watermark: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Applied:
     place: Place
     position: Position  # after the delta
     applied: int = 0  # changes applied
     skipped: int = 0  # changes naming this box (its own redemptions)
-
-
-def position(conn: sqlite3.Connection) -> Position:
-    rows = dict(
-        conn.execute(
-            "SELECT key, value FROM meta WHERE key IN ('delta_stream', 'delta_watermark')"
-        ).fetchall()
-    )
-    stream = rows.get("delta_stream")
-    return Position(
-        stream=None if stream is None else str(stream),
-        watermark=int(rows.get("delta_watermark", 0)),
-    )
-
-
-def follow(conn: sqlite3.Connection, *, stream: str, watermark: int) -> None:
-    """Inside the caller's transaction: from now on the cache follows ``stream`` after
-    ``watermark`` (what a snapshot cut at that point says)."""
-    conn.executemany(
-        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
-        "DO UPDATE SET value = excluded.value",
-        (("delta_stream", stream), ("delta_watermark", watermark)),
-    )
 
 
 def apply(cache: CodeCache, delta: Delta) -> Applied:
@@ -214,14 +193,7 @@ def _campaign_used_elsewhere(conn: sqlite3.Connection, c: Change, box: str) -> b
         "INSERT OR REPLACE INTO campaign_box_use VALUES (?, ?, ?, ?, ?)",
         (c["campaign_id"], c["box_id"], c["store_id"], c["redemptions"], c["discount"]),
     )
-    # The sums the hot path reads; meta.store_id is this box's store.
-    conn.execute(
-        "INSERT OR REPLACE INTO campaign_elsewhere SELECT ?1, sum(redemptions), sum(discount), "
-        "coalesce(sum(redemptions) FILTER (WHERE store_id = "
-        "(SELECT value FROM meta WHERE key = 'store_id')), 0) "
-        "FROM campaign_box_use WHERE campaign_id = ?1",
-        (c["campaign_id"],),
-    )
+    refresh_campaign_sums(conn, c["campaign_id"])
     return True
 
 

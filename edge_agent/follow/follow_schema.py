@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import sqlite_utils
 
+from cloud_sync.contract.snapshot_format import CAMPAIGN_BOX_USE_DDL, USES_ELSEWHERE_DDL
+
 
 def migrate(db: sqlite_utils.Database) -> None:
     for ddl in (
-        "CREATE TABLE uses_elsewhere (code TEXT NOT NULL, box_id TEXT NOT NULL, "
-        "store_id TEXT NOT NULL, till_id TEXT, transaction_id TEXT, at_us INTEGER NOT NULL, "
-        "uses INTEGER NOT NULL, PRIMARY KEY (code, box_id)) WITHOUT ROWID",
-        "CREATE TABLE campaign_box_use (campaign_id TEXT NOT NULL, box_id TEXT NOT NULL, "
-        "store_id TEXT NOT NULL, redemptions INTEGER NOT NULL, discount INTEGER NOT NULL, "
-        "PRIMARY KEY (campaign_id, box_id)) WITHOUT ROWID",
+        # As a snapshot carries them (one definition: the snapshot format's).
+        USES_ELSEWHERE_DDL.format(name="uses_elsewhere"),
+        CAMPAIGN_BOX_USE_DDL.format(name="campaign_box_use"),
         "CREATE TABLE campaign_elsewhere (campaign_id TEXT PRIMARY KEY, "
         "redemptions INTEGER NOT NULL, discount INTEGER NOT NULL, "
         "store_redemptions INTEGER NOT NULL) WITHOUT ROWID",

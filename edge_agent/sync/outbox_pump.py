@@ -57,8 +57,11 @@ from cloud_sync.contract.topics import Channel, TopicError, box_subscriptions, p
 from config.sync import SyncConfig
 from edge_agent.cache.code_cache import CodeCache
 from edge_agent.domain.coupon_token import key_id
+from edge_agent.domain.token_codec import public_key_from_text
+from edge_agent.follow.follower import DeltaFollower
 from edge_agent.sync import outbox_access
 from edge_agent.sync.batch_signer import sign
+from edge_agent.sync.hq_trust import HqTrust
 from edge_agent.sync.mqtt_link import Endpoint, MqttLink, Will
 from edge_agent.sync.outbox_access import Rows, SyncFacts
 from edge_agent.sync.pump_thread import PumpThread
@@ -147,6 +150,18 @@ class OutboxPump:
         self._session = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._topics = {c: topic(identity.store_id, identity.box_id, c) for c in Channel}
+        pinned = None if cfg.hq_public_key is None else public_key_from_text(cfg.hq_public_key)
+        self.follower = DeltaFollower(
+            store_id=identity.store_id,
+            box_id=identity.box_id,
+            trust=None if pinned is None else HqTrust.pinned(pinned),
+            on_cache=self._thread.run,
+            say=lambda payload: self._link.publish(
+                self._topics[Channel.POSITION], payload, retain=True
+            ),
+            clock=clock,
+            quiet_s=cfg.position_quiet_s,
+        )
         host, port, tls = endpoint
         self._link = MqttLink(
             Endpoint(
@@ -186,6 +201,7 @@ class OutboxPump:
                 group.create_task(self._link.run())
                 group.create_task(self._send_loop())
                 group.create_task(self._health_loop())
+                group.create_task(self.follower.run())
         finally:
             stop_listening()
             goodbye = self._state_message(presence.BoxState.OFFLINE)
@@ -226,6 +242,7 @@ class OutboxPump:
             self._window.rewind()  # whatever was in flight may be lost: HQ dedupes
         self._background(self._record_link(connected=True))
         self._background(self._publish_health())
+        self.follower.on_connected()
         self._wake()
 
     def on_disconnected(self, reason: str) -> None:
@@ -258,6 +275,8 @@ class OutboxPump:
                 self._take_ack(acks.decode_ack(payload))
             elif where.channel is Channel.RESEND:
                 self._take_resend(acks.decode_resend(payload))
+            elif where.channel is Channel.DELTA:
+                self.follower.on_delta(payload)
             else:
                 raise TopicError(f"{where.channel} is not a channel HQ sends on")
         except (TopicError, DecodeError) as exc:

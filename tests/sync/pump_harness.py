@@ -23,6 +23,8 @@ STORE = "store-001"
 def box_config(
     tmp: Path, *, box: str, port: int, ca: Path | None, password: str, **sync: object
 ) -> AgentConfig:
+    """A box of ``STORE`` (``store=`` names another), its ``[sync]`` section with ``sync``."""
+    store = str(sync.pop("store", STORE))
     secret = tmp / f"{box}.mqtt-password"
     secret.write_text(password + "\n")
     secret.chmod(0o600)
@@ -32,7 +34,7 @@ def box_config(
     scheme = "mqtts" if ca is not None else "mqtt"
     return AgentConfig.model_validate(
         {
-            "store": {"store_id": STORE, "box_id": box},
+            "store": {"store_id": store, "box_id": box},
             "cache": {"path": str(tmp / f"{box}.db")},
             "signing": {"key_path": str(key)},
             "sync": {

@@ -34,6 +34,7 @@ from cloud_sync.contract.follow_position import FollowPosition
 from cloud_sync.contract.hq_document import Kind
 from cloud_sync.hq import hq_signer
 from cloud_sync.hq.ingest.event_store import Tx, to_micros
+from cloud_sync.hq.snapshot import FollowPoint
 
 LOCK: Final = "storeside:fanout"
 
@@ -73,6 +74,22 @@ def start(tx: Tx, store_id: str, *, now: datetime) -> Head:
         (store_id, made.stream, to_micros(now)),
     )
     return made
+
+
+def follow_point(tx: Tx, store_id: str, *, now: datetime) -> FollowPoint:
+    """Where a snapshot of ``store_id`` cut now stands in its stream (made if it has none),
+    with the use totals the deltas so far carried; under ``LOCK``, so no step is half in it."""
+    tx.lock_keys([LOCK])
+    at = start(tx, store_id, now=now)
+    uses = tx.query(
+        "SELECT code, box_id, store_id, till_id, transaction_id, last_at, uses "
+        "FROM code_box_use WHERE last_at > 0 ORDER BY code, box_id"
+    )
+    campaign_uses = tx.query(
+        "SELECT campaign_id, box_id, store_id, redemptions, discount FROM campaign_box_use "
+        "ORDER BY campaign_id, box_id"
+    )
+    return FollowPoint(stream=at.stream, seq=at.seq, uses=uses, campaign_uses=campaign_uses)
 
 
 def append(

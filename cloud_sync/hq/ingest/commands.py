@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from paho.mqtt.enums import MQTTProtocolVersion
 from pydantic import TypeAdapter
@@ -48,7 +48,7 @@ def _store(args: argparse.Namespace) -> EventStore:
     return open_event_store(args.events_db)
 
 
-def _login(args: argparse.Namespace) -> BrokerLogin:
+def login(args: argparse.Namespace) -> BrokerLogin:
     password = None
     if args.password_file is not None:
         try:
@@ -68,12 +68,7 @@ def _login(args: argparse.Namespace) -> BrokerLogin:
 
 
 def _ingest(args: argparse.Namespace, now: datetime) -> int:
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
-    login = _login(args)
+    broker_login = login(args)
     group = None if args.no_share else args.group
     if group is not None:
         try:
@@ -82,20 +77,35 @@ def _ingest(args: argparse.Namespace, now: datetime) -> int:
             raise InputError(f"--group: {exc}") from None
     keyring = Keyring(central_keys(Path(args.hq_db)))
     store = _store(args)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     worker = IngestWorker(
-        login=login,
+        login=broker_login,
         ingest=Ingest(store=store, keyring=keyring),
         client_id=args.client_id,
         group=group,
     )
-    logging.getLogger("storeside.hq.ingest").info(
+    return run_service(args, "storeside.hq.ingest", worker.run, store)
+
+
+class Service(Protocol):
+    def __call__(self, stop: threading.Event) -> None: ...
+
+
+def run_service(args: argparse.Namespace, name: str, run: Service, store: EventStore) -> int:
+    """Log to stderr, run ``run`` until SIGTERM or SIGINT, then close ``store``: how every
+    long-running HQ service (ingest, fanout) runs under systemd."""
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    logging.getLogger(name).info(
         "event store %s; broker %s (MQTT %s)", store.location, args.broker, args.mqtt_version
     )
     try:
-        worker.run(stop)
+        run(stop)
     finally:
         store.close()
     return 0
@@ -256,7 +266,7 @@ def _quarantine(args: argparse.Namespace, now: datetime) -> int:
 def _resend(args: argparse.Namespace, now: datetime) -> int:
     if args.first > args.last:
         raise InputError(f"--from {args.first} is after --to {args.last}")
-    login = _login(args)
+    broker_login = login(args)
     store_id = args.store
     if store_id is None:
         store = _store(args)
@@ -273,9 +283,9 @@ def _resend(args: argparse.Namespace, now: datetime) -> int:
     request = ResendRequest(
         store_id=store_id, box_id=args.box, ranges=(SeqRange(first=args.first, last=args.last),)
     )
-    client = login.client(args.client_id or f"hq-resend-{os.getpid()}", persistent=False)
+    client = broker_login.client(args.client_id or f"hq-resend-{os.getpid()}", persistent=False)
     try:
-        login.connect(client, persistent=False)
+        broker_login.connect(client, persistent=False)
     except OSError as exc:
         raise InputError(f"broker {args.broker}: {exc}") from exc
     client.loop_start()
@@ -291,7 +301,7 @@ def _resend(args: argparse.Namespace, now: datetime) -> int:
     return 0
 
 
-def _add_db(p: argparse.ArgumentParser) -> None:
+def add_db(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--db",
         dest="events_db",
@@ -300,7 +310,7 @@ def _add_db(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_broker(p: argparse.ArgumentParser) -> None:
+def add_broker(p: argparse.ArgumentParser) -> None:
     p.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="mqtt://host:port or mqtts://")
     p.add_argument("--cafile", help="CA certificate that signed the broker's (mqtts://)")
     p.add_argument("--username")
@@ -314,11 +324,11 @@ def add_commands(sub: Any, whole: Callable[[int, int], Callable[[str], int]]) ->
     p = sub.add_parser(
         "ingest", help="run an ingest worker: box batches from MQTT into the event store"
     )
-    _add_db(p)
+    add_db(p)
     p.add_argument(
         "--hq-db", default="hq.db", help="central store with the store keys (default hq.db)"
     )
-    _add_broker(p)
+    add_broker(p)
     p.add_argument("--group", default="ingest", help="shared subscription group (default ingest)")
     p.add_argument(
         "--no-share",
@@ -333,12 +343,12 @@ def add_commands(sub: Any, whole: Callable[[int, int], Callable[[str], int]]) ->
     p.set_defaults(handler=_ingest)
 
     p = sub.add_parser("fleet", help="every box: state, last seen, outbox, stored_through, lag")
-    _add_db(p)
+    add_db(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_fleet)
 
     p = sub.add_parser("events", help="stored events, filtered")
-    _add_db(p)
+    add_db(p)
     p.add_argument("--store")
     p.add_argument("--box")
     p.add_argument("--code")
@@ -352,22 +362,22 @@ def add_commands(sub: Any, whole: Callable[[int, int], Callable[[str], int]]) ->
     p = sub.add_parser(
         "conflicts", help="double redemptions across stores, second versions of events"
     )
-    _add_db(p)
+    add_db(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_conflicts)
 
     p = sub.add_parser("quarantine", help="refused payloads and why, newest first")
-    _add_db(p)
+    add_db(p)
     p.add_argument("--limit", type=whole(1, 10**7), default=100, help="default 100")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_quarantine)
 
     p = sub.add_parser("resend", help="ask a box to send a range of its events again")
-    _add_db(p)
+    add_db(p)
     p.add_argument("--box", required=True)
     p.add_argument("--store", help="the box's store (default: as the event store knows it)")
     p.add_argument("--from", dest="first", type=whole(1, 2**63 - 1), required=True)
     p.add_argument("--to", dest="last", type=whole(1, 2**63 - 1), required=True)
-    _add_broker(p)
+    add_broker(p)
     p.add_argument("--client-id", help="default hq-resend-PID")
     p.set_defaults(handler=_resend)

@@ -257,11 +257,7 @@ class IngestWorker:
     def _on_subscribe(
         self, _c: mqtt.Client, _u: Any, _mid: int, codes: list[ReasonCode], _p: Any
     ) -> None:
-        refused = [str(c) for c in codes if c.is_failure]
-        if refused:
-            log.warning("broker refused a subscription: %s", ", ".join(refused))
-        else:
-            log.info("subscribed")
+        log_suback(log, codes)
         self.subscribed.set()
 
     def _loop_once(self) -> MQTTErrorCode:
@@ -316,6 +312,15 @@ class IngestWorker:
         for (message, delivery), outcome in zip(taken, outcomes, strict=True):
             self.client.ack(message.mid, message.qos)
             _log_outcome(delivery.topic, outcome)
+
+
+def log_suback(logger: logging.Logger, codes: list[ReasonCode]) -> None:
+    """A SUBACK, logged: which subscriptions the broker refused, if any."""
+    refused = [str(c) for c in codes if c.is_failure]
+    if refused:
+        logger.warning("broker refused a subscription: %s", ", ".join(refused))
+    else:
+        logger.info("subscribed")
 
 
 def _readable(sock: Any) -> bool:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import psycopg
 import pytest
@@ -48,8 +49,19 @@ def worker_of(location: str, central_file: Path, login: BrokerLogin) -> IngestWo
     )
 
 
+class _Service(Protocol):
+    subscribed: threading.Event
+
+    def run(self, stop: threading.Event) -> None: ...
+
+
+W = TypeVar("W", bound=_Service)
+
+
 @contextmanager
-def running(worker: IngestWorker) -> Iterator[IngestWorker]:
+def running(worker: W) -> Iterator[W]:
+    """``worker`` (an ingest worker, the fan-out: anything run until a stop event that tells
+    when it has subscribed) on a thread, until the block ends."""
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
     thread.start()

@@ -1,0 +1,184 @@
+"""The box following its store's delta stream over the link: check, apply, say where it is.
+
+Theory of operation
+-------------------
+The outbox pump owns the box's one MQTT connection and hands every message on the box's
+``delta`` topic here (``on_delta``), on the agent's loop. Deltas are taken one at a time, in
+arrival order, by one task (``run``), because each is placed against the watermark the one
+before left. For each, in order:
+
+1. ``HqTrust.open``: HQ's signature with a key the box trusts (the pinned ``[sync]
+   hq_public_key``), and the kind ``delta``; anything else is refused and logged with its
+   reason, even when it came on the right topic through the box's own broker account.
+2. ``delta.decode``: a typed error naming the field, logged; nothing applied.
+3. ``delta_apply.apply`` on the pump's thread and connection (never the tills' thread): one
+   transaction, placed against the watermark. The tills see it at their next read (their
+   cache notices another connection's commit: ``CodeCache._refresh``).
+
+Where the box stands is said on its retained ``position`` topic (``follow_position.py``):
+after every connect; at once on a gap (HQ answers with the missing deltas; said at most once
+per ``quiet_s``, since every delta after a gap is a gap too until the answer comes); on a
+delta of another stream (HQ logs that the box needs a snapshot); and when deltas have stopped
+for ``quiet_s`` after the watermark moved, so a catch-up HQ sent in pages goes on with the next
+page and HQ's fleet view knows each box's watermark. Nothing here raises into the pump: every
+fault is a log line and a counter, and the next delta is taken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from cloud_sync.contract import delta as deltas
+from cloud_sync.contract import follow_position
+from cloud_sync.contract.delta import Place
+from cloud_sync.contract.follow_position import FollowPosition
+from cloud_sync.contract.hq_document import Kind
+from cloud_sync.contract.message_codec import MessageError
+from edge_agent.cache.code_cache import CodeCache
+from edge_agent.follow import delta_apply
+from edge_agent.follow.delta_apply import Applied, DeltaRefusedError
+from edge_agent.sync.hq_trust import HqTrust, RefusedDocumentError
+
+log = logging.getLogger(__name__)
+QUEUE_MAX: Final = 10_000  # deltas waiting; beyond, the rest are dropped and asked for again
+
+
+@dataclass(slots=True)
+class FollowCounters:
+    applied: int = 0
+    duplicates: int = 0
+    gaps: int = 0
+    other_stream: int = 0
+    refused: dict[str, int] = field(default_factory=dict)  # reason -> deltas refused
+    positions_said: int = 0
+
+
+class DeltaFollower:
+    def __init__(
+        self,
+        *,
+        store_id: str,
+        box_id: str,
+        trust: HqTrust | None,
+        on_cache: Callable[[Callable[[CodeCache], Any]], Awaitable[Any]],
+        say: Callable[[bytes], bool],
+        clock: Callable[[], datetime],
+        quiet_s: float = 2.0,
+    ) -> None:
+        self._store_id = store_id
+        self._box_id = box_id
+        self._trust = trust
+        self._on_cache = on_cache
+        self._say = say
+        self._clock = clock
+        self._quiet_s = quiet_s
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_MAX)
+        self._said_at = -1e9  # monotonic time the position was last said
+        self._moved = False  # the watermark moved since the position was last said
+        self._overflowed = False
+        self.counters = FollowCounters()
+        self.position: delta_apply.Position | None = None
+
+    def on_delta(self, payload: bytes) -> None:
+        """A message on the box's delta topic (on the loop, from the link)."""
+        try:
+            self._queue.put_nowait(payload)
+        except asyncio.QueueFull:
+            self._overflowed = True  # the gap this leaves is asked for again
+
+    def on_connected(self) -> None:
+        """A new connection: say the position first thing (an empty item in the queue, so it
+        is said between two deltas, never during one)."""
+        self._said_at = -1e9
+        if not self._queue.full():
+            self._queue.put_nowait(b"")
+        else:
+            self._overflowed = True
+
+    async def run(self) -> None:
+        """Take deltas until cancelled."""
+        while True:
+            try:
+                async with asyncio.timeout(self._quiet_s):
+                    payload = await self._queue.get()
+            except TimeoutError:
+                if self._moved or self._overflowed:
+                    await self._say_position()
+                continue
+            if not payload:  # a connect: say where the cache stands
+                await self._say_position()
+                continue
+            await self._take(payload)
+
+    async def _take(self, payload: bytes) -> None:
+        if self._trust is None:
+            self._refuse("no_hq_key", "sync.hq_public_key is not set: no delta is trusted")
+            return
+        try:
+            document = self._trust.open(payload, kind=Kind.DELTA, now=self._clock())
+            delta = deltas.decode(document.body)
+        except RefusedDocumentError as exc:
+            self._refuse(exc.reason.value, str(exc))
+            return
+        except MessageError as exc:
+            self._refuse(exc.reason, str(exc))
+            return
+        try:
+            applied = await self._on_cache(lambda cache: delta_apply.apply(cache, delta))
+        except DeltaRefusedError as exc:
+            self._refuse(exc.reason.value, f"delta {delta.seq}: {exc}")
+            return
+        assert isinstance(applied, Applied)
+        self.position = applied.position
+        if applied.place is Place.NEXT:
+            self.counters.applied += 1
+            self._moved = True
+            log.info(
+                "follow: applied delta %d (%d changes, %d of this box's own)",
+                delta.seq,
+                applied.applied,
+                applied.skipped,
+            )
+        elif applied.place is Place.DUPLICATE:
+            self.counters.duplicates += 1
+        elif applied.place is Place.GAP:
+            self.counters.gaps += 1
+            if time.monotonic() - self._said_at >= self._quiet_s:
+                log.info(
+                    "follow: delta %d after watermark %d: asking HQ for the rest",
+                    delta.seq,
+                    applied.position.watermark,
+                )
+                await self._say_position()
+        else:
+            self.counters.other_stream += 1
+            if time.monotonic() - self._said_at >= self._quiet_s:
+                log.warning(
+                    "follow: delta of stream %s, the cache follows %s: it needs a snapshot",
+                    delta.stream,
+                    applied.position.stream,
+                )
+                await self._say_position()
+
+    def _refuse(self, reason: str, detail: str) -> None:
+        refused = self.counters.refused
+        refused[reason] = refused.get(reason, 0) + 1
+        log.warning("follow: refused a delta: %s (%s)", detail, reason)
+
+    async def _say_position(self) -> None:
+        at = await self._on_cache(lambda cache: delta_apply.position(cache.conn))
+        assert isinstance(at, delta_apply.Position)
+        self.position = at
+        message = FollowPosition(
+            store_id=self._store_id, box_id=self._box_id, stream=at.stream, watermark=at.watermark
+        )
+        if self._say(follow_position.encode(message)):
+            self._said_at = time.monotonic()
+            self._moved = self._overflowed = False
+            self.counters.positions_said += 1

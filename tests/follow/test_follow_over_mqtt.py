@@ -1,0 +1,235 @@
+"""Stores following HQ over a real Mosquitto (the shipped config and ACL): two boxes of two
+stores (real outbox pumps over real caches), HQ's real ingest worker and fan-out. A code
+redeemed at store 1 is refused at store 2 within seconds, naming store 1; a box that was
+away catches up from its position; a delta signed by anyone but HQ changes nothing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from cloud_sync.contract import delta as deltas
+from cloud_sync.contract import topics
+from cloud_sync.contract.delta import Change, Delta, Op
+from cloud_sync.contract.hq_document import Kind
+from cloud_sync.contract.topics import Channel
+from cloud_sync.hq import hq_signer
+from cloud_sync.hq.central_store import CentralStore
+from cloud_sync.hq.fanout import delta_log, producer
+from cloud_sync.hq.fanout.service import FanoutService
+from cloud_sync.hq.ingest.event_store import EventStore, open_event_store
+from cloud_sync.hq.ingest.worker import BrokerAddress, BrokerLogin
+from cloud_sync.hq.store_keys import register
+from config.model import AgentConfig
+from edge_agent.cache.code_cache import CodeCache
+from edge_agent.domain import token_codec
+from edge_agent.domain.code_record import CodeRecord
+from edge_agent.domain.coupon_token import raw_public_key
+from edge_agent.domain.decision import Decision, Reason, Refused
+from edge_agent.follow import delta_apply
+from edge_agent.issuing import signing_key
+from edge_agent.services import StoreServices
+from tests.cache.factories import NOW, code, promotion, req
+from tests.hq.conftest import FMT
+from tests.hq.ingest.test_worker_mqtt import running, worker_of
+from tests.mqtt.broker import BrokerFiles, MosquittoBroker
+from tests.mqtt.fixtures import ClientFactory
+from tests.sync.pump_harness import RunningPump, box_config
+from tests.sync.pump_harness import running as box_running
+
+S1, S2 = "store-001", "store-002"
+X, Y = code("XQ2P9X"), code("YQ2P9X")
+HQ_KEY = Ed25519PrivateKey.generate()
+HQ_PUBLIC = token_codec.public_key_text(raw_public_key(HQ_KEY.public_key()))
+WAIT_S = 20.0
+
+
+def wait_for(what: str, predicate: Callable[[], bool], timeout_s: float = WAIT_S) -> float:
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < timeout_s, f"timed out waiting for {what}"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def validate(pump: RunningPump, c: str, store: str) -> Decision:
+    now = datetime.now(UTC)
+
+    def run(s: StoreServices) -> Decision:
+        request = replace(
+            req(c, txn=f"T-{time.monotonic_ns()}", now=now, member=None), store_id=store
+        )
+        (decision,) = s.redemption.validate(request)
+        return decision
+
+    return pump.db.call(run)
+
+
+def commit(pump: RunningPump, c: str, store: str) -> None:
+    now = datetime.now(UTC)
+
+    def run(s: StoreServices) -> None:
+        request = replace(req(c, txn="T-A1", now=now, member=None), store_id=store)
+        (done,) = s.redemption.commit(request)
+        assert done.redemption is not None, done
+
+    pump.db.call(run)
+
+
+def refused_at(pump: RunningPump, c: str, store: str, reason: Reason) -> bool:
+    decision = validate(pump, c, store)
+    return isinstance(decision, Refused) and decision.reason is reason
+
+
+@pytest.fixture
+def hq(tmp_path: Path) -> Iterator[EventStore]:
+    store = open_event_store(str(tmp_path / "events.db"))
+    yield store
+    store.close()
+
+
+def login(mosquitto: MosquittoBroker, files: BrokerFiles, user: str, password: str) -> BrokerLogin:
+    return BrokerLogin(
+        broker=BrokerAddress(host="127.0.0.1", port=mosquitto.port, tls=True),
+        cafile=files.tls.ca_cert,
+        username=user,
+        password=password,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Broker:
+    """The test's Mosquitto and how each user logs in to it."""
+
+    mosquitto: MosquittoBroker
+    files: BrokerFiles
+    passwords: dict[str, str]
+
+    def login(self, user: str) -> BrokerLogin:
+        return login(self.mosquitto, self.files, user, self.passwords[user])
+
+
+@pytest.fixture
+def broker(
+    mosquitto: MosquittoBroker, broker_files: BrokerFiles, mqtt_passwords: dict[str, str]
+) -> Broker:
+    return Broker(mosquitto, broker_files, mqtt_passwords)
+
+
+def box(tmp_path: Path, name: str, store: str, *, broker: Broker, hq: EventStore) -> AgentConfig:
+    cfg = box_config(
+        tmp_path,
+        box=name,
+        store=store,
+        port=broker.mosquitto.port,
+        ca=broker.files.tls.ca_cert,
+        password=broker.passwords[name],
+        hq_public_key=HQ_PUBLIC,
+        position_quiet_s=0.3,
+    )
+    # The cache as a snapshot cut at the store's stream position leaves it: HQ's codes, and
+    # the stream to follow from there.
+    cache = CodeCache.open(Path(cfg.cache.path), store_id=store, box_id=name)
+    cache.put_campaign(promotion("C1", ends_at=NOW + timedelta(days=3650)))
+    cache.put_codes([CodeRecord(code=c, campaign_id="C1", member_id=None) for c in (X, Y)])
+    cache.set_synced_at(datetime.now(UTC))
+    point = hq.run(lambda tx: delta_log.follow_point(tx, store, now=datetime.now(UTC)))
+    with cache.transaction() as conn:
+        delta_apply.follow(conn, stream=point.stream, watermark=point.seq)
+    cache.close()
+    return cfg
+
+
+def trust_boxes(path: Path, *cfgs: AgentConfig) -> Path:
+    with CentralStore.create(path, fmt=FMT) as central:
+        for cfg in cfgs:
+            key = signing_key.load(Path(cfg.signing.key_path))
+            text = token_codec.public_key_text(raw_public_key(key.public_key()))
+            register(central, cfg.store.store_id, text, now=NOW)
+    return path
+
+
+def test_a_code_redeemed_at_one_store_is_refused_at_another_within_seconds(
+    tmp_path: Path, hq: EventStore, broker: Broker, mqtt_client: ClientFactory
+) -> None:
+    a = box(tmp_path, "box-a", S1, broker=broker, hq=hq)
+    b = box(tmp_path, "box-b", S2, broker=broker, hq=hq)
+    central = trust_boxes(tmp_path / "hq.db", a, b)
+    ingest = worker_of(
+        str(tmp_path / "events.db"),
+        central,
+        broker.login("hq-ingest"),
+    )
+    fanout = FanoutService(
+        login=broker.login("hq-fanout"),
+        store=hq,
+        journal=None,
+        key=HQ_KEY,
+        client_id="hq-fanout-1",
+        interval_s=0.1,
+    )
+    with running(ingest), running(fanout), box_running(a) as pa, box_running(b) as pb:
+        wait_for("box-b to say its position", lambda: pb.pump.follower.counters.positions_said > 0)
+        assert validate(pb, X, S2).ok
+        commit(pa, X, S1)
+        took = wait_for(
+            "store 2 to refuse X", lambda: refused_at(pb, X, S2, Reason.ALREADY_REDEEMED)
+        )
+        print(f"redeemed at store 1, refused at store 2 after {took * 1000:.0f} ms")
+        no = validate(pb, X, S2)
+        assert isinstance(no, Refused)
+        assert no.details["store_id"] == S1
+        assert no.details["transaction_id"] == "T-A1"
+        # Box A hears of its own redemption from HQ too, and counts it once.
+        wait_for("box-a to apply its own", lambda: pa.pump.follower.counters.applied > 0)
+        again = validate(pa, X, S1)
+        assert isinstance(again, Refused)
+        assert again.reason is Reason.ALREADY_REDEEMED
+        assert again.details["store_id"] == S1
+
+        # A delta signed by another key, on the right topic from HQ's own account, is refused.
+        forger = mqtt_client("hq-fanout", client_id="forger")
+        forger.connect()
+        head = hq.run(lambda tx: delta_log.head(tx, S2))
+        assert head is not None
+        forged = Delta(
+            store_id=S2,
+            stream=head.stream,
+            seq=head.seq + 1,
+            issued_at=datetime.now(UTC),
+            changes=(Change(op=Op.CODE_REVOKED, fields={"code": Y, "at": datetime.now(UTC)}),),
+        )
+        body = deltas.encode(forged)
+        forger.publish(
+            topics.topic(S2, "box-b", Channel.DELTA),
+            hq_signer.sign(Kind.DELTA, body, Ed25519PrivateKey.generate()),
+        )
+        wait_for(
+            "box-b to refuse the forgery",
+            lambda: pb.pump.follower.counters.refused.get("unknown_key", 0) == 1,
+        )
+        assert validate(pb, Y, S2).ok
+
+    # Box B away, and the fan-out dies between committing the delta of Y and publishing it:
+    # back, B says its position (retained) and the fan-out answers with what it lacks.
+    with running(ingest), box_running(a) as pa:
+        commit(pa, Y, S1)
+        wait_for("HQ to store Y", lambda: _queued(hq) > 0)
+    made = hq.run(lambda tx: producer.step(tx, journal=None, key=HQ_KEY, now=datetime.now(UTC)))
+    assert {p.store_id for p in made} == {S1, S2}
+    with running(fanout), box_running(b) as pb:
+        took = wait_for(
+            "store 2 to catch up on Y", lambda: refused_at(pb, Y, S2, Reason.ALREADY_REDEEMED)
+        )
+        print(f"box-b back: caught up from its position in {took * 1000:.0f} ms")
+        assert pb.pump.follower.counters.refused == {}
+
+
+def _queued(hq: EventStore) -> int:
+    return int(hq.run(lambda tx: tx.query("SELECT count(*) FROM fanout_queue"))[0][0])
