@@ -16,10 +16,10 @@ before left. For each, in order:
    cache notices another connection's commit: ``CodeCache._refresh``).
 
 Where the box stands is said on its retained ``position`` topic (``follow_position.py``):
-after every connect; at once on a gap (HQ answers with the missing deltas; said at most once
-per ``quiet_s``, since every delta after a gap is a gap too until the answer comes); on a
-delta of another stream (HQ logs that the box needs a snapshot); and when deltas have stopped
-for ``quiet_s`` after the watermark moved, so a catch-up HQ sent in pages goes on with the next
+after every connect; on a gap (HQ answers with the missing deltas) and on a delta of another
+stream (HQ logs that the box needs a snapshot), at once, or when deltas stop if it was said
+less than ``quiet_s`` ago (every delta after a gap is a gap too until the answer comes); and
+when deltas have stopped for ``quiet_s`` after the watermark moved, so a catch-up HQ sent in pages goes on with the next
 page and HQ's fleet view knows each box's watermark. Nothing here raises into the pump: every
 fault is a log line and a counter, and the next delta is taken.
 """
@@ -82,6 +82,7 @@ class DeltaFollower:
         self._said_at = -1e9  # monotonic time the position was last said
         self._moved = False  # the watermark moved since the position was last said
         self._overflowed = False
+        self._unsaid = False  # a gap or another stream not said yet (said too recently)
         self.counters = FollowCounters()
         self.position: delta_apply.Position | None = None
 
@@ -108,7 +109,7 @@ class DeltaFollower:
                 async with asyncio.timeout(self._quiet_s):
                     payload = await self._queue.get()
             except TimeoutError:
-                if self._moved or self._overflowed:
+                if self._moved or self._overflowed or self._unsaid:
                     await self._say_position()
                 continue
             if not payload:  # a connect: say where the cache stands
@@ -149,22 +150,29 @@ class DeltaFollower:
             self.counters.duplicates += 1
         elif applied.place is Place.GAP:
             self.counters.gaps += 1
-            if time.monotonic() - self._said_at >= self._quiet_s:
+            if await self._say_soon():
                 log.info(
                     "follow: delta %d after watermark %d: asking HQ for the rest",
                     delta.seq,
                     applied.position.watermark,
                 )
-                await self._say_position()
         else:
             self.counters.other_stream += 1
-            if time.monotonic() - self._said_at >= self._quiet_s:
+            if await self._say_soon():
                 log.warning(
                     "follow: delta of stream %s, the cache follows %s: it needs a snapshot",
                     delta.stream,
                     applied.position.stream,
                 )
-                await self._say_position()
+
+    async def _say_soon(self) -> bool:
+        """Say the position now, unless it was said less than ``quiet_s`` ago: then when the
+        deltas stop (every delta after a gap is a gap until HQ's answer comes). True if said."""
+        if time.monotonic() - self._said_at < self._quiet_s:
+            self._unsaid = True
+            return False
+        await self._say_position()
+        return True
 
     def _refuse(self, reason: str, detail: str) -> None:
         refused = self.counters.refused
@@ -180,5 +188,5 @@ class DeltaFollower:
         )
         if self._say(follow_position.encode(message)):
             self._said_at = time.monotonic()
-            self._moved = self._overflowed = False
+            self._moved = self._overflowed = self._unsaid = False
             self.counters.positions_said += 1

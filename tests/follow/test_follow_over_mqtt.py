@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud_sync.contract import delta as deltas
-from cloud_sync.contract import topics
+from cloud_sync.contract import follow_position, topics
 from cloud_sync.contract.delta import Change, Delta, Op
 from cloud_sync.contract.hq_document import Kind
 from cloud_sync.contract.topics import Channel
@@ -233,3 +233,43 @@ def test_a_code_redeemed_at_one_store_is_refused_at_another_within_seconds(
 
 def _queued(hq: EventStore) -> int:
     return int(hq.run(lambda tx: tx.query("SELECT count(*) FROM fanout_queue"))[0][0])
+
+
+def signed(store: str, stream: str, seq: int, *changes: Change) -> bytes:
+    body = deltas.encode(
+        Delta(store_id=store, stream=stream, seq=seq, issued_at=datetime.now(UTC), changes=changes)
+    )
+    return hq_signer.sign(Kind.DELTA, body, HQ_KEY)
+
+
+def test_a_gap_asks_hq_for_the_rest_and_the_box_says_where_it_got_to(
+    tmp_path: Path, hq: EventStore, broker: Broker, mqtt_client: ClientFactory
+) -> None:
+    """No fan-out runs: the test is HQ, reading the box's position and sending deltas."""
+    b = box(tmp_path, "box-b", S2, broker=broker, hq=hq)
+    head = hq.run(lambda tx: delta_log.head(tx, S2))
+    assert head is not None
+    fanout = mqtt_client("hq-fanout", client_id="test-fanout")
+    fanout.connect()
+    fanout.subscribe(topics.topic(S2, "box-b", Channel.POSITION))
+    to_b = topics.topic(S2, "box-b", Channel.DELTA)
+    revoke = Change(op=Op.CODE_REVOKED, fields={"code": Y, "at": datetime.now(UTC)})
+    with box_running(b) as pb:
+        said = follow_position.decode(fanout.expect().payload)  # at connect
+        assert (said.stream, said.watermark) == (head.stream, head.seq)
+        fanout.publish(to_b, signed(S2, head.stream, head.seq + 2, revoke))
+        asked = follow_position.decode(fanout.expect().payload)
+        assert asked.watermark == head.seq  # the gap: nothing applied, HQ asked
+        assert validate(pb, Y, S2).ok
+        fanout.publish(to_b, signed(S2, head.stream, head.seq + 1, revoke))
+        fanout.publish(to_b, signed(S2, head.stream, head.seq + 2, revoke))
+        fanout.publish(to_b, signed(S2, head.stream, head.seq + 2, revoke))  # a duplicate
+        caught_up = follow_position.decode(fanout.expect().payload)  # quiet again
+        assert caught_up.watermark == head.seq + 2
+        assert refused_at(pb, Y, S2, Reason.REVOKED)
+        counters = pb.pump.follower.counters
+        assert (counters.applied, counters.gaps, counters.duplicates) == (2, 1, 1)
+        # Another stream: nothing applied, and the box says so (it needs a snapshot).
+        fanout.publish(to_b, signed(S2, "f" * 32, 1, revoke))
+        assert follow_position.decode(fanout.expect().payload).stream == head.stream
+        assert counters.other_stream == 1
