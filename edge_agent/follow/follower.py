@@ -19,9 +19,9 @@ Where the box stands is said on its retained ``position`` topic (``follow_positi
 after every connect; on a gap (HQ answers with the missing deltas) and on a delta of another
 stream (HQ logs that the box needs a snapshot), at once, or when deltas stop if it was said
 less than ``quiet_s`` ago (every delta after a gap is a gap too until the answer comes); and
-when deltas have stopped for ``quiet_s`` after the watermark moved, so a catch-up HQ sent in pages goes on with the next
-page and HQ's fleet view knows each box's watermark. Nothing here raises into the pump: every
-fault is a log line and a counter, and the next delta is taken.
+when deltas have stopped for ``quiet_s`` after the watermark moved, so a catch-up HQ sent in
+pages goes on with the next page and HQ knows each box's watermark. Nothing here raises into
+the pump: every fault is a log line and a counter, and the next delta is taken.
 """
 
 from __future__ import annotations
