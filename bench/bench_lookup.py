@@ -32,7 +32,7 @@ SAMPLE = DIR / f"lookup-{N}.sample.txt"
 STORE = "S1"
 
 
-def _mint(n: int) -> list[bytes]:
+def mint_codes(n: int) -> list[bytes]:
     """n distinct valid codes (prefix SS, namespace B7), sorted."""
     # Lazy: numpy is HQ tooling; the measuring child process must not carry it for us.
     import numpy as np  # noqa: PLC0415
@@ -68,7 +68,7 @@ def _mint(n: int) -> list[bytes]:
     return codes
 
 
-def _write_snapshot(path: Path, codes: list[bytes], now: datetime) -> None:
+def write_snapshot_file(path: Path, codes: list[bytes], now: datetime) -> None:
     promo = Promotion(
         campaign_id="B1",
         name="Bench",
@@ -102,12 +102,12 @@ def build() -> None:
     DIR.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
     t0 = time.perf_counter()
-    codes = _mint(N)
+    codes = mint_codes(N)
     figure("mint 10M distinct codes (numpy, bench helper)", time.perf_counter() - t0, "s")
     snapshot = DIR / f"snapshot-{N}.db"
     snapshot.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    _write_snapshot(snapshot, codes, now)
+    write_snapshot_file(snapshot, codes, now)
     figure("write 10M-code snapshot file", time.perf_counter() - t0, "s")
     rng = random.Random(1)
     SAMPLE.write_text("\n".join(c.decode() for c in rng.sample(codes, 20_000)))
