@@ -20,8 +20,10 @@ after every connect; on a gap (HQ answers with the missing deltas) and on a delt
 stream (HQ logs that the box needs a snapshot), at once, or when deltas stop if it was said
 less than ``quiet_s`` ago (every delta after a gap is a gap too until the answer comes); and
 when deltas have stopped for ``quiet_s`` after the watermark moved, so a catch-up HQ sent in
-pages goes on with the next page and HQ knows each box's watermark. Nothing here raises into
-the pump: every fault is a log line and a counter, and the next delta is taken.
+pages goes on with the next page and HQ knows each box's watermark; and when the position
+moved without a delta (a snapshot loaded beside the running agent), noticed within a quiet
+period. Nothing here raises into the pump: every fault is a log line and a counter, and the
+next delta is taken.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ class DeltaFollower:
         self._overflowed = False
         self._unsaid = False  # a gap or another stream not said yet (said too recently)
         self.counters = FollowCounters()
-        self.position: delta_apply.Position | None = None
+        self.position: delta_apply.Position | None = None  # the cache's, as last read
+        self._said: delta_apply.Position | None = None  # the last one HQ was told
 
     def on_delta(self, payload: bytes) -> None:
         """A message on the box's delta topic (on the loop, from the link)."""
@@ -111,6 +114,8 @@ class DeltaFollower:
             except TimeoutError:
                 if self._moved or self._overflowed or self._unsaid:
                     await self._say_position()
+                else:
+                    await self._say_if_changed()
                 continue
             if not payload:  # a connect: say where the cache stands
                 await self._say_position()
@@ -179,6 +184,14 @@ class DeltaFollower:
         refused[reason] = refused.get(reason, 0) + 1
         log.warning("follow: refused a delta: %s (%s)", detail, reason)
 
+    async def _say_if_changed(self) -> None:
+        """A snapshot loaded beside the running agent (``edge-agent load-snapshot``) moves the
+        position without a delta: one read of ``meta`` per quiet period notices it."""
+        at = await self._on_cache(lambda cache: delta_apply.position(cache.conn))
+        self.position = at
+        if at != self._said:
+            await self._say_position()
+
     async def _say_position(self) -> None:
         at = await self._on_cache(lambda cache: delta_apply.position(cache.conn))
         assert isinstance(at, delta_apply.Position)
@@ -187,6 +200,7 @@ class DeltaFollower:
             store_id=self._store_id, box_id=self._box_id, stream=at.stream, watermark=at.watermark
         )
         if self._say(follow_position.encode(message)):
+            self._said = at
             self._said_at = time.monotonic()
             self._moved = self._overflowed = self._unsaid = False
             self.counters.positions_said += 1

@@ -273,3 +273,11 @@ def test_a_gap_asks_hq_for_the_rest_and_the_box_says_where_it_got_to(
         fanout.publish(to_b, signed(S2, "f" * 32, 1, revoke))
         assert follow_position.decode(fanout.expect().payload).stream == head.stream
         assert counters.other_stream == 1
+        # A snapshot loaded beside the running agent moves the position with no delta: the
+        # box notices within a quiet period and says it.
+        beside = CodeCache.open(Path(b.cache.path), store_id=S2, box_id="box-b")
+        with beside.transaction() as conn:
+            delta_apply.follow(conn, stream="c" * 32, watermark=9)
+        beside.close()
+        moved = follow_position.decode(fanout.expect().payload)
+        assert (moved.stream, moved.watermark) == ("c" * 32, 9)
