@@ -12,6 +12,7 @@ from typing import Any
 
 from config.model import AgentConfig
 from demo.event_log import event_log_story
+from demo.follow import follow_story
 from demo.hq import hq
 from demo.narration import say, step
 from demo.receipts import receipt_story
@@ -128,6 +129,7 @@ def _stores(
         )
         reconfigure_story(agents["store-002"], urls["store-002"])
         sync_story(link, agents, urls, tokens, codes)
+        follow_story(link, agents, urls, tokens, codes, work=WORK)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud_sync.hq.broker.choice import start_broker
 from cloud_sync.hq.broker.embedded import EmbeddedBroker
@@ -24,10 +25,13 @@ from cloud_sync.hq.ingest.event_store import EventStore, open_event_store
 from cloud_sync.hq.ingest.keyring import Keyring, central_keys
 from cloud_sync.hq.ingest.worker import BrokerAddress, BrokerLogin, IngestWorker
 from demo.narration import money, say, step
+from edge_agent.domain import token_codec
+from edge_agent.domain.coupon_token import raw_public_key
 from edge_agent.sync import outbox_access
 from edge_agent.wiring import Agent
 
 HQ_USER = "hq-ingest"
+FANOUT_USER = "hq-fanout"
 WAIT_S = 30.0
 CART = [{"sku": "coffee-1kg", "category": "drinks", "quantity": 2, "unit_price": 1899}]
 
@@ -43,6 +47,8 @@ class HqLink:
     broker: MosquittoBroker | EmbeddedBroker
     store: EventStore
     boxes: dict[str, BoxLogin]  # store id -> its box's broker login
+    hq_key: Ed25519PrivateKey  # signs every delta HQ sends the stores
+    fanout_login: BrokerLogin
 
     def sync_section(self, store_id: str) -> dict[str, Any]:
         """The ``[sync]`` config section of ``store_id``'s box."""
@@ -55,6 +61,8 @@ class HqLink:
             "reconnect_max_s": 2.0,
             "health_interval_s": 2.0,
             "ack_timeout_s": 3.0,
+            "hq_public_key": token_codec.public_key_text(raw_public_key(self.hq_key.public_key())),
+            "position_quiet_s": 0.5,
         }
 
 
@@ -69,7 +77,7 @@ def hq_link(work: Path, stores: tuple[str, ...]) -> Iterator[HqLink]:
     """HQ's broker (Mosquitto if installed, else the embedded amqtt) with a login per box,
     and one ingest worker into HQ's SQLite event store."""
     step("HQ starts its MQTT broker and its ingest worker; each store box gets a login")
-    passwords = {HQ_USER: secrets.token_urlsafe(16)}
+    passwords = {HQ_USER: secrets.token_urlsafe(16), FANOUT_USER: secrets.token_urlsafe(16)}
     boxes = {}
     for store_id in stores:
         box_id = f"{store_id}-box-1"  # box ids are unique across the chain: the ACL needs it
@@ -98,8 +106,17 @@ def hq_link(work: Path, stores: tuple[str, ...]) -> Iterator[HqLink]:
     thread = threading.Thread(target=worker.run, args=(stop,), name="hq-ingest", daemon=True)
     thread.start()
     say("   ingest: verifies each batch's signature and hash chain, stores it once, acks")
+    hq_key = Ed25519PrivateKey.generate()  # storeside-hq hq-key init
+    fanout_login = BrokerLogin(
+        broker=BrokerAddress.parse(broker.url),
+        cafile=broker.ca_cert,
+        username=FANOUT_USER,
+        password=passwords[FANOUT_USER],
+    )
     try:
-        yield HqLink(broker=broker, store=store, boxes=boxes)
+        yield HqLink(
+            broker=broker, store=store, boxes=boxes, hq_key=hq_key, fanout_login=fanout_login
+        )
     finally:
         stop.set()
         thread.join(10)
@@ -143,7 +160,7 @@ def _fleet(link: HqLink) -> None:
         )
 
 
-def _redeem(url: str, token: str, code: str, member: str, txn: str) -> str:
+def redeem(url: str, token: str, code: str, member: str, txn: str) -> str:
     body = {
         "codes": [code],
         "cashier_id": "cashier-3",
@@ -177,12 +194,12 @@ def sync_story(
     shared = codes["member-10"]  # a single-use coupon, in both stores' snapshots
     for store_id, members in (("store-001", ("member-11", "member-12")), ("store-002", ())):
         for i, member in enumerate(members):
-            said = _redeem(urls[store_id], tokens[store_id]["till-1"], codes[member], member,
+            said = redeem(urls[store_id], tokens[store_id]["till-1"], codes[member], member,
                            f"OUT-{store_id}-{i}")  # fmt: skip
             say(f"   {store_id} till-1: {member}'s coupon -> {said}")
     for store_id in ("store-001", "store-002"):
         # Each store sees a fresh coupon: neither can know the other used it, HQ is cut off.
-        said = _redeem(urls[store_id], tokens[store_id]["till-1"], shared, "member-10",
+        said = redeem(urls[store_id], tokens[store_id]["till-1"], shared, "member-10",
                        f"OUT-{store_id}-shared")  # fmt: skip
         say(f"   {store_id} till-1: member-10's coupon {shared} -> {said}")
     for store_id, agent in agents.items():

@@ -89,6 +89,11 @@ class DeltaFollower:
         self.position: delta_apply.Position | None = None  # the cache's, as last read
         self._said: delta_apply.Position | None = None  # the last one HQ was told
 
+    @property
+    def said(self) -> delta_apply.Position | None:
+        """The position HQ was last told (None before the first)."""
+        return self._said
+
     def on_delta(self, payload: bytes) -> None:
         """A message on the box's delta topic (on the loop, from the link)."""
         try:
