@@ -5,6 +5,7 @@ away catches up from its position; a delta signed by anyone but HQ changes nothi
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -23,6 +24,7 @@ from cloud_sync.hq import hq_signer
 from cloud_sync.hq.central_store import CentralStore
 from cloud_sync.hq.fanout import delta_log, producer
 from cloud_sync.hq.fanout.service import FanoutService
+from cloud_sync.hq.ingest import views
 from cloud_sync.hq.ingest.event_store import EventStore, open_event_store
 from cloud_sync.hq.ingest.worker import BrokerAddress, BrokerLogin
 from cloud_sync.hq.store_keys import register
@@ -231,6 +233,17 @@ def test_a_code_redeemed_at_one_store_is_refused_at_another_within_seconds(
         assert pb.pump.follower.counters.refused == {}
 
 
+def _uses(pump: RunningPump, store: str) -> int:
+    """The uses of X this box knows of: its own and the other boxes' (from HQ)."""
+
+    def read(s: StoreServices) -> int:
+        facts = s.cache.lookup(X, None, datetime.now(UTC))
+        assert facts is not None
+        return facts.usage.code_uses
+
+    return pump.db.call(read)
+
+
 def _queued(hq: EventStore) -> int:
     return int(hq.run(lambda tx: tx.query("SELECT count(*) FROM fanout_queue"))[0][0])
 
@@ -281,3 +294,32 @@ def test_a_gap_asks_hq_for_the_rest_and_the_box_says_where_it_got_to(
         beside.close()
         moved = follow_position.decode(fanout.expect().payload)
         assert (moved.stream, moved.watermark) == ("c" * 32, 9)
+
+
+def test_two_stores_racing_for_one_code_before_the_delta_is_hqs_conflict(
+    tmp_path: Path, hq: EventStore, broker: Broker
+) -> None:
+    """Both boxes accept X in the same instant (neither can know of the other yet); HQ stores
+    both, reports the double redemption, and each box then learns of the other's."""
+    a = box(tmp_path, "box-a", S1, broker=broker, hq=hq)
+    b = box(tmp_path, "box-b", S2, broker=broker, hq=hq)
+    central = trust_boxes(tmp_path / "hq.db", a, b)
+    ingest = worker_of(str(tmp_path / "events.db"), central, broker.login("hq-ingest"))
+    fanout = FanoutService(
+        login=broker.login("hq-fanout"), store=hq, journal=None, key=HQ_KEY,
+        client_id="hq-fanout-1", interval_s=0.1,
+    )  # fmt: skip
+    with running(ingest), running(fanout), box_running(a) as pa, box_running(b) as pb:
+        limited = []
+        for pump, store in ((pa, S1), (pb, S2)):
+            limited.append(threading.Thread(target=commit, args=(pump, X, store)))
+        for t in limited:
+            t.start()
+        for t in limited:
+            t.join()
+        wait_for("HQ to report the race", lambda: len(views.conflicts(hq)) == 1)
+        (conflict,) = views.conflicts(hq)
+        assert conflict.kind == "double_redemption"
+        assert {r["store_id"] for r in conflict.detail["redemptions"]} == {S1, S2}
+        for pump, store, other in ((pa, S1, S2), (pb, S2, S1)):
+            wait_for(f"{store} to learn of {other}'s use", lambda p=pump, s=store: _uses(p, s) == 2)
