@@ -14,12 +14,15 @@ give each box exactly its own subtree with one pattern, and HQ subscribes to all
     state    box  -> all  1    yes       presence.py    online (birth) / offline (last will)
     health   box  -> HQ   1    yes       presence.py    the box's health summary
     delta    HQ   -> box  1    no        hq_document.py the store's code cache deltas, signed
+    hq_key   HQ   -> box  1    no        hq_document.py HQ's next signing key (hq_key.py), signed
+                                                        by one the box trusts
     position box  -> HQ   1    yes       follow_position.py
                                                         where the box's cache stands in the
                                                         store's delta stream (asks for more)
 
 Two HQ services answer the boxes, each under its own broker user: ``ingest`` (events, state,
-health in; acks and resends out) and ``fanout`` (positions in; deltas out). Deltas are per
+health in; acks and resends out) and ``fanout`` (positions in; deltas and HQ key
+announcements out). Deltas are per
 store, but each box gets them on its own topic: a box's ACL is one pattern per channel on its
 own subtree, and each box's position is its own (a box back from a week away catches up alone).
 
@@ -47,7 +50,7 @@ says they should not appear), valid UTF-8, and at most ``MAX_ID_CHARS`` characte
 refuse any other id (``BadLevelError``) rather than build a topic that means something else.
 
 Access. A box publishes only ``events``, ``state``, ``health`` and ``position`` of its own
-subtree and subscribes only to its own ``ack``, ``resend`` and ``delta``
+subtree and subscribes only to its own ``ack``, ``resend``, ``delta`` and ``hq_key``
 (``box_subscriptions``); HQ the other way round, for every box, each service to its own
 channels (``hq_subscriptions``). With the box's broker username set to its box id,
 one Mosquitto ACL pattern per channel says so, e.g. ``pattern write storeside/v1/+/%u/events``
@@ -80,6 +83,7 @@ class Channel(StrEnum):
     STATE = "state"
     HEALTH = "health"
     DELTA = "delta"
+    HQ_KEY = "hq_key"
     POSITION = "position"
 
 
@@ -102,6 +106,9 @@ CHANNELS: Final[dict[Channel, ChannelSpec]] = {
     Channel.HEALTH: ChannelSpec(sender="box", qos=1, retained=True, message="health"),
     Channel.DELTA: ChannelSpec(
         sender="hq", qos=1, retained=False, message="delta", service="fanout"
+    ),
+    Channel.HQ_KEY: ChannelSpec(
+        sender="hq", qos=1, retained=False, message="hq_key", service="fanout"
     ),
     Channel.POSITION: ChannelSpec(
         sender="box", qos=1, retained=True, message="position", service="fanout"

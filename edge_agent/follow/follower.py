@@ -42,8 +42,9 @@ from cloud_sync.contract.delta import Place
 from cloud_sync.contract.follow_position import FollowPosition
 from cloud_sync.contract.hq_document import Kind
 from cloud_sync.contract.message_codec import MessageError
+from cloud_sync.contract.topics import Channel
 from edge_agent.cache.code_cache import CodeCache
-from edge_agent.follow import delta_apply
+from edge_agent.follow import delta_apply, hq_keys
 from edge_agent.follow.delta_apply import Applied, DeltaRefusedError
 from edge_agent.sync.hq_trust import HqTrust, RefusedDocumentError
 
@@ -67,7 +68,7 @@ class DeltaFollower:
         *,
         store_id: str,
         box_id: str,
-        trust: HqTrust | None,
+        pinned: bytes | None,
         on_cache: Callable[[Callable[[CodeCache], Any]], Awaitable[Any]],
         say: Callable[[bytes], bool],
         clock: Callable[[], datetime],
@@ -75,12 +76,13 @@ class DeltaFollower:
     ) -> None:
         self._store_id = store_id
         self._box_id = box_id
-        self._trust = trust
+        self._pinned = pinned  # HQ's public key, as config pins it; None: no delta is trusted
+        self._trust: HqTrust | None = None  # from ``run`` on: the pin and the keys announced
         self._on_cache = on_cache
         self._say = say
         self._clock = clock
         self._quiet_s = quiet_s
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_MAX)
+        self._queue: asyncio.Queue[tuple[Channel, bytes]] = asyncio.Queue(QUEUE_MAX)
         self._said_at = -1e9  # monotonic time the position was last said
         self._moved = False  # the watermark moved since the position was last said
         self._overflowed = False
@@ -96,8 +98,15 @@ class DeltaFollower:
 
     def on_delta(self, payload: bytes) -> None:
         """A message on the box's delta topic (on the loop, from the link)."""
+        self._put(Channel.DELTA, payload)
+
+    def on_hq_key(self, payload: bytes) -> None:
+        """A message on the box's hq_key topic: HQ's next key, announced."""
+        self._put(Channel.HQ_KEY, payload)
+
+    def _put(self, channel: Channel, payload: bytes) -> None:
         try:
-            self._queue.put_nowait(payload)
+            self._queue.put_nowait((channel, payload))
         except asyncio.QueueFull:
             self._overflowed = True  # the gap this leaves is asked for again
 
@@ -105,27 +114,51 @@ class DeltaFollower:
         """A new connection: say the position first thing (an empty item in the queue, so it
         is said between two deltas, never during one)."""
         self._said_at = -1e9
-        if not self._queue.full():
-            self._queue.put_nowait(b"")
-        else:
-            self._overflowed = True
+        self._put(Channel.POSITION, b"")
 
     async def run(self) -> None:
         """Take deltas until cancelled."""
+        if self._pinned is not None:  # with the keys announced since, as the cache keeps them
+            announced = await self._on_cache(lambda cache: hq_keys.read(cache.conn))
+            self._trust = HqTrust.pinned(self._pinned, announced)
         while True:
             try:
                 async with asyncio.timeout(self._quiet_s):
-                    payload = await self._queue.get()
+                    channel, payload = await self._queue.get()
             except TimeoutError:
                 if self._moved or self._overflowed or self._unsaid:
                     await self._say_position()
                 else:
                     await self._say_if_changed()
                 continue
-            if not payload:  # a connect: say where the cache stands
+            if channel is Channel.POSITION:  # a connect: say where the cache stands
                 await self._say_position()
-                continue
-            await self._take(payload)
+            elif channel is Channel.HQ_KEY:
+                await self._take_key(payload)
+            else:
+                await self._take(payload)
+
+    async def _take_key(self, payload: bytes) -> None:
+        if self._trust is None:
+            self._refuse("no_hq_key", "sync.hq_public_key is not set: no HQ key is trusted")
+            return
+        try:
+            trust, announcement = self._trust.accept(payload, now=self._clock())
+        except RefusedDocumentError as exc:
+            self._refuse(exc.reason.value, f"an HQ key announcement: {exc}")
+            return
+        if trust.keys == self._trust.keys:
+            return  # heard before: every answer to a position repeats the chain
+        await self._on_cache(lambda cache: hq_keys.write(cache, trust.announced))
+        self._trust = trust
+        log.info(
+            "follow: HQ key %s trusted (announced %s%s)",
+            announcement.key_id,
+            announcement.announced_at.isoformat(),
+            ""
+            if announcement.retires is None
+            else f"; {announcement.retires} retires at {announcement.retire_at}",
+        )
 
     async def _take(self, payload: bytes) -> None:
         if self._trust is None:

@@ -61,7 +61,6 @@ from edge_agent.domain.token_codec import public_key_from_text
 from edge_agent.follow.follower import DeltaFollower
 from edge_agent.sync import outbox_access
 from edge_agent.sync.batch_signer import sign
-from edge_agent.sync.hq_trust import HqTrust
 from edge_agent.sync.mqtt_link import Endpoint, MqttLink, Will
 from edge_agent.sync.outbox_access import Rows, SyncFacts
 from edge_agent.sync.pump_thread import PumpThread
@@ -154,7 +153,7 @@ class OutboxPump:
         self.follower = DeltaFollower(
             store_id=identity.store_id,
             box_id=identity.box_id,
-            trust=None if pinned is None else HqTrust.pinned(pinned),
+            pinned=pinned,
             on_cache=self._thread.run,
             say=lambda payload: self._link.publish(
                 self._topics[Channel.POSITION], payload, retain=True
@@ -277,6 +276,8 @@ class OutboxPump:
                 self._take_resend(acks.decode_resend(payload))
             elif where.channel is Channel.DELTA:
                 self.follower.on_delta(payload)
+            elif where.channel is Channel.HQ_KEY:
+                self.follower.on_hq_key(payload)
             else:
                 raise TopicError(f"{where.channel} is not a channel HQ sends on")
         except (TopicError, DecodeError) as exc:

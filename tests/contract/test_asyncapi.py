@@ -41,6 +41,7 @@ TABLES: dict[str, dict[int, Any]] = {
     "state": presence.STATE_FIELDS,
     "health": presence.HEALTH_FIELDS,
     "delta": hq_document.FIELDS,
+    "hq_key": hq_document.FIELDS,
     "position": follow_position.FIELDS,
 }
 

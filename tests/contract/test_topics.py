@@ -33,12 +33,13 @@ def test_the_tree_is_as_documented() -> None:
     assert topic("store-001", "box-001", Channel.EVENTS) == "storeside/v1/store-001/box-001/events"
     assert {topics.template(c) for c in Channel} == {
         f"storeside/v1/{{store_id}}/{{box_id}}/{c}"
-        for c in ("events", "ack", "resend", "state", "health", "delta", "position")
+        for c in ("events", "ack", "resend", "state", "health", "delta", "hq_key", "position")
     }
     assert topics.box_subscriptions("s", "b") == (
         "storeside/v1/s/b/ack",
         "storeside/v1/s/b/resend",
         "storeside/v1/s/b/delta",
+        "storeside/v1/s/b/hq_key",
     )
     assert topics.hq_subscriptions("ingest") == (
         "$share/ingest/storeside/v1/+/+/events",

@@ -22,7 +22,8 @@ from cloud_sync.contract.hq_document import Kind
 from cloud_sync.contract.topics import Channel
 from cloud_sync.hq import hq_signer
 from cloud_sync.hq.central_store import CentralStore
-from cloud_sync.hq.fanout import delta_log, producer
+from cloud_sync.hq.fanout import delta_log, key_announcements, producer
+from cloud_sync.hq.fanout.producer import JournalEntry
 from cloud_sync.hq.fanout.service import FanoutService
 from cloud_sync.hq.ingest import views
 from cloud_sync.hq.ingest.event_store import EventStore, open_event_store
@@ -32,7 +33,7 @@ from config.model import AgentConfig
 from edge_agent.cache.code_cache import CodeCache
 from edge_agent.domain import token_codec
 from edge_agent.domain.code_record import CodeRecord
-from edge_agent.domain.coupon_token import raw_public_key
+from edge_agent.domain.coupon_token import key_id, raw_public_key
 from edge_agent.domain.decision import Decision, Reason, Refused
 from edge_agent.follow import delta_apply
 from edge_agent.issuing import signing_key
@@ -323,3 +324,59 @@ def test_two_stores_racing_for_one_code_before_the_delta_is_hqs_conflict(
         assert {r["store_id"] for r in conflict.detail["redemptions"]} == {S1, S2}
         for pump, store, other in ((pa, S1, S2), (pb, S2, S1)):
             wait_for(f"{store} to learn of {other}'s use", lambda p=pump, s=store: _uses(p, s) == 2)
+
+
+class OneChange:
+    """A journal holding one change for one store (the central store's is tested beside it)."""
+
+    def __init__(self, store: str, change: Change) -> None:
+        self.entry = JournalEntry(id=1, store_id=store, change=change)
+
+    def changes_after(self, after_id: int, *, limit: int) -> list[JournalEntry]:
+        return [self.entry] if after_id < 1 else []
+
+
+def test_hq_rotates_its_key_and_the_box_follows_the_new_one_across_a_restart(
+    tmp_path: Path, hq: EventStore, broker: Broker
+) -> None:
+    b = box(tmp_path, "box-b", S2, broker=broker, hq=hq)
+    next_key = Ed25519PrivateKey.generate()
+    hq.run(
+        lambda tx: key_announcements.announce(
+            tx, current=HQ_KEY, next_key=next_key, retire_at=None, now=datetime.now(UTC)
+        )
+    )
+    revoke = Change(op=Op.CODE_REVOKED, fields={"code": Y, "at": datetime.now(UTC)})
+    fanout = FanoutService(
+        login=broker.login("hq-fanout"), store=hq, journal=OneChange(S2, revoke),
+        key=next_key, client_id="hq-fanout-1", interval_s=0.1,
+    )  # fmt: skip
+    with box_running(b) as pb, running(fanout):
+        wait_for("the new key's delta", lambda: refused_at(pb, Y, S2, Reason.REVOKED))
+    kept = CodeCache.open(Path(b.cache.path), store_id=S2, box_id="box-b")
+    (row,) = kept.conn.execute("SELECT key_id FROM hq_keys").fetchall()
+    kept.close()
+    assert row[0] == key_id(next_key.public_key())
+    # After a restart the box still trusts what it accepted: a delta signed by the new key.
+    head = hq.run(lambda tx: delta_log.head(tx, S2))
+    assert head is not None
+    with box_running(b) as pb:
+        wait_for("a position", lambda: pb.pump.follower.said is not None)
+        # A malformed message is refused and counted; the next good one applies.
+        pb.loop.call_soon_threadsafe(pb.pump.follower.on_delta, b"")
+        unrevoke = Change(op=Op.CODE_ISSUED, fields={
+            "code": Y, "campaign_id": "C1", "member_id": None, "channel": "app",
+            "variant": "A", "issued_at": None, "expires_at": None})  # fmt: skip
+        body = deltas.encode(
+            Delta(
+                store_id=S2,
+                stream=head.stream,
+                seq=head.seq + 1,
+                issued_at=datetime.now(UTC),
+                changes=(unrevoke,),
+            )
+        )
+        doc = hq_signer.sign(Kind.DELTA, body, next_key)
+        pb.loop.call_soon_threadsafe(pb.pump.follower.on_delta, doc)
+        wait_for("the delta to apply", lambda: pb.pump.follower.counters.applied == 1)
+        assert pb.pump.follower.counters.refused == {"malformed": 1}

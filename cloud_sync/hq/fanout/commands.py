@@ -1,4 +1,5 @@
-"""The ``storeside-hq`` commands of the fan-out: ``fanout`` (the service) and ``hq-key``.
+"""The ``storeside-hq`` commands of the fan-out: ``fanout`` (the service) and ``hq-key``
+(``init``, ``show``, ``announce``: the next key, signed by the current one).
 
 HQ's signing key signs every delta (and every config) a box will take: it is a PKCS#8 PEM
 file only HQ's user may read (mode 0600, refused when looser; the same rules as a store's
@@ -14,10 +15,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from cloud_sync.hq.code_io import parse_time
 from cloud_sync.hq.errors import InputError
+from cloud_sync.hq.fanout import key_announcements
 from cloud_sync.hq.fanout.service import FanoutService
 from cloud_sync.hq.ingest import commands as ingest_commands
 from cloud_sync.hq.ingest.event_store import open_event_store
+from edge_agent.domain.coupon_token import key_id
 from edge_agent.issuing import signing_key
 
 DEFAULT_KEY: Final = "hq-signing.key"
@@ -64,6 +68,27 @@ def _hq_key_show(args: argparse.Namespace, now: datetime) -> int:
     return 0
 
 
+def _hq_key_announce(args: argparse.Namespace, now: datetime) -> int:
+    current, next_key = _key(args.key), _key(args.next)
+    retire_at = None if args.retire_at is None else parse_time(args.retire_at, "--retire-at")
+    if retire_at is not None and retire_at <= now:
+        raise InputError(f"--retire-at {args.retire_at} is not in the future")
+    store = open_event_store(args.events_db)
+    try:
+        made = store.run(
+            lambda tx: key_announcements.announce(
+                tx, current=current, next_key=next_key, retire_at=retire_at, now=now
+            )
+        )
+    finally:
+        store.close()
+    print(f"HQ key {made.key_id} announced, signed by {key_id(current.public_key())}")
+    if made.retires is not None:
+        print(f"key {made.retires} is refused by the boxes from {made.retire_at}")
+    print(f"boxes hear it at their next connect; then run the fan-out with --hq-key {args.next}")
+    return 0
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -103,6 +128,12 @@ def add_commands(sub: Any) -> None:
     p = key.add_parser("init", help="create HQ's signing key and print its public key")
     p.add_argument("--key", default=DEFAULT_KEY, help=f"where (default {DEFAULT_KEY})")
     p.set_defaults(handler=_hq_key_init)
+    p = key.add_parser("announce", help="announce HQ's next key to the boxes, signed by this one")
+    ingest_commands.add_db(p)
+    p.add_argument("--key", default=DEFAULT_KEY, help=f"the key HQ signs with now ({DEFAULT_KEY})")
+    p.add_argument("--next", required=True, help="the next key's file (hq-key init --key NEXT)")
+    p.add_argument("--retire-at", help="ISO 8601 with offset: from when boxes refuse --key")
+    p.set_defaults(handler=_hq_key_announce)
     p = key.add_parser("show", help="print HQ's public key, as boxes pin it")
     p.add_argument("--key", default=DEFAULT_KEY, help=f"which (default {DEFAULT_KEY})")
     p.set_defaults(handler=_hq_key_show)

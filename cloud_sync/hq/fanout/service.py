@@ -10,8 +10,10 @@ whole fleet's last word at once, and each box is caught up from there; the sessi
 * every ``interval_s``: a ``producer.step`` (one event store transaction), and each delta it
   made published at QoS 1 to every box of its store HQ knows (the boxes that sent events or a
   position), on the box's own ``delta`` topic;
-* each position, as it arrives: recorded (``box_positions``) and answered with the deltas
-  after its watermark (``delta_log.catch_up``), or logged as needing a snapshot. A position
+* each position, as it arrives: recorded (``box_positions``) and answered with HQ's key
+  announcements (``key_announcements``: the chain of keys from the box's pin to the one
+  that signs now) and the deltas after its watermark (``delta_log.catch_up``), or logged as
+  needing a snapshot. A position
   whose box HQ knows under another store is refused and logged: the ACL pins only the box
   level, so a box claiming another store's id must not be sent that store's deltas;
 * every hour: deltas older than the retention period pruned (a store's last ``keep`` stay).
@@ -43,7 +45,7 @@ from cloud_sync.contract import follow_position, topics
 from cloud_sync.contract.decode_errors import DecodeError
 from cloud_sync.contract.follow_position import FollowPosition
 from cloud_sync.contract.topics import Channel, TopicError
-from cloud_sync.hq.fanout import delta_log, producer
+from cloud_sync.hq.fanout import delta_log, key_announcements, producer
 from cloud_sync.hq.fanout.delta_log import CatchUp, Published
 from cloud_sync.hq.fanout.producer import Journal
 from cloud_sync.hq.ingest.errors import StoreUnavailableError
@@ -189,6 +191,9 @@ class FanoutService:
                     position.store_id,
                     answer.needs_snapshot,
                 )
+            to_box = topics.topic(position.store_id, position.box_id, Channel.HQ_KEY)
+            for announcement in self.store.run(key_announcements.documents):
+                self.client.publish(to_box, announcement, qos=1)
             for published in answer.documents:
                 self._send(position.box_id, published)
             if answer.documents:

@@ -39,6 +39,7 @@ the events that change what stores must know are queued in the transaction that 
     deltas            per store and seq: the signed delta document, kept to answer positions
     box_positions     what each box last said of its cache's place in its store's stream
     fanout_meta       the fan-out's cursors (the central store's journal)
+    hq_announcements  HQ's key announcements, signed, sent to every box with each answer
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE TABLE box_positions (box_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, "
         "stream TEXT, watermark {int} NOT NULL, said_at {int} NOT NULL)",
         "CREATE TABLE fanout_meta (key TEXT PRIMARY KEY, value {int} NOT NULL)",
+        "CREATE TABLE hq_announcements (key_id TEXT PRIMARY KEY, made_at {int} NOT NULL, "
+        "document {blob} NOT NULL)",
     ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
