@@ -232,6 +232,11 @@ def test_a_code_redeemed_at_one_store_is_refused_at_another_within_seconds(
         )
         print(f"box-b back: caught up from its position in {took * 1000:.0f} ms")
         assert pb.pump.follower.counters.refused == {}
+        # The fleet view says how far behind HQ's deltas each box's cache is.
+        wait_for(
+            "the fleet view to show box-b caught up",
+            lambda: [r.deltas_behind for r in views.fleet(hq) if r.box_id == "box-b"] == [0],
+        )
 
 
 def _uses(pump: RunningPump, store: str) -> int:

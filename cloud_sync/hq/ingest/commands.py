@@ -167,6 +167,7 @@ def _fleet(args: argparse.Namespace, now: datetime) -> int:
             "lag",
             "parked",
             "missing",
+            "deltas_behind",
         ),
         lambda r: (
             r.store_id,
@@ -179,6 +180,7 @@ def _fleet(args: argparse.Namespace, now: datetime) -> int:
             r.lag,
             r.parked,
             _ranges(r.missing),
+            "needs snapshot" if r.needs_snapshot else r.deltas_behind,
         ),
     )
 

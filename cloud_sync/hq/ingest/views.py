@@ -21,7 +21,7 @@ from typing import Any, Final
 from cloud_sync.contract import presence
 from cloud_sync.contract.ack import SeqRange
 from cloud_sync.contract.message_codec import MessageError
-from cloud_sync.hq.ingest.event_store import EventStore, Tx, from_micros, to_micros
+from cloud_sync.hq.ingest.event_store import EventStore, Row, Tx, from_micros, to_micros
 from cloud_sync.hq.ingest.ranges import missing_ranges
 
 
@@ -38,6 +38,8 @@ class FleetRow:
     lag: int | None  # None: no health yet
     parked: int  # batches waiting beyond a hole
     missing: tuple[SeqRange, ...]
+    deltas_behind: int | None = None  # its store's delta head minus its cache's watermark
+    needs_snapshot: bool = False  # its cache follows another stream, or none
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,12 +118,20 @@ def fleet(store: EventStore) -> list[FleetRow]:
                 "SELECT box_id, store_id, state, session, state_at, health, health_at FROM presence"
             )
         }
+        # Where each box's cache stands in its store's delta stream (the fan-out's tables).
+        follows = {
+            str(r[0]): r
+            for r in tx.query(
+                "SELECT p.box_id, p.store_id, p.stream, p.watermark, h.stream, h.seq "
+                "FROM box_positions AS p LEFT JOIN delta_heads AS h ON h.store_id = p.store_id"
+            )
+        }
         parked: dict[str, list[tuple[int, int]]] = {}
         for box, first, last in tx.query("SELECT box_id, first_seq, last_seq FROM parked"):
             parked.setdefault(str(box), []).append((int(first), int(last)))
         rows = []
-        for box in sorted(heads.keys() | seen.keys()):
-            head, here = heads.get(box), seen.get(box)
+        for box in sorted(heads.keys() | seen.keys() | follows.keys()):
+            head, here, follow = heads.get(box), seen.get(box), follows.get(box)
             through = 0 if head is None else int(head[2])
             health = None
             if here is not None and here[5] is not None:
@@ -141,7 +151,7 @@ def fleet(store: EventStore) -> list[FleetRow]:
             rows.append(
                 FleetRow(
                     box_id=box,
-                    store_id=str(head[1] if head is not None else here[1]),  # type: ignore[index]
+                    store_id=str(_first_store(head, here, follow)),
                     state=None if here is None else here[2],
                     session=None if here is None else here[3],
                     last_seen=_time(max(times)) if times else None,
@@ -151,11 +161,28 @@ def fleet(store: EventStore) -> list[FleetRow]:
                     lag=None if health is None else health.next_seq - 1 - through,
                     parked=len(parked.get(box, [])),
                     missing=missing_ranges(through, parked.get(box, [])),
+                    **_delta_lag(follow),
                 )
             )
         return rows
 
     return store.run(read)
+
+
+def _first_store(*rows: Row | None) -> object:
+    return next(r[1] for r in rows if r is not None)
+
+
+def _delta_lag(follow: Row | None) -> dict[str, Any]:
+    """``deltas_behind`` and ``needs_snapshot`` of a box's position row (none: unknown)."""
+    if follow is None:
+        return {}
+    _, _, stream, watermark, head_stream, head_seq = follow
+    if head_stream is None:
+        return {"deltas_behind": 0}  # no delta made for its store yet
+    if stream != head_stream:
+        return {"needs_snapshot": True}
+    return {"deltas_behind": max(0, int(head_seq) - int(watermark))}
 
 
 _EVENT_COLUMNS: Final = (

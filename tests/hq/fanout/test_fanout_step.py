@@ -19,6 +19,7 @@ from cloud_sync.contract.hq_document import Kind
 from cloud_sync.hq.fanout import delta_log, producer
 from cloud_sync.hq.fanout.delta_log import Published
 from cloud_sync.hq.fanout.producer import JournalEntry
+from cloud_sync.hq.ingest import views
 from cloud_sync.hq.ingest.core import Ingest
 from cloud_sync.hq.ingest.event_store import EventStore, Tx
 from edge_agent.domain.coupon_token import raw_public_key
@@ -219,3 +220,15 @@ def test_another_stores_box_is_a_store_of_its_own(
     assert sorted(p.store_id for p in made) == [S1, S2]
     for p in made:
         assert {c["box_id"] for c in opened(p).changes} == {"box-c", box}
+
+
+def test_the_fleet_view_says_how_far_behind_each_box_is(store: EventStore) -> None:
+    journal = ListJournal([JournalEntry(id=i, store_id="*", change=revoked(i)) for i in (1, 2)])
+    say(store, "box-y", S1, None, 0)
+    step(store, journal)
+    head = store.run(lambda tx: delta_log.head(tx, S1))
+    assert head is not None
+    say(store, "box-x", S1, head.stream, 0)
+    rows = {r.box_id: r for r in views.fleet(store)}
+    assert (rows["box-y"].needs_snapshot, rows["box-y"].deltas_behind) == (True, None)
+    assert (rows["box-x"].needs_snapshot, rows["box-x"].deltas_behind) == (False, 1)
