@@ -3,7 +3,7 @@
 
 HQ's signing key signs every delta (and every config) a box will take: it is a PKCS#8 PEM
 file only HQ's user may read (mode 0600, refused when looser; the same rules as a store's
-coupon key, ``edge_agent/issuing/signing_key.py``). ``hq-key init`` makes it and prints the
+coupon key; ``cloud_sync/hq/hq_key_file.py``). ``hq-key init`` makes it and prints the
 public key every box pins as ``[sync] hq_public_key``; ``hq-key show`` prints it again.
 """
 
@@ -15,25 +15,29 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from cloud_sync.hq import hq_key_file
 from cloud_sync.hq.code_io import parse_time
 from cloud_sync.hq.errors import InputError
 from cloud_sync.hq.fanout import key_announcements
 from cloud_sync.hq.fanout.service import FanoutService
 from cloud_sync.hq.ingest import commands as ingest_commands
 from cloud_sync.hq.ingest.event_store import open_event_store
-from edge_agent.domain.coupon_token import key_id
-from edge_agent.issuing import signing_key
+from edge_agent.domain import token_codec
+from edge_agent.domain.coupon_token import key_id, raw_public_key
 
 DEFAULT_KEY: Final = "hq-signing.key"
 
 
-def _key(path: str) -> Any:
-    try:
-        return signing_key.load(Path(path))
-    except signing_key.KeyFileMissingError:
-        raise InputError(f"{path}: no HQ key; create one with `storeside-hq hq-key init`") from None
-    except signing_key.SigningKeyError as exc:
-        raise InputError(str(exc)) from None
+def _key(path: str) -> Ed25519PrivateKey:
+    return hq_key_file.load(Path(path))
+
+
+def _public(key: Ed25519PrivateKey) -> tuple[str, str]:
+    """The key's id and its public half as a box's ``hq_public_key`` takes it."""
+    public = key.public_key()
+    return key_id(public), token_codec.public_key_text(raw_public_key(public))
 
 
 def _fanout(args: argparse.Namespace, now: datetime) -> int:
@@ -52,19 +56,16 @@ def _fanout(args: argparse.Namespace, now: datetime) -> int:
 
 
 def _hq_key_init(args: argparse.Namespace, now: datetime) -> int:
-    try:
-        made = signing_key.create(Path(args.key))
-    except signing_key.SigningKeyError as exc:
-        raise InputError(str(exc)) from None
-    print(f"HQ key {made.key_id} written to {made.path}")
-    print(f'every box\'s [sync] hq_public_key = "{made.public_key}"')
+    kid, text = _public(hq_key_file.create(Path(args.key)))
+    print(f"HQ key {kid} written to {args.key}")
+    print(f'every box\'s [sync] hq_public_key = "{text}"')
     return 0
 
 
 def _hq_key_show(args: argparse.Namespace, now: datetime) -> int:
-    made = signing_key.info(Path(args.key), _key(args.key))
-    print(f"key_id {made.key_id}")
-    print(f'hq_public_key = "{made.public_key}"')
+    kid, text = _public(_key(args.key))
+    print(f"key_id {kid}")
+    print(f'hq_public_key = "{text}"')
     return 0
 
 
