@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 
 from cloud_sync.hq.central_store import CentralStore
-from cloud_sync.hq.fanout import delta_log
+from cloud_sync.hq.fanout import delta_log, producer
+from cloud_sync.hq.fanout.central_journal import CentralJournal
 from cloud_sync.hq.fanout.service import FanoutService
 from cloud_sync.hq.snapshot import write_snapshot
 from demo.narration import say, step
@@ -28,11 +29,11 @@ WAIT_S = 30.0
 
 
 @contextmanager
-def fanning_out(link: HqLink) -> Iterator[FanoutService]:
+def fanning_out(link: HqLink, central: Path) -> Iterator[FanoutService]:
     service = FanoutService(
         login=link.fanout_login,
         store=link.store,
-        journal=None,
+        journal=CentralJournal(central),  # storeside-hq fanout --hq-db
         key=link.hq_key,
         client_id="hq-fanout-1",
         interval_s=0.2,
@@ -80,6 +81,61 @@ def follow_story(
     *,
     work: Path,
 ) -> None:
+    step("HQ's fan-out starts: every change HQ makes, and every redemption, as signed deltas")
+    with fanning_out(link, work / "hq.db") as fanout:
+        # As in production the fan-out runs before a store's snapshot is cut: what it read
+        # of HQ's journal before then is in the snapshot, and is not sent again.
+        took = _until("the fan-out to read HQ's change journal", lambda: _journal_read(link, work))
+        say(f"   it read HQ's change journal (mints, members, campaigns, keys) in {took:.1f} s")
+        _snapshots(link, agents, work=work)
+        for store_id, agent in agents.items():
+            _until(f"{store_id} to tell HQ where it stands", functools.partial(_follows, agent))
+        s1, s2 = urls["store-001"], urls["store-002"]
+        t1, t2 = tokens["store-001"]["till-1"], tokens["store-002"]["till-1"]
+
+        step("A coupon redeemed at store 1 is refused at store 2 seconds later, naming store 1")
+        member = "member-13"
+        code = codes[member]
+        said = redeem(s1, t1, code, member, "FOLLOW-1")
+        say(f"   store-001 till-1: {member}'s coupon {code} -> {said}")
+        took = _until(
+            "store-002 to refuse it",
+            lambda: _validate(s2, t2, code, member).get("reason") == "ALREADY_REDEEMED",
+        )
+        decision = _validate(s2, t2, code, member)
+        details = decision.get("details", {})
+        say(
+            f"   store-002 till-1, {took:.1f} s later: {decision['reason']}: "
+            f"{decision['cashier_message']} (at {details.get('store_id')}, "
+            f"{str(details.get('redeemed_at'))[:19]})"
+        )
+
+        step("HQ revokes a coupon; store 2 refuses it seconds later")
+        member = "member-14"
+        code = codes[member]
+        before = _validate(s2, t2, code, member).get("reason") or "valid"
+        with CentralStore.open(work / "hq.db") as central:
+            central.revoke(code)  # storeside-hq revoke CODE
+        say(f"   HQ: storeside-hq revoke {code} ({member}'s coupon, {before} until now)")
+        took = _until(
+            "store-002 to refuse the revoked coupon",
+            lambda: _validate(s2, t2, code, member).get("reason") == "REVOKED",
+        )
+        decision = _validate(s2, t2, code, member)
+        say(
+            f"   store-002 till-1, {took:.1f} s later: {decision['reason']}: "
+            f"{decision['cashier_message']}"
+        )
+        say(f"   deltas sent by HQ so far: {fanout.published}")
+
+
+def _journal_read(link: HqLink, work: Path) -> bool:
+    with CentralStore.open(work / "hq.db") as central:
+        (last,) = central.conn.execute("SELECT coalesce(max(id), 0) FROM changes").fetchone()
+    return bool(link.store.run(producer.journal_cursor) >= last)
+
+
+def _snapshots(link: HqLink, agents: dict[str, Agent], *, work: Path) -> None:
     step("HQ cuts each store a snapshot at its delta stream position; the boxes load it live")
     now = datetime.now(UTC)
     with CentralStore.open(work / "hq.db") as central:
@@ -96,26 +152,3 @@ def follow_story(
                 f"   {store_id}: {loaded.codes:,} codes; follows stream {point.stream[:8]}... "
                 f"from delta {point.seq}"
             )
-    for store_id, agent in agents.items():
-        _until(f"{store_id} to tell HQ where it stands", functools.partial(_follows, agent))
-    with fanning_out(link) as fanout:
-        say("   HQ's fan-out: every store's changes as signed deltas, to each box")
-        step("A coupon redeemed at store 1 is refused at store 2 seconds later, naming store 1")
-        member = "member-13"
-        code = codes[member]
-        s1, s2 = urls["store-001"], urls["store-002"]
-        t1, t2 = tokens["store-001"]["till-1"], tokens["store-002"]["till-1"]
-        said = redeem(s1, t1, code, member, "FOLLOW-1")
-        say(f"   store-001 till-1: {member}'s coupon {code} -> {said}")
-        took = _until(
-            "store-002 to refuse it",
-            lambda: _validate(s2, t2, code, member).get("reason") == "ALREADY_REDEEMED",
-        )
-        decision = _validate(s2, t2, code, member)
-        details = decision.get("details", {})
-        say(
-            f"   store-002 till-1, {took:.1f} s later: {decision['reason']}: "
-            f"{decision['cashier_message']} (at {details.get('store_id')}, "
-            f"{str(details.get('redeemed_at'))[:19]})"
-        )
-        say(f"   deltas sent by HQ so far: {fanout.published}")

@@ -30,6 +30,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from cloud_sync.hq import change_journal
+from cloud_sync.hq.change_journal import Kind
 from cloud_sync.hq.errors import (
     CampaignExistsError,
     CodeExistsError,
@@ -278,6 +280,9 @@ class CentralStore:
                     to_epoch(now),
                 ),
             )
+            change_journal.record(
+                self.conn, Kind.CAMPAIGN, [promotion.campaign_id], at=to_epoch(now)
+            )
 
     def campaign(self, campaign_id: str) -> Promotion:
         row = self.conn.execute(
@@ -291,7 +296,9 @@ class CentralStore:
         rows = self.conn.execute("SELECT body FROM campaigns ORDER BY campaign_id")
         return [_promotion(str(body)) for (body,) in rows]
 
-    def set_store_allocation(self, campaign_id: str, store_id: str, allocation: int) -> None:
+    def set_store_allocation(
+        self, campaign_id: str, store_id: str, allocation: int, *, now: datetime | None = None
+    ) -> None:
         if allocation < 0:
             raise InputError("allocation must not be negative")
         store_id = _name(store_id, "store id")
@@ -301,6 +308,10 @@ class CentralStore:
                 "INSERT OR REPLACE INTO store_allocations (campaign_id, store_id, allocation) "
                 "VALUES (?, ?, ?)",
                 (campaign_id, store_id, allocation),
+            )
+            # Only that store's copy of the campaign changes.
+            change_journal.record(
+                self.conn, Kind.CAMPAIGN, [campaign_id], at=_now(now), scope=store_id
             )
 
     def store_allocation(self, campaign_id: str, store_id: str) -> int | None:
@@ -312,7 +323,7 @@ class CentralStore:
 
     # -- members ---------------------------------------------------------------------------
 
-    def upsert_members(self, rows: Sequence[MemberRow]) -> None:
+    def upsert_members(self, rows: Sequence[MemberRow], *, now: datetime | None = None) -> None:
         """Create or update members; a None field keeps a known member's stored value."""
         with self.write():
             self.conn.executemany(
@@ -329,6 +340,7 @@ class CentralStore:
                     for r in rows
                 ],
             )
+            change_journal.record(self.conn, Kind.MEMBER, (r.member_id for r in rows), at=_now(now))
 
     def member(self, member_id: str) -> Member | None:
         row = self.conn.execute(
@@ -363,7 +375,7 @@ class CentralStore:
             linked_member_id=row[8],
         )
 
-    def revoke(self, raw: str) -> str:
+    def revoke(self, raw: str, *, now: datetime | None = None) -> str:
         """Revoke a code (idempotent); returns its canonical form."""
         code = normalise_literal(raw)
         with self.write():
@@ -374,9 +386,10 @@ class CentralStore:
                 == 0
             ):
                 raise UnknownCodeError(code)
+            change_journal.record(self.conn, Kind.CODE, [code], at=_now(now))
         return code
 
-    def link(self, raw: str, member_id: str) -> str:
+    def link(self, raw: str, member_id: str, *, now: datetime | None = None) -> str:
         """Link a physical code to a member: it applies at their next checkout."""
         code = normalise_literal(raw)
         with self.write():
@@ -392,6 +405,7 @@ class CentralStore:
             self.conn.execute(
                 "UPDATE codes SET linked_member_id = ? WHERE code = ?", (member_id, code)
             )
+            change_journal.record(self.conn, Kind.CODE, [code], at=_now(now))
         return code
 
     def create_generic(
@@ -432,6 +446,7 @@ class CentralStore:
                 ),
             )
             self.add_literals([code])
+            change_journal.record(self.conn, Kind.CODE, [code], at=to_epoch(now))
         return code
 
     def near_codes(self, codes: Sequence[str]) -> dict[str, str]:
@@ -525,6 +540,10 @@ def _promotion(body: str) -> Promotion:
         return promotion_from_dict(json.loads(body))
     except (PromotionFormatError, ValueError) as exc:  # written by us: a corrupt row
         raise StoreFileError(f"a stored campaign no longer parses: {exc}") from exc
+
+
+def _now(now: datetime | None) -> int:
+    return to_epoch(now or datetime.now(UTC))
 
 
 def _name(value: str, what: str) -> str:

@@ -170,7 +170,7 @@ def _campaign_list(args: argparse.Namespace, now: datetime) -> int:
 
 def _campaign_allocate(args: argparse.Namespace, now: datetime) -> int:
     with _open(args) as central:
-        central.set_store_allocation(args.campaign, args.store, args.allocation)
+        central.set_store_allocation(args.campaign, args.store, args.allocation, now=now)
     print(f"store {args.store} may redeem {args.allocation} of campaign {args.campaign}")
     return 0
 
@@ -178,7 +178,7 @@ def _campaign_allocate(args: argparse.Namespace, now: datetime) -> int:
 def _members_import(args: argparse.Namespace, now: datetime) -> int:
     rows = read_members(Path(args.file))
     with _open(args) as central:
-        central.upsert_members(rows)
+        central.upsert_members(rows, now=now)
     print(f"{len(rows)} members created or updated")
     return 0
 
@@ -307,14 +307,14 @@ def _generic(args: argparse.Namespace, now: datetime) -> int:
 
 def _revoke(args: argparse.Namespace, now: datetime) -> int:
     with _open(args) as central:
-        code = central.revoke(args.code)
+        code = central.revoke(args.code, now=now)
     print(f"revoked {code}")
     return 0
 
 
 def _link(args: argparse.Namespace, now: datetime) -> int:
     with _open(args) as central:
-        code = central.link(args.code, args.member)
+        code = central.link(args.code, args.member, now=now)
     print(f"{code} linked to member {args.member}")
     return 0
 

@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from cloud_sync.hq import change_journal
 from cloud_sync.hq.central_store import CentralStore, MemberRow, from_epoch, to_epoch
+from cloud_sync.hq.change_journal import Kind
 from cloud_sync.hq.errors import CampaignEndedError, InputError
 from cloud_sync.hq.literal_codes import NearIndex, literal_problem, normalise_literal
 
@@ -208,6 +210,7 @@ def import_codes(
             ),
         )
         central.add_literals(sorted(rows))
+        change_journal.record(central.conn, Kind.CODE, sorted(rows), at=issued)
     return ImportReport(
         campaign_id=campaign_id,
         run_id=run_id,

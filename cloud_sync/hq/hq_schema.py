@@ -68,6 +68,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "SELECT substr(code, 1, i) || substr(code, i + 2), code FROM literal_codes, cut "
         "WHERE i < length(code) UNION ALL SELECT code, code FROM literal_codes",
     ),
+    (
+        # The change journal (change_journal.py): what each write changed, by kind and key,
+        # for the fan-out to turn into the stores' deltas. AUTOINCREMENT: an id is never
+        # reused, even after pruning, so the fan-out's cursor can never skip a new change.
+        "CREATE TABLE changes (id INTEGER PRIMARY KEY AUTOINCREMENT, scope TEXT NOT NULL, "
+        "kind TEXT NOT NULL, key TEXT NOT NULL, at INTEGER NOT NULL)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -37,8 +37,9 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from cloud_sync.hq import code_batch
+from cloud_sync.hq import change_journal, code_batch
 from cloud_sync.hq.central_store import CentralStore, MemberRow, to_epoch
+from cloud_sync.hq.change_journal import Kind
 from cloud_sync.hq.errors import CampaignEndedError, InputError
 from cloud_sync.hq.literal_codes import mintable_neighbours
 from edge_agent.domain.code_format import ALPHABET
@@ -101,6 +102,7 @@ def mint_anonymous(
         for namespace, values in drawn.values:
             for start in range(0, len(values), chunk):
                 encoded = code_batch.encode(central.fmt, namespace, values[start : start + chunk])
+                as_json = _json_array(encoded)
                 central.conn.execute(
                     _INSERT_JSON,
                     (
@@ -110,9 +112,10 @@ def mint_anonymous(
                         to_epoch(now),
                         expires,
                         run_id,
-                        _json_array(encoded),
+                        as_json,
                     ),
                 )
+                change_journal.record_json(central.conn, Kind.CODE, as_json, at=to_epoch(now))
                 if progress is not None:
                     progress(len(encoded))
         return _finish(central, run_id, campaign_id, drawn)
@@ -137,7 +140,7 @@ def mint_for_members(
         unique: dict[str, MemberRow] = {}
         for row in members:
             unique.setdefault(row.member_id, row)
-        central.upsert_members(list(unique.values()))
+        central.upsert_members(list(unique.values()), now=now)
         held = {
             str(m)
             for (m,) in central.conn.execute(
@@ -177,6 +180,7 @@ def mint_for_members(
                             )
                         )
                     central.conn.executemany(_INSERT_ROW, rows)
+                    change_journal.record(central.conn, Kind.CODE, codes, at=to_epoch(now))
                     taken += len(codes)
                     if progress is not None:
                         progress(len(codes))

@@ -17,7 +17,9 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
+from cloud_sync.hq import change_journal
 from cloud_sync.hq.central_store import CentralStore, from_epoch, to_epoch
+from cloud_sync.hq.change_journal import Kind
 from cloud_sync.hq.errors import InputError
 from cloud_sync.hq.hq_schema import transaction
 from edge_agent.domain.token_codec import key_id_of, public_key_from_text, public_key_text
@@ -68,6 +70,7 @@ def register(central: CentralStore, store_id: str, public_key: str, *, now: date
                 "INSERT INTO store_keys VALUES (?, ?, ?, ?, NULL)",
                 (kid, store_id, raw, to_epoch(now)),
             )
+            change_journal.record(conn, Kind.STORE_KEY, [kid], at=to_epoch(now))
             row = conn.execute(f"{_SELECT} WHERE key_id = ?", (kid,)).fetchone()
     key = _row(row)
     if key.store_id != store_id or public_key_text(raw) != key.public_key:
@@ -88,6 +91,8 @@ def revoke(central: CentralStore, key_id: str, *, now: datetime) -> StoreKey:
             "UPDATE store_keys SET revoked_at = coalesce(revoked_at, ?) WHERE key_id = ?",
             (to_epoch(now), key_id.strip().lower()),
         ).rowcount
+        if changed:
+            change_journal.record(conn, Kind.STORE_KEY, [key_id.strip().lower()], at=to_epoch(now))
     if not changed:
         raise InputError(f"no store key {key_id!r}")
     row = conn.execute(f"{_SELECT} WHERE key_id = ?", (key_id.strip().lower(),)).fetchone()

@@ -23,7 +23,7 @@ from cloud_sync.contract.topics import Channel
 from cloud_sync.hq import hq_signer
 from cloud_sync.hq.central_store import CentralStore
 from cloud_sync.hq.fanout import delta_log, key_announcements, producer
-from cloud_sync.hq.fanout.producer import JournalEntry
+from cloud_sync.hq.fanout.producer import JournalEntry, JournalPage
 from cloud_sync.hq.fanout.service import FanoutService
 from cloud_sync.hq.ingest import views
 from cloud_sync.hq.ingest.event_store import EventStore, open_event_store
@@ -337,8 +337,10 @@ class OneChange:
     def __init__(self, store: str, change: Change) -> None:
         self.entry = JournalEntry(id=1, store_id=store, change=change)
 
-    def changes_after(self, after_id: int, *, limit: int) -> list[JournalEntry]:
-        return [self.entry] if after_id < 1 else []
+    def changes_after(self, after_id: int, *, limit: int) -> JournalPage:
+        if after_id >= 1:
+            return JournalPage(entries=(), through=after_id)
+        return JournalPage(entries=(self.entry,), through=1)
 
 
 def test_hq_rotates_its_key_and_the_box_follows_the_new_one_across_a_restart(

@@ -167,6 +167,7 @@ def test_a_file_from_before_the_rule_gets_its_literals_indexed(tmp_path: Path) -
         old.create_generic("SPRING", "HOLIMAN100", now=NOW)
         old.conn.execute("DROP TABLE literal_keys")
         old.conn.execute("DROP TABLE literal_codes")
+        old.conn.execute("DROP TABLE changes")  # schema version 4's
         old.conn.execute("PRAGMA user_version = 2")  # as schema version 2 left it
     with CentralStore.open(path) as central:
         with pytest.raises(CodeExistsError, match="one mistype away from HOLIMAN100"):

@@ -21,6 +21,7 @@ from cloud_sync.hq import hq_key_file
 from cloud_sync.hq.code_io import parse_time
 from cloud_sync.hq.errors import InputError
 from cloud_sync.hq.fanout import key_announcements
+from cloud_sync.hq.fanout.central_journal import CentralJournal
 from cloud_sync.hq.fanout.service import FanoutService
 from cloud_sync.hq.ingest import commands as ingest_commands
 from cloud_sync.hq.ingest.event_store import open_event_store
@@ -47,7 +48,7 @@ def _fanout(args: argparse.Namespace, now: datetime) -> int:
     service = FanoutService(
         login=login,
         store=store,
-        journal=None,
+        journal=CentralJournal(Path(args.hq_db)),
         key=key,
         client_id=args.client_id,
         interval_s=args.interval_s,
@@ -106,6 +107,11 @@ def add_commands(sub: Any) -> None:
         "fanout", help="run the fan-out: every store's code cache deltas, signed, over MQTT"
     )
     ingest_commands.add_db(p)
+    p.add_argument(
+        "--hq-db",
+        default="hq.db",
+        help="central store whose change journal becomes the deltas (default hq.db)",
+    )
     ingest_commands.add_broker(p)
     p.add_argument(
         "--hq-key", default=DEFAULT_KEY, help=f"HQ's signing key (default {DEFAULT_KEY})"

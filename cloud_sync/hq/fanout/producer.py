@@ -45,10 +45,17 @@ class JournalEntry:
     change: Change
 
 
-class Journal(Protocol):
-    """The central store's change journal, read from a position."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JournalPage:
+    entries: Sequence[JournalEntry]  # in id order; several may share an id
+    through: int  # the journal is read through this id (some ids make no entry)
 
-    def changes_after(self, after_id: int, *, limit: int) -> Sequence[JournalEntry]: ...
+
+class Journal(Protocol):
+    """The central store's change journal (``central_journal.py``), read from a position:
+    at most ``limit`` journal ids after ``after_id``."""
+
+    def changes_after(self, after_id: int, *, limit: int) -> JournalPage: ...
 
 
 def known_stores(tx: Tx) -> list[str]:
@@ -87,16 +94,17 @@ def step(
     stores = known_stores(tx)
     changes: dict[str, list[Change]] = {s: [] for s in stores}
     if journal is not None:
-        entries = journal.changes_after(journal_cursor(tx), limit=journal_page)
-        for entry in entries:
+        cursor = journal_cursor(tx)
+        page = journal.changes_after(cursor, limit=journal_page)
+        for entry in page.entries:
             targets = stores if entry.store_id == ALL_STORES else [entry.store_id]
             for store in targets:
                 changes.setdefault(store, []).append(entry.change)
-        if entries:
+        if page.through > cursor:
             tx.execute(
                 "INSERT INTO fanout_meta (key, value) VALUES ('journal_id', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (entries[-1].id,),
+                (page.through,),
             )
     used = use_totals.take(tx, limit=use_page)
     published: list[Published] = []

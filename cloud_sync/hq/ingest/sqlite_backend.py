@@ -13,6 +13,7 @@ lock longer than ``busy_timeout`` is ``StoreUnavailableError``: the message come
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Self, TypeVar
@@ -68,6 +69,9 @@ class SqliteEventStore:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
+        # One connection holds one transaction at a time: services sharing this store on
+        # several threads (the demo's ingest and fan-out) take turns rather than nesting.
+        self._turn = threading.Lock()
 
     @property
     def location(self) -> str:
@@ -100,7 +104,7 @@ class SqliteEventStore:
 
     def run(self, work: Callable[[_SqliteTx], T]) -> T:
         try:
-            with transaction(self._conn):
+            with self._turn, transaction(self._conn):
                 return work(_SqliteTx(self._conn))
         except sqlite3.OperationalError as exc:  # locked past the timeout, I/O error, full
             raise StoreUnavailableError(f"{self.path}: {exc}") from exc

@@ -18,7 +18,7 @@ from cloud_sync.contract.follow_position import FollowPosition
 from cloud_sync.contract.hq_document import Kind
 from cloud_sync.hq.fanout import delta_log, producer
 from cloud_sync.hq.fanout.delta_log import Published
-from cloud_sync.hq.fanout.producer import JournalEntry
+from cloud_sync.hq.fanout.producer import JournalEntry, JournalPage
 from cloud_sync.hq.ingest import views
 from cloud_sync.hq.ingest.core import Ingest
 from cloud_sync.hq.ingest.event_store import EventStore, Tx
@@ -39,8 +39,9 @@ class ListJournal:
     def __init__(self, entries: Sequence[JournalEntry] = ()) -> None:
         self.entries = list(entries)
 
-    def changes_after(self, after_id: int, *, limit: int) -> Sequence[JournalEntry]:
-        return [e for e in self.entries if e.id > after_id][:limit]
+    def changes_after(self, after_id: int, *, limit: int) -> JournalPage:
+        taken = [e for e in self.entries if e.id > after_id][:limit]
+        return JournalPage(entries=taken, through=taken[-1].id if taken else after_id)
 
 
 def use(
