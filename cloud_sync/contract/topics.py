@@ -19,10 +19,16 @@ give each box exactly its own subtree with one pattern, and HQ subscribes to all
     position box  -> HQ   1    yes       follow_position.py
                                                         where the box's cache stands in the
                                                         store's delta stream (asks for more)
+    snapshot HQ   -> box  1    yes       hq_document.py a full snapshot offered to a box deltas
+                                                        cannot bring up (snapshot_offer.py)
+    snapshot_request  box -> HQ  1  no   snapshot_offer.py
+                                                        the next chunk of it, from an offset
+    snapshot_chunk    HQ -> box  1  no   snapshot_offer.py
+                                                        a header line and the file's bytes
 
 Two HQ services answer the boxes, each under its own broker user: ``ingest`` (events, state,
-health in; acks and resends out) and ``fanout`` (positions in; deltas and HQ key
-announcements out). Deltas are per
+health in; acks and resends out) and ``fanout`` (positions and snapshot requests in; deltas,
+HQ key announcements, snapshot offers and chunks out). Deltas are per
 store, but each box gets them on its own topic: a box's ACL is one pattern per channel on its
 own subtree, and each box's position is its own (a box back from a week away catches up alone).
 
@@ -49,10 +55,11 @@ ACL patterns), no U+0000 (section 1.5.3 forbids it) and no other control charact
 says they should not appear), valid UTF-8, and at most ``MAX_ID_CHARS`` characters. Builders
 refuse any other id (``BadLevelError``) rather than build a topic that means something else.
 
-Access. A box publishes only ``events``, ``state``, ``health`` and ``position`` of its own
-subtree and subscribes only to its own ``ack``, ``resend``, ``delta`` and ``hq_key``
-(``box_subscriptions``); HQ the other way round, for every box, each service to its own
-channels (``hq_subscriptions``). With the box's broker username set to its box id,
+Access. A box publishes only its own subtree's box channels (``events``, ``state``, ``health``,
+``position``, ``snapshot_request``) and subscribes only to its own HQ channels (``ack``,
+``resend``, ``delta``, ``hq_key``, ``snapshot``, ``snapshot_chunk``; ``box_subscriptions``);
+HQ the other way round, for every box, each service to its own channels
+(``hq_subscriptions``). With the box's broker username set to its box id,
 one Mosquitto ACL pattern per channel says so, e.g. ``pattern write storeside/v1/+/%u/events``
 and ``pattern read storeside/v1/+/%u/ack``; the ``+`` over the store level is safe because box
 ids are unique across the chain, and HQ still checks the batch's signature (``batch.py``).
@@ -85,6 +92,9 @@ class Channel(StrEnum):
     DELTA = "delta"
     HQ_KEY = "hq_key"
     POSITION = "position"
+    SNAPSHOT = "snapshot"
+    SNAPSHOT_REQUEST = "snapshot_request"
+    SNAPSHOT_CHUNK = "snapshot_chunk"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,6 +122,15 @@ CHANNELS: Final[dict[Channel, ChannelSpec]] = {
     ),
     Channel.POSITION: ChannelSpec(
         sender="box", qos=1, retained=True, message="position", service="fanout"
+    ),
+    Channel.SNAPSHOT: ChannelSpec(
+        sender="hq", qos=1, retained=True, message="snapshot_offer", service="fanout"
+    ),
+    Channel.SNAPSHOT_REQUEST: ChannelSpec(
+        sender="box", qos=1, retained=False, message="snapshot_request", service="fanout"
+    ),
+    Channel.SNAPSHOT_CHUNK: ChannelSpec(
+        sender="hq", qos=1, retained=False, message="snapshot_chunk", service="fanout"
     ),
 }
 INGEST: Final = "ingest"

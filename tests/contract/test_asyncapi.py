@@ -127,9 +127,11 @@ def validator(schema: str) -> jsonschema_rs.Draft7Validator:
 
 
 PAYLOADS = {name: validator(name) for name in ("Batch", "Ack", "ResendRequest", "State",
-            "Health", "EventEnvelope", "HqDocument", "FollowPosition")}  # fmt: skip
+            "Health", "EventEnvelope", "HqDocument", "FollowPosition", "SnapshotOffer",
+            "SnapshotRequest", "SnapshotChunkHeader")}  # fmt: skip
 SCHEMA_OF = {"ack": "Ack", "resend": "ResendRequest", "state": "State", "health": "Health",
-             "position": "FollowPosition"}  # fmt: skip
+             "position": "FollowPosition", "snapshot_offer": "SnapshotOffer",
+             "snapshot_request": "SnapshotRequest"}  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", SCHEMA_OF)

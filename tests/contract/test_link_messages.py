@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud_sync.contract import ack, follow_position, presence
+from cloud_sync.contract import ack, follow_position, presence, snapshot_offer
 from cloud_sync.contract.ack import Ack, ResendRequest, SeqRange
 from cloud_sync.contract.decode_errors import (
     BadValueError,
@@ -26,6 +26,7 @@ from cloud_sync.contract.message_codec import (
     MessageError,
 )
 from cloud_sync.contract.presence import BoxState, Health, State
+from cloud_sync.contract.snapshot_offer import Offer, Request
 from tests.contract.test_topics import ids
 
 seqs = st.integers(min_value=1, max_value=2**63 - 1)
@@ -91,6 +92,30 @@ positions = st.builds(
     stream=st.none() | st.from_regex(r"[0-9a-f]{32}", fullmatch=True),
     watermark=st.integers(min_value=0, max_value=2**63 - 1),
 )
+hex32 = st.from_regex(r"[0-9a-f]{32}", fullmatch=True)
+snapshot_offers = st.builds(
+    Offer,
+    store_id=ids,
+    snapshot_id=hex32,
+    stream=hex32,
+    seq=st.integers(min_value=0, max_value=2**63 - 1),
+    size=st.integers(min_value=1, max_value=snapshot_offer.MAX_SIZE),
+    sha256=st.from_regex(r"[0-9a-f]{64}", fullmatch=True),
+    chunk_bytes=st.integers(min_value=1, max_value=snapshot_offer.MAX_CHUNK_BYTES),
+    created_at=times,
+)
+snapshot_requests = st.builds(
+    Request,
+    store_id=ids,
+    box_id=ids,
+    snapshot_id=hex32,
+    offset=st.integers(min_value=0, max_value=snapshot_offer.MAX_SIZE),
+)
+
+
+def encoded_offer(offer: Offer) -> bytes:
+    return snapshot_offer.encode_offer(offer).encode("ascii")
+
 
 # Each message kind: (strategy, encoder, decoder, its field table).
 KINDS: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], bytes], Callable[..., Any], Any]]
@@ -104,6 +129,18 @@ KINDS = {
         follow_position.encode,
         follow_position.decode,
         follow_position.FIELDS,
+    ),
+    "snapshot_offer": (
+        snapshot_offers,
+        encoded_offer,
+        snapshot_offer.decode_offer,
+        snapshot_offer.OFFER_FIELDS,
+    ),
+    "snapshot_request": (
+        snapshot_requests,
+        snapshot_offer.encode_request,
+        snapshot_offer.decode_request,
+        snapshot_offer.REQUEST_FIELDS,
     ),
 }
 
@@ -170,6 +207,15 @@ BAD_VALUES = [
     ("position", {"stream": "ABCDEF0123456789ABCDEF0123456789"}),
     ("position", {"stream": "0" * 31}),
     ("position", {"box_id": "+"}),
+    ("snapshot_offer", {"size": 0}),
+    ("snapshot_offer", {"chunk_bytes": 0}),
+    ("snapshot_offer", {"chunk_bytes": 512 * 1024 + 1}),
+    ("snapshot_offer", {"sha256": "A" * 64}),
+    ("snapshot_offer", {"snapshot_id": "x" * 32}),
+    ("snapshot_offer", {"created_at": "2026-01-01T00:00:00"}),
+    ("snapshot_offer", {"store_id": "a/b"}),
+    ("snapshot_request", {"offset": -1}),
+    ("snapshot_request", {"snapshot_id": "0" * 31}),
 ]
 BASE: dict[str, dict[str, Any]] = {
     "ack": {"schema_version": 1, "store_id": "s", "box_id": "b", "stored_through": 0,
@@ -184,6 +230,11 @@ BASE: dict[str, dict[str, Any]] = {
                "last_ack_at": None, "oldest_retained_seq": None, "clock_offset_ms": None},
     "position": {"schema_version": 1, "store_id": "s", "box_id": "b", "stream": None,
                  "watermark": 0},
+    "snapshot_offer": {"schema_version": 1, "store_id": "s", "snapshot_id": "0" * 32,
+                       "stream": "1" * 32, "seq": 0, "size": 1, "sha256": "2" * 64,
+                       "chunk_bytes": 1, "created_at": "2026-01-01T00:00:00+00:00"},
+    "snapshot_request": {"schema_version": 1, "store_id": "s", "box_id": "b",
+                         "snapshot_id": "0" * 32, "offset": 0},
 }  # fmt: skip
 
 
