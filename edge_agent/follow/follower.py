@@ -92,6 +92,11 @@ class DeltaFollower:
         self._said: delta_apply.Position | None = None  # the last one HQ was told
 
     @property
+    def trust(self) -> HqTrust | None:
+        """The HQ keys trusted now (None before ``run`` began, or with no key pinned)."""
+        return self._trust
+
+    @property
     def said(self) -> delta_apply.Position | None:
         """The position HQ was last told (None before the first)."""
         return self._said

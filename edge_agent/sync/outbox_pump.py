@@ -59,6 +59,7 @@ from edge_agent.cache.code_cache import CodeCache
 from edge_agent.domain.coupon_token import key_id
 from edge_agent.domain.token_codec import public_key_from_text
 from edge_agent.follow.follower import DeltaFollower
+from edge_agent.follow.snapshot_fetch import SnapshotFetcher
 from edge_agent.sync import outbox_access
 from edge_agent.sync.batch_signer import sign
 from edge_agent.sync.mqtt_link import Endpoint, MqttLink, Will
@@ -161,6 +162,16 @@ class OutboxPump:
             clock=clock,
             quiet_s=cfg.position_quiet_s,
         )
+        self.fetcher = SnapshotFetcher(
+            store_id=identity.store_id,
+            box_id=identity.box_id,
+            trust=lambda: self.follower.trust,
+            on_cache=self._thread.run,
+            request=lambda payload: self._link.publish(
+                self._topics[Channel.SNAPSHOT_REQUEST], payload
+            ),
+            clock=clock,
+        )
         host, port, tls = endpoint
         self._link = MqttLink(
             Endpoint(
@@ -201,6 +212,7 @@ class OutboxPump:
                 group.create_task(self._send_loop())
                 group.create_task(self._health_loop())
                 group.create_task(self.follower.run())
+                group.create_task(self.fetcher.run())
         finally:
             stop_listening()
             goodbye = self._state_message(presence.BoxState.OFFLINE)
@@ -242,6 +254,7 @@ class OutboxPump:
         self._background(self._record_link(connected=True))
         self._background(self._publish_health())
         self.follower.on_connected()
+        self.fetcher.on_connected()
         self._wake()
 
     def on_disconnected(self, reason: str) -> None:
@@ -278,6 +291,10 @@ class OutboxPump:
                 self.follower.on_delta(payload)
             elif where.channel is Channel.HQ_KEY:
                 self.follower.on_hq_key(payload)
+            elif where.channel is Channel.SNAPSHOT:
+                self.fetcher.on_offer(payload)
+            elif where.channel is Channel.SNAPSHOT_CHUNK:
+                self.fetcher.on_chunk(payload)
             else:
                 raise TopicError(f"{where.channel} is not a channel HQ sends on")
         except (TopicError, DecodeError) as exc:

@@ -23,6 +23,7 @@ from cloud_sync.hq.errors import InputError
 from cloud_sync.hq.fanout import key_announcements
 from cloud_sync.hq.fanout.central_journal import CentralJournal
 from cloud_sync.hq.fanout.service import FanoutService
+from cloud_sync.hq.fanout.snapshot_shelf import SnapshotShelf
 from cloud_sync.hq.ingest import commands as ingest_commands
 from cloud_sync.hq.ingest.event_store import open_event_store
 from edge_agent.domain import token_codec
@@ -50,6 +51,7 @@ def _fanout(args: argparse.Namespace, now: datetime) -> int:
         store=store,
         journal=CentralJournal(Path(args.hq_db)),
         key=key,
+        shelf=SnapshotShelf(central=Path(args.hq_db), directory=Path(args.snapshots), key=key),
         client_id=args.client_id,
         interval_s=args.interval_s,
     )
@@ -111,6 +113,12 @@ def add_commands(sub: Any) -> None:
         "--hq-db",
         default="hq.db",
         help="central store whose change journal becomes the deltas (default hq.db)",
+    )
+    p.add_argument(
+        "--snapshots",
+        default="hq-snapshots",
+        help="folder for the snapshots offered to boxes deltas cannot bring up; emptied at "
+        "start (default hq-snapshots)",
     )
     ingest_commands.add_broker(p)
     p.add_argument(

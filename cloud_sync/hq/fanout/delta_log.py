@@ -142,10 +142,12 @@ def append(
 def catch_up(tx: Tx, position: FollowPosition, *, limit: int) -> CatchUp:
     """What to send a box at ``position`` (see the module docstring)."""
     at = head(tx, position.store_id)
-    if at is None:
-        return CatchUp()  # no delta made for the store yet: nothing to miss
     if position.stream is None:
         return CatchUp(needs_snapshot="the cache follows no delta stream")
+    if at is None:  # HQ never started this stream (restored from a backup before it?)
+        return CatchUp(
+            needs_snapshot=f"the store has no stream; the cache follows {position.stream}"
+        )
     if position.stream != at.stream:
         return CatchUp(
             needs_snapshot=f"the cache follows stream {position.stream}, not {at.stream}"

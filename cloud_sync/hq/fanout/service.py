@@ -13,7 +13,9 @@ whole fleet's last word at once, and each box is caught up from there; the sessi
 * each position, as it arrives: recorded (``box_positions``) and answered with HQ's key
   announcements (``key_announcements``: the chain of keys from the box's pin to the one
   that signs now) and the deltas after its watermark (``delta_log.catch_up``), or logged as
-  needing a snapshot. A position
+  needing a snapshot and, with a ``shelf``, offered one (``snapshot_shelf``), whose chunks
+  it sends as the box asks for them (``snapshot_request``, answered on ``snapshot_chunk``).
+  A position
   whose box HQ knows under another store is refused and logged: the ACL pins only the box
   level, so a box claiming another store's id must not be sent that store's deltas;
 * every hour: deltas older than the retention period pruned (a store's last ``keep`` stay).
@@ -41,13 +43,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud_sync.contract import follow_position, topics
+from cloud_sync.contract import follow_position, snapshot_offer, topics
 from cloud_sync.contract.decode_errors import DecodeError
 from cloud_sync.contract.follow_position import FollowPosition
+from cloud_sync.contract.snapshot_offer import Chunk
 from cloud_sync.contract.topics import Channel, TopicError
 from cloud_sync.hq.fanout import delta_log, key_announcements, producer
 from cloud_sync.hq.fanout.delta_log import CatchUp, Published
 from cloud_sync.hq.fanout.producer import Journal
+from cloud_sync.hq.fanout.snapshot_shelf import SnapshotShelf
 from cloud_sync.hq.ingest.errors import StoreUnavailableError
 from cloud_sync.hq.ingest.event_store import EventStore, Tx, to_micros
 from cloud_sync.hq.ingest.worker import Backoff, BrokerLogin, log_suback
@@ -72,6 +76,7 @@ class FanoutService:
         keep: int = 1000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
+        shelf: SnapshotShelf | None = None,
     ) -> None:
         self.login = login
         self.store = store
@@ -85,6 +90,11 @@ class FanoutService:
         self._clock = clock
         self._backoff = Backoff(rng=rng or random.Random())
         self._positions: list[tuple[str, bytes]] = []
+        self.shelf = shelf  # None: a box that needs a snapshot is only logged
+        self._requests: list[tuple[str, bytes]] = []
+        self._offered: dict[str, str] = {}  # box -> the snapshot id last offered to it
+        self.offers = 0  # snapshot offers published
+        self.chunks = 0  # snapshot chunks sent
         self.subscribed = threading.Event()  # set at each SUBACK: what a test waits for
         self.published = 0  # deltas sent, live and in catch-ups
         self.client = login.client(client_id, persistent=False)
@@ -109,6 +119,7 @@ class FanoutService:
                     break
                 try:
                     self._answer_positions()
+                    self._answer_requests()
                     now = time.monotonic()
                     if now >= next_step:
                         next_step = now + self.interval_s
@@ -149,7 +160,11 @@ class FanoutService:
         except UnicodeDecodeError:
             log.warning("dropped a message on a topic that is not UTF-8")
             return
-        if message.payload:  # an empty retained message clears a position: nothing to answer
+        if not message.payload:  # an empty retained message clears a position: no answer
+            return
+        if name.endswith(f"/{Channel.SNAPSHOT_REQUEST}"):
+            self._requests.append((name, bytes(message.payload)))
+        else:
             self._positions.append((name, bytes(message.payload)))
 
     # -- the work ------------------------------------------------------------------------------
@@ -191,6 +206,7 @@ class FanoutService:
                     position.store_id,
                     answer.needs_snapshot,
                 )
+                self._offer(position)
             to_box = topics.topic(position.store_id, position.box_id, Channel.HQ_KEY)
             for announcement in self.store.run(key_announcements.documents):
                 self.client.publish(to_box, announcement, qos=1)
@@ -203,6 +219,57 @@ class FanoutService:
                     answer.documents[0].seq,
                     answer.documents[-1].seq,
                 )
+
+    def _offer(self, position: FollowPosition) -> None:
+        """Offer the box its store's snapshot (see ``snapshot_shelf``), once per snapshot."""
+        if self.shelf is None:
+            return
+        shelved = self.shelf.offer(self.store, position.store_id)
+        if self._offered.get(position.box_id) == shelved.offer.snapshot_id:
+            return
+        to_box = topics.topic(position.store_id, position.box_id, Channel.SNAPSHOT)
+        self.client.publish(to_box, shelved.document, qos=1, retain=True)
+        self._offered[position.box_id] = shelved.offer.snapshot_id
+        self.offers += 1
+        log.info(
+            "box %s: offered snapshot %s (%d bytes, at delta %d)",
+            position.box_id,
+            shelved.offer.snapshot_id,
+            shelved.offer.size,
+            shelved.offer.seq,
+        )
+
+    def _answer_requests(self) -> None:
+        taken, self._requests = self._requests, []
+        for name, payload in taken:
+            try:
+                where = topics.parse_topic(name)
+                request = snapshot_offer.decode_request(payload)
+                if (request.store_id, request.box_id) != (where.store_id, where.box_id):
+                    raise TopicError(f"a request of {request.store_id}/{request.box_id}")
+            except (TopicError, DecodeError) as exc:
+                log.warning("dropped a snapshot request on %r: %s", name, exc)
+                continue
+            if self.shelf is None or self._store_of(request.box_id) != request.store_id:
+                chunk = Chunk(
+                    snapshot_id=request.snapshot_id, offset=0, size=0, data=b"", missing=True
+                )
+            else:
+                chunk = self.shelf.chunk(request)
+            to_box = topics.topic(where.store_id, where.box_id, Channel.SNAPSHOT_CHUNK)
+            self.client.publish(to_box, snapshot_offer.encode_chunk(chunk), qos=1)
+            self.chunks += 1
+
+    def _store_of(self, box_id: str) -> str | None:
+        """The store HQ knows the box under: its events', else its last position's."""
+        rows = self.store.run(
+            lambda tx: tx.query(
+                "SELECT store_id FROM streams WHERE box_id = ? "
+                "UNION ALL SELECT store_id FROM box_positions WHERE box_id = ?",
+                (box_id, box_id),
+            )
+        )
+        return str(rows[0][0]) if rows else None
 
     def _answer(self, position: FollowPosition, at: datetime) -> CatchUp | None:
         return self.store.run(lambda tx: self._catch_up(tx, position, at))
