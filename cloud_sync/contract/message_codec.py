@@ -60,6 +60,7 @@ class Kind(StrEnum):
     STR = "a string"
     OPT_STR = "a string or null"
     LIST = "an array"
+    OBJECT = "an object"
 
 
 def is_text(value: object) -> TypeGuard[str]:
@@ -82,6 +83,8 @@ def _is(value: object, kind: Kind) -> bool:
         return type(value) is int or (kind is Kind.OPT_INT and value is None)
     if kind is Kind.LIST:
         return isinstance(value, list)
+    if kind is Kind.OBJECT:
+        return isinstance(value, dict)
     return is_text(value) or (kind is Kind.OPT_STR and value is None)
 
 

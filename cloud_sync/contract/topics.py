@@ -19,10 +19,17 @@ give each box exactly its own subtree with one pattern, and HQ subscribes to all
     position box  -> HQ   1    yes       follow_position.py
                                                         where the box's cache stands in the
                                                         store's delta stream (asks for more)
+    config   HQ   -> box  1    yes       hq_document.py the store's config as HQ sets it
+                                                        (config_document.py), signed
+    config_result
+             box  -> HQ   1    yes       config_result.py
+                                                        what the box made of the last config
 
 Two HQ services answer the boxes, each under its own broker user: ``ingest`` (events, state,
 health in; acks and resends out) and ``fanout`` (positions in; deltas and HQ key
-announcements out). Deltas are per
+announcements out), and ``config`` (``storeside-hq config``: config documents out, the
+boxes' results in, both retained so neither end must be listening when the other speaks).
+Deltas are per
 store, but each box gets them on its own topic: a box's ACL is one pattern per channel on its
 own subtree, and each box's position is its own (a box back from a week away catches up alone).
 
@@ -49,13 +56,14 @@ ACL patterns), no U+0000 (section 1.5.3 forbids it) and no other control charact
 says they should not appear), valid UTF-8, and at most ``MAX_ID_CHARS`` characters. Builders
 refuse any other id (``BadLevelError``) rather than build a topic that means something else.
 
-Access. A box publishes only ``events``, ``state``, ``health`` and ``position`` of its own
-subtree and subscribes only to its own ``ack``, ``resend``, ``delta`` and ``hq_key``
-(``box_subscriptions``); HQ the other way round, for every box, each service to its own
-channels (``hq_subscriptions``). With the box's broker username set to its box id,
-one Mosquitto ACL pattern per channel says so, e.g. ``pattern write storeside/v1/+/%u/events``
-and ``pattern read storeside/v1/+/%u/ack``; the ``+`` over the store level is safe because box
-ids are unique across the chain, and HQ still checks the batch's signature (``batch.py``).
+Access. A box publishes only ``events``, ``state``, ``health``, ``position`` and
+``config_result`` of its own subtree and subscribes only to its own ``ack``, ``resend``,
+``delta``, ``hq_key`` and ``config`` (``box_subscriptions``); HQ the other way round, for
+every box, each service to its own channels (``hq_subscriptions``). With the box's broker
+username set to its box id, one Mosquitto ACL pattern per channel says so, e.g.
+``pattern write storeside/v1/+/%u/events`` and ``pattern read storeside/v1/+/%u/ack``; the
+``+`` over the store level is safe because box ids are unique across the chain, and HQ still
+checks the batch's signature (``batch.py``).
 
 Parsing (``parse_topic``) takes a topic a message arrived on and answers a ``Topic`` or one of
 the errors drawn in ``TopicError``, checked in order: the root, the tree's version, the number
@@ -85,6 +93,8 @@ class Channel(StrEnum):
     DELTA = "delta"
     HQ_KEY = "hq_key"
     POSITION = "position"
+    CONFIG = "config"
+    CONFIG_RESULT = "config_result"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,7 +105,7 @@ class ChannelSpec:
     qos: int
     retained: bool
     message: str  # the payload's name in asyncapi.yaml
-    service: str = "ingest"  # the HQ service at the other end: "ingest" or "fanout"
+    service: str = "ingest"  # the HQ service at the other end: "ingest", "fanout", "config"
 
 
 CHANNELS: Final[dict[Channel, ChannelSpec]] = {
@@ -113,9 +123,16 @@ CHANNELS: Final[dict[Channel, ChannelSpec]] = {
     Channel.POSITION: ChannelSpec(
         sender="box", qos=1, retained=True, message="position", service="fanout"
     ),
+    Channel.CONFIG: ChannelSpec(
+        sender="hq", qos=1, retained=True, message="config", service="config"
+    ),
+    Channel.CONFIG_RESULT: ChannelSpec(
+        sender="box", qos=1, retained=True, message="config_result", service="config"
+    ),
 }
 INGEST: Final = "ingest"
 FANOUT: Final = "fanout"
+CONFIG: Final = "config"
 
 
 class TopicError(ValueError):
@@ -238,6 +255,14 @@ def fanout_subscriptions() -> tuple[str, ...]:
     """What HQ's fan-out subscribes to: every box's position (retained)."""
     return tuple(
         subscription(c) for c, s in CHANNELS.items() if s.sender == "box" and s.service == FANOUT
+    )
+
+
+def config_subscriptions() -> tuple[str, ...]:
+    """What ``storeside-hq config status`` subscribes to: every box's config result
+    (retained, so the broker hands over each box's last one at once)."""
+    return tuple(
+        subscription(c) for c, s in CHANNELS.items() if s.sender == "box" and s.service == CONFIG
     )
 
 

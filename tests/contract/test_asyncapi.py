@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from cloud_sync.contract import (
     ack,
     batch,
+    config_result,
     event_envelope,
     follow_position,
     hq_document,
@@ -43,6 +44,8 @@ TABLES: dict[str, dict[int, Any]] = {
     "delta": hq_document.FIELDS,
     "hq_key": hq_document.FIELDS,
     "position": follow_position.FIELDS,
+    "config": hq_document.FIELDS,
+    "config_result": config_result.FIELDS,
 }
 
 
@@ -127,9 +130,10 @@ def validator(schema: str) -> jsonschema_rs.Draft7Validator:
 
 
 PAYLOADS = {name: validator(name) for name in ("Batch", "Ack", "ResendRequest", "State",
-            "Health", "EventEnvelope", "HqDocument", "FollowPosition")}  # fmt: skip
+            "Health", "EventEnvelope", "HqDocument", "FollowPosition", "ConfigResult",
+            "ConfigDocument")}  # fmt: skip
 SCHEMA_OF = {"ack": "Ack", "resend": "ResendRequest", "state": "State", "health": "Health",
-             "position": "FollowPosition"}  # fmt: skip
+             "position": "FollowPosition", "config_result": "ConfigResult"}  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", SCHEMA_OF)

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud_sync.contract import ack, follow_position, presence
+from cloud_sync.contract import ack, config_result, follow_position, presence
 from cloud_sync.contract.ack import Ack, ResendRequest, SeqRange
+from cloud_sync.contract.config_result import ConfigResult, FieldError, Outcome
 from cloud_sync.contract.decode_errors import (
     BadValueError,
     MissingFieldError,
@@ -91,6 +92,18 @@ positions = st.builds(
     stream=st.none() | st.from_regex(r"[0-9a-f]{32}", fullmatch=True),
     watermark=st.integers(min_value=0, max_value=2**63 - 1),
 )
+config_results = st.builds(
+    ConfigResult,
+    store_id=ids,
+    box_id=ids,
+    version=st.none() | seqs,
+    running=st.none() | seqs,
+    outcome=st.sampled_from(Outcome),
+    errors=st.lists(st.builds(FieldError, short, short), max_size=config_result.MAX_ERRORS).map(
+        tuple
+    ),
+    at=times,
+)
 
 # Each message kind: (strategy, encoder, decoder, its field table).
 KINDS: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], bytes], Callable[..., Any], Any]]
@@ -104,6 +117,12 @@ KINDS = {
         follow_position.encode,
         follow_position.decode,
         follow_position.FIELDS,
+    ),
+    "config_result": (
+        config_results,
+        config_result.encode,
+        config_result.decode,
+        config_result.FIELDS,
     ),
 }
 
@@ -170,6 +189,17 @@ BAD_VALUES = [
     ("position", {"stream": "ABCDEF0123456789ABCDEF0123456789"}),
     ("position", {"stream": "0" * 31}),
     ("position", {"box_id": "+"}),
+    ("config_result", {"outcome": "maybe"}),
+    ("config_result", {"version": 0}),
+    ("config_result", {"running": -1}),
+    ("config_result", {"errors": [{"path": "a"}]}),
+    ("config_result", {"errors": [{"path": "a", "message": 1}]}),
+    ("config_result", {"errors": [{"path": "a", "message": "m", "x": 1}]}),
+    ("config_result", {"errors": ["a: m"]}),
+    ("config_result", {"errors": [{"path": "a" * 201, "message": "m"}]}),
+    ("config_result", {"errors": [{"path": "", "message": "m"}] * 101}),
+    ("config_result", {"at": "2026-01-01T00:00:00"}),
+    ("config_result", {"store_id": "a/b"}),
 ]
 BASE: dict[str, dict[str, Any]] = {
     "ack": {"schema_version": 1, "store_id": "s", "box_id": "b", "stored_through": 0,
@@ -184,6 +214,10 @@ BASE: dict[str, dict[str, Any]] = {
                "last_ack_at": None, "oldest_retained_seq": None, "clock_offset_ms": None},
     "position": {"schema_version": 1, "store_id": "s", "box_id": "b", "stream": None,
                  "watermark": 0},
+    "config_result": {"schema_version": 1, "store_id": "s", "box_id": "b", "version": 3,
+                      "running": 2, "outcome": "rejected",
+                      "errors": [{"path": "api.port", "message": "too big"}],
+                      "at": "2026-01-01T00:00:00+00:00"},
 }  # fmt: skip
 
 

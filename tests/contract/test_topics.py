@@ -33,13 +33,17 @@ def test_the_tree_is_as_documented() -> None:
     assert topic("store-001", "box-001", Channel.EVENTS) == "storeside/v1/store-001/box-001/events"
     assert {topics.template(c) for c in Channel} == {
         f"storeside/v1/{{store_id}}/{{box_id}}/{c}"
-        for c in ("events", "ack", "resend", "state", "health", "delta", "hq_key", "position")
-    }
+        for c in (
+            "events", "ack", "resend", "state", "health", "delta", "hq_key", "position",
+            "config", "config_result",
+        )
+    }  # fmt: skip
     assert topics.box_subscriptions("s", "b") == (
         "storeside/v1/s/b/ack",
         "storeside/v1/s/b/resend",
         "storeside/v1/s/b/delta",
         "storeside/v1/s/b/hq_key",
+        "storeside/v1/s/b/config",
     )
     assert topics.hq_subscriptions("ingest") == (
         "$share/ingest/storeside/v1/+/+/events",
@@ -47,11 +51,14 @@ def test_the_tree_is_as_documented() -> None:
         "storeside/v1/+/+/health",
     )
     assert topics.fanout_subscriptions() == ("storeside/v1/+/+/position",)
+    assert topics.config_subscriptions() == ("storeside/v1/+/+/config_result",)
     assert set(topics.CHANNELS) == set(Channel)
     assert {c for c, s in topics.CHANNELS.items() if s.retained} == {
         Channel.STATE,
         Channel.HEALTH,
         Channel.POSITION,
+        Channel.CONFIG,
+        Channel.CONFIG_RESULT,
     }
 
 
