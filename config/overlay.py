@@ -97,9 +97,10 @@ def local_only_errors(overlay: Mapping[str, Any]) -> list[FieldError]:
     ]
 
 
-def _validated(doc: dict[str, Any]) -> AgentConfig | list[FieldError]:
+def laid_over(base: AgentConfig, overlay: Mapping[str, Any]) -> AgentConfig | list[FieldError]:
+    """``overlay`` merged over ``base`` and validated: the config, or every schema error."""
     try:
-        return AgentConfig.model_validate(doc)
+        return AgentConfig.model_validate(merge(base.model_dump(mode="json"), overlay))
     except ValidationError as exc:
         return [FieldError(path, msg) for path, msg in field_errors(exc)]
 
@@ -112,7 +113,7 @@ def check(
     refused = local_only_errors(overlay)
     if refused:
         return Refused(outcome=Outcome.REJECTED, errors=tuple(refused))
-    new = _validated(merge(base.model_dump(mode="json"), overlay))
+    new = laid_over(base, overlay)
     if isinstance(new, list):
         return Refused(outcome=Outcome.REJECTED, errors=tuple(new))
     diff = diff_configs(running, new)
@@ -128,7 +129,7 @@ def refusals_before_push(overlay: Mapping[str, Any]) -> list[FieldError]:
     """What HQ refuses to push (every error): a field the box keeps to itself, one no box can
     change live, and whatever the schema refuses over the defaults."""
     errors = local_only_errors(overlay)
-    new = _validated(merge(AgentConfig().model_dump(mode="json"), overlay))
+    new = laid_over(AgentConfig(), overlay)
     if isinstance(new, list):  # a typo'd key is its own error, not also "needs a restart"
         return errors + new
     return errors + [

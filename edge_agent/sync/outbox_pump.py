@@ -71,6 +71,15 @@ IDLE_POLL_S = 1.0
 ACK_WRITE_EVERY_S = 0.25
 
 
+class ConfigInbox(Protocol):
+    """Where HQ's config pushes go (``edge_agent/config_push/config_follower.py``): the agent's,
+    not the pump's, since a config may restart the pump that delivered it."""
+
+    def on_config(self, payload: bytes) -> None: ...
+
+    def result_payload(self) -> bytes | None: ...
+
+
 class CacheThread(Protocol):
     """The tills' DB thread (``runtime/db_thread.py``), as the pump uses it: only to hear
     about commits. The pump's own reads and writes run on its own thread (``pump_thread.py``)."""
@@ -128,6 +137,7 @@ class OutboxPump:
         password: str,
         printer_state: Callable[[], str],
         clock: Callable[[], datetime],
+        config_inbox: ConfigInbox | None = None,
     ) -> None:
         endpoint = cfg.endpoint
         if endpoint is None:
@@ -139,6 +149,7 @@ class OutboxPump:
         self._key_id = key_id(identity.key.public_key())
         self._printer_state = printer_state
         self._clock = clock
+        self._config_inbox = config_inbox
         self.counters = PumpCounters()
         self._wake = _Waker()
         self._window: SendWindow | None = None
@@ -242,7 +253,14 @@ class OutboxPump:
         self._background(self._record_link(connected=True))
         self._background(self._publish_health())
         self.follower.on_connected()
+        result = None if self._config_inbox is None else self._config_inbox.result_payload()
+        if result is not None:  # the box's last word on HQ's config, said again (retained)
+            self.publish_config_result(result)
         self._wake()
+
+    def publish_config_result(self, payload: bytes) -> bool:
+        """Publish what came of HQ's last config (retained); False when not connected."""
+        return self._link.publish(self._topics[Channel.CONFIG_RESULT], payload, retain=True)
 
     def on_disconnected(self, reason: str) -> None:
         self._background(self._record_link(connected=False))
@@ -278,6 +296,8 @@ class OutboxPump:
                 self.follower.on_delta(payload)
             elif where.channel is Channel.HQ_KEY:
                 self.follower.on_hq_key(payload)
+            elif where.channel is Channel.CONFIG and self._config_inbox is not None:
+                self._config_inbox.on_config(payload)
             else:
                 raise TopicError(f"{where.channel} is not a channel HQ sends on")
         except (TopicError, DecodeError) as exc:
