@@ -182,8 +182,10 @@ def test_config_push_end_to_end(
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     token2 = new_token()
-    till2 = f'[[api.tills]]\ntill_id = "till-1"\ntoken_sha256 = "{token_digest(box.token)}"\n' \
-            f'[[api.tills]]\ntill_id = "till-2"\ntoken_sha256 = "{token_digest(token2)}"\n'  # fmt: skip
+    till2 = "".join(
+        f'[[api.tills]]\ntill_id = "{till}"\ntoken_sha256 = "{token_digest(token)}"\n'
+        for till, token in (("till-1", box.token), ("till-2", token2))
+    )
     assert box.answer_to(token2) == 401
     seen = Results(mqtt_client)
     if True:
@@ -206,8 +208,14 @@ def test_config_push_end_to_end(
         now = datetime.now(UTC)
 
         def doc(version: int, overlay: dict[str, object]) -> ConfigDocument:
-            return ConfigDocument(store_id=STORE, version=version, fleet_version=None,
-                                  store_version=version, issued_at=now, overlay=overlay)  # fmt: skip
+            return ConfigDocument(
+                store_id=STORE,
+                version=version,
+                fleet_version=None,
+                store_version=version,
+                issued_at=now,
+                overlay=overlay,
+            )
 
         key = hq_key[1]
         bad = {"redemption": {"till_failure_limt": 3, "hold_seconds": 1}}
