@@ -28,6 +28,11 @@ latest summary matters, so a box that is offline keeps none queued and sends the
 when it is back (the oldest are dropped by construction). Ledger events are never dropped:
 they leave the outbox only on HQ's ack.
 
+HQ's config pushes (the retained ``config`` topic) are handed, as they come, to the agent's
+``ConfigInbox`` (``edge_agent/config_push/config_follower.py``), which outlives the pump: a
+pushed config may change ``[sync]`` and so restart the pump that delivered it. After every
+connect the pump publishes the inbox's last result again on the retained ``config_result``.
+
 Nothing here is on a till's request path: the tills' DB thread does none of the pump's work,
 and a validate (a read) never waits for the pump's one write, the delete after an ack.
 """
