@@ -273,11 +273,12 @@ class Agent:
         follower = self.config_push
         return await self.reconfigure(file_cfg if follower is None else follower.rebased(file_cfg))
 
-    async def _health_after_push(self, cfg: AgentConfig) -> list[FieldError]:
+    async def _health_after_push(self, cfg: AgentConfig, diff: ConfigDiff) -> list[FieldError]:
         return await check_health(
             cfg,
             pump_connected=lambda: self.pump is not None and self.pump.connected,
             broker_timeout_s=self.push_broker_timeout_s,
+            printer_changed=diff.touches("printer"),
         )
 
     def _publish_config_result(self, payload: bytes) -> bool:

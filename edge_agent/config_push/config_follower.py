@@ -46,6 +46,7 @@ from cloud_sync.contract.config_document import ConfigDocument
 from cloud_sync.contract.config_result import ConfigResult, FieldError, Outcome
 from cloud_sync.contract.hq_document import Kind
 from cloud_sync.contract.message_codec import MessageError
+from config.diff import ConfigDiff
 from config.model import AgentConfig
 from config.overlay import Ready, check, laid_over
 from edge_agent.cache.code_cache import CodeCache
@@ -61,7 +62,7 @@ QUEUE_MAX: Final = 16  # configs waiting; a flood beyond is dropped (the retaine
 
 OnCache = Callable[[Callable[[CodeCache], Any]], Awaitable[Any]]
 Apply = Callable[[AgentConfig], Awaitable[Reconfigured]]
-Health = Callable[[AgentConfig], Awaitable[list[FieldError]]]
+Health = Callable[[AgentConfig, ConfigDiff], Awaitable[list[FieldError]]]
 
 
 def with_kept_overlay(file_cfg: AgentConfig, kept: KeptPush) -> AgentConfig:
@@ -178,7 +179,7 @@ class ConfigFollower:
         if outcome.status is Status.REFUSED:
             errors = [FieldError("", p) for p in outcome.problems]
             return self._result(doc.version, Outcome.REJECTED, errors)
-        failed = await self._health(checked.config)
+        failed = await self._health(checked.config, checked.diff)
         if failed:
             back = await self._apply(before)
             back.log(f"the last good config (rolling back version {doc.version})")

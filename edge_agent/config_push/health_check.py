@@ -10,10 +10,11 @@ list: well). The caller rolls back on any.
 
     api      the POS API answers ``GET /v1/health`` with 200 on its socket (the tills'
              way in: a push that left it dead would close the tills)
-    printer  a network printer accepts a TCP connection at its host and port, within its
-             ``timeout_s``; a simulated one is always there; USB, serial and file printers
-             are not probed (opening the device beside the print worker would fight it for
-             it; the worker's own state shows in health)
+    printer  when the change touched ``[printer]``: a network printer accepts a TCP
+             connection at its host and port, within its ``timeout_s`` (a printer that is
+             merely off must not undo a push of new till tokens); a simulated one is
+             there; USB, serial and file printers are not probed (opening the device beside
+             the print worker would fight it for it; the worker's own state shows in health)
     sync     with a broker configured, the outbox pump is connected to it within
              ``broker_timeout_s`` (a pump restarted by the change reconnects first)
 
@@ -86,6 +87,7 @@ async def check_health(
     *,
     pump_connected: Callable[[], bool],
     broker_timeout_s: float,
+    printer_changed: bool = True,
     api_timeout_s: float = API_TIMEOUT_S,
 ) -> list[FieldError]:
     """Every check of the module docstring that fails under ``cfg`` (run side by side)."""
@@ -93,7 +95,7 @@ async def check_health(
     async with asyncio.TaskGroup() as group:
         checks["api"] = group.create_task(_api_answers(cfg.api.host, cfg.api.port, api_timeout_s))
         p = cfg.printer
-        if p.kind == "network":
+        if printer_changed and p.kind == "network":
             checks["printer"] = group.create_task(_accepts(p.host, p.port, p.timeout_s))
         if cfg.sync.broker_url is not None:
             checks["sync"] = group.create_task(_connected(pump_connected, broker_timeout_s))
