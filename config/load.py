@@ -21,14 +21,16 @@ class ConfigError(ValueError):
         self.problems = problems
 
 
+def field_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    """Every error of a validation, as (dotted key path, what is wrong); "" is the top."""
+    return [(".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()]
+
+
 def parse_config(doc: dict[str, Any], *, source: str = "config") -> AgentConfig:
     try:
         return AgentConfig.model_validate(doc)
     except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-            for err in exc.errors()
-        ]
+        problems = [f"{path or '(top)'}: {msg}" for path, msg in field_errors(exc)]
         raise ConfigError(source, problems) from None
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from cloud_sync.contract.config_result import FieldError
 from config.diff import ConfigDiff, diff_configs
 from config.model import AgentConfig
 from config.printer import PrinterConfig
@@ -29,6 +30,10 @@ from edge_agent.api.app import create_app
 from edge_agent.api.auth import TillAuthenticator
 from edge_agent.cache.code_cache import CodeCache
 from edge_agent.cache.trusted_keys import TrustedKeys
+from edge_agent.config_push import kept_push
+from edge_agent.config_push.config_follower import ConfigFollower, with_kept_overlay
+from edge_agent.config_push.health_check import check_health
+from edge_agent.config_push.kept_push import KeptPush
 from edge_agent.domain.coupon_token import CouponSigner
 from edge_agent.domain.throttle import ThrottleConfig
 from edge_agent.issuing import signing_key
@@ -45,12 +50,12 @@ from edge_agent.runtime.housekeeping import checkpoint_task, housekeeping_task
 from edge_agent.runtime.pos_server import PosServer
 from edge_agent.runtime.print_task import print_worker_task
 from edge_agent.runtime.reconfigure import Reconfigured, Status, reload_task
-from edge_agent.runtime.supervisor import NotRunningError, Supervisor, TaskSpec, describe
+from edge_agent.runtime.supervisor import Kind, NotRunningError, Supervisor, TaskSpec, describe
 from edge_agent.runtime.sync_task import sync_task
 from edge_agent.runtime.timer import Timer
 from edge_agent.services import StoreServices
 from edge_agent.sync.credentials import read_password
-from edge_agent.sync.outbox_pump import OutboxPump, PumpIdentity
+from edge_agent.sync.outbox_pump import ConfigInbox, OutboxPump, PumpIdentity
 from hardware.printer.escpos_printer import EscposPrinter
 from hardware.printer.sim_printer import SimulatedPrinter
 
@@ -166,6 +171,7 @@ def make_pump(
     *,
     printer_state: Callable[[], str],
     clock: Callable[[], datetime],
+    config_inbox: ConfigInbox | None = None,
 ) -> OutboxPump:
     """The outbox pump of ``cfg``, its secrets read now (a restart of its task rereads them)."""
     password_file = cfg.sync.password_file
@@ -186,7 +192,19 @@ def make_pump(
         password=read_password(Path(password_file)),
         printer_state=printer_state,
         clock=clock,
+        config_inbox=config_inbox,
     )
+
+
+def read_kept_push(cfg: AgentConfig) -> KeptPush:
+    """What the cache of ``cfg`` keeps of HQ's config pushes (opened, read, closed)."""
+    path = Path(cfg.cache.path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cache = CodeCache.open(path, store_id=cfg.store.store_id, box_id=cfg.store.box_id)
+    try:
+        return kept_push.read(cache.conn)
+    finally:
+        cache.close()
 
 
 def _rebuild(services: StoreServices, cfg: AgentConfig, diff: ConfigDiff) -> None:
@@ -218,6 +236,8 @@ class Agent:
     supervisor: Supervisor
     clock: Callable[[], datetime]
     pump: OutboxPump | None = None  # the running outbox pump, when sync is configured
+    config_push: ConfigFollower | None = None  # HQ's config pushes (set by build_app)
+    push_broker_timeout_s: float = 20.0  # after a push: how long the pump has to reconnect
     _reconfiguring: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     def tasks(
@@ -230,14 +250,40 @@ class Agent:
         """What the supervisor runs, in shutdown order: config reloads on SIGHUP when the
         agent owns the signals (first: none may start during shutdown), the API (no new work
         can arrive behind a stopped worker), then the printer, then the timers on the cache."""
-        reload = [reload_task(reload_from, self.reconfigure)] if signals else []
+        reload = [reload_task(reload_from, self._reload_file)] if signals else []
         return [
             *reload,
             self.pos_server.task(sockets=sockets),
             print_worker_task(self.print_worker),
+            *self._push_tasks(self.cfg),
             *self._sync_tasks(self.cfg),
             *self._timer_tasks(self.cfg),
         ]
+
+    def _push_tasks(self, cfg: AgentConfig) -> list[TaskSpec]:
+        """HQ's config pushes, taken by a task of their own beside the pump (a push may
+        restart the pump; this task goes on), when the config names HQ's broker."""
+        follower = self.config_push
+        if follower is None or cfg.sync.broker_url is None:
+            return []
+        return [TaskSpec(name="config_push", kind=Kind.CORE, run=follower.run)]
+
+    async def _reload_file(self, file_cfg: AgentConfig) -> Reconfigured:
+        """SIGHUP: the file read again, with HQ's last good overlay over it."""
+        follower = self.config_push
+        return await self.reconfigure(file_cfg if follower is None else follower.rebased(file_cfg))
+
+    async def _health_after_push(self, cfg: AgentConfig, diff: ConfigDiff) -> list[FieldError]:
+        return await check_health(
+            cfg,
+            pump_connected=lambda: self.pump is not None and self.pump.connected,
+            broker_timeout_s=self.push_broker_timeout_s,
+            printer_changed=diff.touches("printer"),
+        )
+
+    def _publish_config_result(self, payload: bytes) -> bool:
+        pump = self.pump
+        return pump is not None and pump.publish_config_result(payload)
 
     def _sync_tasks(self, cfg: AgentConfig) -> list[TaskSpec]:
         """The outbox pump, when the config names HQ's broker."""
@@ -246,7 +292,13 @@ class Agent:
         return [sync_task(lambda: self._make_pump(cfg))]
 
     def _make_pump(self, cfg: AgentConfig) -> OutboxPump:
-        self.pump = make_pump(cfg, self.db, printer_state=self._printer_state, clock=self.clock)
+        self.pump = make_pump(
+            cfg,
+            self.db,
+            printer_state=self._printer_state,
+            clock=self.clock,
+            config_inbox=self.config_push,
+        )
         return self.pump
 
     def _printer_state(self) -> str:
@@ -361,6 +413,9 @@ class Agent:
             await self.supervisor.replace(specs[0])
         elif specs:
             self.supervisor.add(specs[0])
+            if "config_push" not in self.supervisor.states():
+                for spec in self._push_tasks(self.cfg):
+                    self.supervisor.add(spec)
         elif running:
             await self.supervisor.remove("sync")
             self.pump = None
@@ -377,9 +432,13 @@ def build_app(
     clock: Callable[[], datetime] = utc_now,
     printer: ReceiptPrinter | None = None,
     timer: Timer | None = None,
+    file_cfg: AgentConfig | None = None,
+    kept: KeptPush | None = None,
 ) -> Agent:
     """Wire the agent. ``printer`` overrides the configured one (tests, demo); ``timer`` paces
-    the supervisor's restarts and the periodic jobs (a fake one in tests)."""
+    the supervisor's restarts and the periodic jobs (a fake one in tests). ``cfg`` is the
+    config to run; ``file_cfg`` the file's, under HQ's overlay (default ``cfg``), and ``kept``
+    what the cache keeps of HQ's pushes (``read_kept_push``)."""
     db = DbThread(lambda: open_services(cfg))
     the_printer = printer if printer is not None else make_printer(cfg.printer)
     worker = make_print_worker(cfg, the_printer, clock)
@@ -392,7 +451,7 @@ def build_app(
         wake_printer=worker.wake,
         task_states=supervisor.states,
     )
-    return Agent(
+    agent = Agent(
         cfg=cfg,
         app=app,
         db=db,
@@ -402,14 +461,29 @@ def build_app(
         supervisor=supervisor,
         clock=clock,
     )
+    agent.config_push = ConfigFollower(
+        store_id=cfg.store.store_id,
+        box_id=cfg.store.box_id,
+        base=cfg if file_cfg is None else file_cfg,
+        kept=KeptPush() if kept is None else kept,
+        on_cache=lambda fn: db.run(lambda s: fn(s.cache)),
+        apply=agent.reconfigure,
+        running=lambda: agent.cfg,
+        health=agent._health_after_push,
+        publish=agent._publish_config_result,
+        clock=clock,
+    )
+    return agent
 
 
 def serve(cfg: AgentConfig, *, config_path: Path | None = None) -> int:
     """Run the agent until SIGTERM/SIGINT (0) or a core failure (1): systemd restarts it.
     SIGHUP (``systemctl reload``) re-reads ``config_path`` and applies what can change live."""
-    if not cfg.api.tills:
+    kept = read_kept_push(cfg)
+    running = with_kept_overlay(cfg, kept)  # HQ's last good config, over the file's
+    if not running.api.tills:
         log.warning("no tills configured: every POS API call will be refused (401)")
-    agent = build_app(cfg)
+    agent = build_app(running, file_cfg=cfg, kept=kept)
     try:
         # uvicorn's choice of loop (uvloop when installed: about 20% off every till request).
         with asyncio.Runner(loop_factory=agent.pos_server.config.get_loop_factory()) as runner:

@@ -61,6 +61,7 @@ class Kind(StrEnum):
     OPT_STR = "a string or null"
     LIST = "an array"
     BOOL = "true or false"
+    OBJECT = "an object"
 
 
 def is_text(value: object) -> TypeGuard[str]:
@@ -85,6 +86,8 @@ def _is(value: object, kind: Kind) -> bool:
         return isinstance(value, list)
     if kind is Kind.BOOL:
         return type(value) is bool
+    if kind is Kind.OBJECT:
+        return isinstance(value, dict)
     return is_text(value) or (kind is Kind.OPT_STR and value is None)
 
 

@@ -25,10 +25,17 @@ give each box exactly its own subtree with one pattern, and HQ subscribes to all
                                                         the next chunk of it, from an offset
     snapshot_chunk    HQ -> box  1  no   snapshot_offer.py
                                                         a header line and the file's bytes
+    config   HQ   -> box  1    yes       hq_document.py the store's config as HQ sets it
+                                                        (config_document.py), signed
+    config_result
+             box  -> HQ   1    yes       config_result.py
+                                                        what the box made of the last config
 
-Two HQ services answer the boxes, each under its own broker user: ``ingest`` (events, state,
-health in; acks and resends out) and ``fanout`` (positions and snapshot requests in; deltas,
-HQ key announcements, snapshot offers and chunks out). Deltas are per
+Three HQ services answer the boxes, each under its own broker user: ``ingest`` (events,
+state, health in; acks and resends out), ``fanout`` (positions and snapshot requests in;
+deltas, HQ key announcements, snapshot offers and chunks out), and ``config``
+(``storeside-hq config``: config documents out, the boxes' results in, both retained so
+neither end must be listening when the other speaks). Deltas are per
 store, but each box gets them on its own topic: a box's ACL is one pattern per channel on its
 own subtree, and each box's position is its own (a box back from a week away catches up alone).
 
@@ -63,6 +70,14 @@ HQ the other way round, for every box, each service to its own channels
 one Mosquitto ACL pattern per channel says so, e.g. ``pattern write storeside/v1/+/%u/events``
 and ``pattern read storeside/v1/+/%u/ack``; the ``+`` over the store level is safe because box
 ids are unique across the chain, and HQ still checks the batch's signature (``batch.py``).
+Access. A box publishes only ``events``, ``state``, ``health``, ``position`` and
+``config_result`` of its own subtree and subscribes only to its own ``ack``, ``resend``,
+``delta``, ``hq_key`` and ``config`` (``box_subscriptions``); HQ the other way round, for
+every box, each service to its own channels (``hq_subscriptions``). With the box's broker
+username set to its box id, one Mosquitto ACL pattern per channel says so, e.g.
+``pattern write storeside/v1/+/%u/events`` and ``pattern read storeside/v1/+/%u/ack``; the
+``+`` over the store level is safe because box ids are unique across the chain, and HQ still
+checks the batch's signature (``batch.py``).
 
 Parsing (``parse_topic``) takes a topic a message arrived on and answers a ``Topic`` or one of
 the errors drawn in ``TopicError``, checked in order: the root, the tree's version, the number
@@ -95,6 +110,8 @@ class Channel(StrEnum):
     SNAPSHOT = "snapshot"
     SNAPSHOT_REQUEST = "snapshot_request"
     SNAPSHOT_CHUNK = "snapshot_chunk"
+    CONFIG = "config"
+    CONFIG_RESULT = "config_result"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,7 +122,7 @@ class ChannelSpec:
     qos: int
     retained: bool
     message: str  # the payload's name in asyncapi.yaml
-    service: str = "ingest"  # the HQ service at the other end: "ingest" or "fanout"
+    service: str = "ingest"  # the HQ service at the other end: "ingest", "fanout", "config"
 
 
 CHANNELS: Final[dict[Channel, ChannelSpec]] = {
@@ -132,9 +149,16 @@ CHANNELS: Final[dict[Channel, ChannelSpec]] = {
     Channel.SNAPSHOT_CHUNK: ChannelSpec(
         sender="hq", qos=1, retained=False, message="snapshot_chunk", service="fanout"
     ),
+    Channel.CONFIG: ChannelSpec(
+        sender="hq", qos=1, retained=True, message="config", service="config"
+    ),
+    Channel.CONFIG_RESULT: ChannelSpec(
+        sender="box", qos=1, retained=True, message="config_result", service="config"
+    ),
 }
 INGEST: Final = "ingest"
 FANOUT: Final = "fanout"
+CONFIG: Final = "config"
 
 
 class TopicError(ValueError):
@@ -257,6 +281,14 @@ def fanout_subscriptions() -> tuple[str, ...]:
     """What HQ's fan-out subscribes to: every box's position (retained)."""
     return tuple(
         subscription(c) for c, s in CHANNELS.items() if s.sender == "box" and s.service == FANOUT
+    )
+
+
+def config_subscriptions() -> tuple[str, ...]:
+    """What ``storeside-hq config status`` subscribes to: every box's config result
+    (retained, so the broker hands over each box's last one at once)."""
+    return tuple(
+        subscription(c) for c, s in CHANNELS.items() if s.sender == "box" and s.service == CONFIG
     )
 
 

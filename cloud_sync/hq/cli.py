@@ -30,6 +30,7 @@ from cloud_sync.hq import code_batch
 from cloud_sync.hq.broker.command import add_broker_command
 from cloud_sync.hq.central_store import CentralStore
 from cloud_sync.hq.code_io import export_codes, import_codes, parse_time, read_members
+from cloud_sync.hq.config_push.commands import add_commands as add_config_commands
 from cloud_sync.hq.errors import HqError, InputError, validation_problems
 from cloud_sync.hq.fanout import delta_log
 from cloud_sync.hq.fanout.commands import add_commands as add_fanout_commands
@@ -420,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stores(sub)
     add_ingest_commands(sub, _whole)
     add_fanout_commands(sub)
+    add_config_commands(sub)
     add_broker_command(sub)
     add_fleet_sim_command(sub, _whole)
     return parser

@@ -27,6 +27,7 @@ import sqlite_utils
 from cloud_sync.contract import snapshot_format
 from edge_agent.cache import key_schema, till_scope_schema
 from edge_agent.cache.transaction import transaction
+from edge_agent.config_push import config_push_schema
 from edge_agent.errors import CacheError, SchemaTooNewError
 from edge_agent.events import chain_schema
 from edge_agent.follow import follow_schema
@@ -117,6 +118,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _v8_event_log,  # v8: ledger_events is now events (the event log)
     chain_schema.migrate,  # v9: meta.chain_head, the event hash chain's last link
     follow_schema.migrate,  # v10: what HQ's deltas say of other stores, HQ's announced keys
+    config_push_schema.migrate,  # v11: the config HQ pushed: the last seen, the last good
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -28,6 +28,11 @@ latest summary matters, so a box that is offline keeps none queued and sends the
 when it is back (the oldest are dropped by construction). Ledger events are never dropped:
 they leave the outbox only on HQ's ack.
 
+HQ's config pushes (the retained ``config`` topic) are handed, as they come, to the agent's
+``ConfigInbox`` (``edge_agent/config_push/config_follower.py``), which outlives the pump: a
+pushed config may change ``[sync]`` and so restart the pump that delivered it. After every
+connect the pump publishes the inbox's last result again on the retained ``config_result``.
+
 Nothing here is on a till's request path: the tills' DB thread does none of the pump's work,
 and a validate (a read) never waits for the pump's one write, the delete after an ack.
 """
@@ -70,6 +75,15 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 IDLE_POLL_S = 1.0
 ACK_WRITE_EVERY_S = 0.25
+
+
+class ConfigInbox(Protocol):
+    """Where HQ's config pushes go (``edge_agent/config_push/config_follower.py``): the agent's,
+    not the pump's, since a config may restart the pump that delivered it."""
+
+    def on_config(self, payload: bytes) -> None: ...
+
+    def result_payload(self) -> bytes | None: ...
 
 
 class CacheThread(Protocol):
@@ -129,6 +143,7 @@ class OutboxPump:
         password: str,
         printer_state: Callable[[], str],
         clock: Callable[[], datetime],
+        config_inbox: ConfigInbox | None = None,
     ) -> None:
         endpoint = cfg.endpoint
         if endpoint is None:
@@ -140,6 +155,7 @@ class OutboxPump:
         self._key_id = key_id(identity.key.public_key())
         self._printer_state = printer_state
         self._clock = clock
+        self._config_inbox = config_inbox
         self.counters = PumpCounters()
         self._wake = _Waker()
         self._window: SendWindow | None = None
@@ -255,7 +271,14 @@ class OutboxPump:
         self._background(self._publish_health())
         self.follower.on_connected()
         self.fetcher.on_connected()
+        result = None if self._config_inbox is None else self._config_inbox.result_payload()
+        if result is not None:  # the box's last word on HQ's config, said again (retained)
+            self.publish_config_result(result)
         self._wake()
+
+    def publish_config_result(self, payload: bytes) -> bool:
+        """Publish what came of HQ's last config (retained); False when not connected."""
+        return self._link.publish(self._topics[Channel.CONFIG_RESULT], payload, retain=True)
 
     def on_disconnected(self, reason: str) -> None:
         self._background(self._record_link(connected=False))
@@ -295,6 +318,8 @@ class OutboxPump:
                 self.fetcher.on_offer(payload)
             elif where.channel is Channel.SNAPSHOT_CHUNK:
                 self.fetcher.on_chunk(payload)
+            elif where.channel is Channel.CONFIG and self._config_inbox is not None:
+                self._config_inbox.on_config(payload)
             else:
                 raise TopicError(f"{where.channel} is not a channel HQ sends on")
         except (TopicError, DecodeError) as exc:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from cloud_sync.contract import (
     ack,
     batch,
+    config_result,
     event_envelope,
     follow_position,
     hq_document,
@@ -43,6 +44,8 @@ TABLES: dict[str, dict[int, Any]] = {
     "delta": hq_document.FIELDS,
     "hq_key": hq_document.FIELDS,
     "position": follow_position.FIELDS,
+    "config": hq_document.FIELDS,
+    "config_result": config_result.FIELDS,
 }
 
 
@@ -128,10 +131,11 @@ def validator(schema: str) -> jsonschema_rs.Draft7Validator:
 
 PAYLOADS = {name: validator(name) for name in ("Batch", "Ack", "ResendRequest", "State",
             "Health", "EventEnvelope", "HqDocument", "FollowPosition", "SnapshotOffer",
-            "SnapshotRequest", "SnapshotChunkHeader")}  # fmt: skip
+            "SnapshotRequest", "SnapshotChunkHeader", "ConfigResult",
+            "ConfigDocument")}  # fmt: skip
 SCHEMA_OF = {"ack": "Ack", "resend": "ResendRequest", "state": "State", "health": "Health",
-             "position": "FollowPosition", "snapshot_offer": "SnapshotOffer",
-             "snapshot_request": "SnapshotRequest"}  # fmt: skip
+             "snapshot_offer": "SnapshotOffer", "snapshot_request": "SnapshotRequest",
+             "position": "FollowPosition", "config_result": "ConfigResult"}  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", SCHEMA_OF)

@@ -13,11 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cloud_sync.contract import batch as batches
+from cloud_sync.contract import config_document, hq_document, hq_key
 from cloud_sync.contract import delta as deltas
-from cloud_sync.contract import hq_document, hq_key
 from cloud_sync.contract.batch import SignedBatch
 from cloud_sync.contract.message_codec import MessageError
 from tests.contract.streams import BOX, STORE, rows, stream
+from tests.contract.test_config_document import config_documents, encoded
 from tests.contract.test_event_envelope import json_values
 from tests.contract.test_hq_documents import (
     announcements,
@@ -44,6 +45,7 @@ DECODERS = {
     "hq_document": (signed_documents, hq_document.encode, hq_document.decode),
     "delta": (delta_values, encoded_delta, deltas.decode),
     "hq_key": (announcements, encoded_announcement, hq_key.decode),
+    "config_document": (config_documents(), encoded, config_document.decode),
 } | {kind: (strategy, encode, decode) for kind, (strategy, encode, decode, _) in KINDS.items()}
 
 

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud_sync.contract import ack, follow_position, presence, snapshot_offer
+from cloud_sync.contract import ack, config_result, follow_position, presence, snapshot_offer
 from cloud_sync.contract.ack import Ack, ResendRequest, SeqRange
+from cloud_sync.contract.config_result import ConfigResult, FieldError, Outcome
 from cloud_sync.contract.decode_errors import (
     BadValueError,
     MissingFieldError,
@@ -117,6 +118,19 @@ def encoded_offer(offer: Offer) -> bytes:
     return snapshot_offer.encode_offer(offer).encode("ascii")
 
 
+config_results = st.builds(
+    ConfigResult,
+    store_id=ids,
+    box_id=ids,
+    version=st.none() | seqs,
+    running=st.none() | seqs,
+    outcome=st.sampled_from(Outcome),
+    errors=st.lists(st.builds(FieldError, short, short), max_size=config_result.MAX_ERRORS).map(
+        tuple
+    ),
+    at=times,
+)
+
 # Each message kind: (strategy, encoder, decoder, its field table).
 KINDS: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], bytes], Callable[..., Any], Any]]
 KINDS = {
@@ -141,6 +155,12 @@ KINDS = {
         snapshot_offer.encode_request,
         snapshot_offer.decode_request,
         snapshot_offer.REQUEST_FIELDS,
+    ),
+    "config_result": (
+        config_results,
+        config_result.encode,
+        config_result.decode,
+        config_result.FIELDS,
     ),
 }
 
@@ -216,6 +236,17 @@ BAD_VALUES = [
     ("snapshot_offer", {"store_id": "a/b"}),
     ("snapshot_request", {"offset": -1}),
     ("snapshot_request", {"snapshot_id": "0" * 31}),
+    ("config_result", {"outcome": "maybe"}),
+    ("config_result", {"version": 0}),
+    ("config_result", {"running": -1}),
+    ("config_result", {"errors": [{"path": "a"}]}),
+    ("config_result", {"errors": [{"path": "a", "message": 1}]}),
+    ("config_result", {"errors": [{"path": "a", "message": "m", "x": 1}]}),
+    ("config_result", {"errors": ["a: m"]}),
+    ("config_result", {"errors": [{"path": "a" * 201, "message": "m"}]}),
+    ("config_result", {"errors": [{"path": "", "message": "m"}] * 101}),
+    ("config_result", {"at": "2026-01-01T00:00:00"}),
+    ("config_result", {"store_id": "a/b"}),
 ]
 BASE: dict[str, dict[str, Any]] = {
     "ack": {"schema_version": 1, "store_id": "s", "box_id": "b", "stored_through": 0,
@@ -235,6 +266,10 @@ BASE: dict[str, dict[str, Any]] = {
                        "chunk_bytes": 1, "created_at": "2026-01-01T00:00:00+00:00"},
     "snapshot_request": {"schema_version": 1, "store_id": "s", "box_id": "b",
                          "snapshot_id": "0" * 32, "offset": 0},
+    "config_result": {"schema_version": 1, "store_id": "s", "box_id": "b", "version": 3,
+                      "running": 2, "outcome": "rejected",
+                      "errors": [{"path": "api.port", "message": "too big"}],
+                      "at": "2026-01-01T00:00:00+00:00"},
 }  # fmt: skip
 
 

@@ -45,6 +45,8 @@ def test_the_tree_is_as_documented() -> None:
             "snapshot",
             "snapshot_request",
             "snapshot_chunk",
+            "config",
+            "config_result",
         )
     }
     assert topics.box_subscriptions("s", "b") == (
@@ -54,6 +56,7 @@ def test_the_tree_is_as_documented() -> None:
         "storeside/v1/s/b/hq_key",
         "storeside/v1/s/b/snapshot",
         "storeside/v1/s/b/snapshot_chunk",
+        "storeside/v1/s/b/config",
     )
     assert topics.hq_subscriptions("ingest") == (
         "$share/ingest/storeside/v1/+/+/events",
@@ -64,12 +67,15 @@ def test_the_tree_is_as_documented() -> None:
         "storeside/v1/+/+/position",
         "storeside/v1/+/+/snapshot_request",
     )
+    assert topics.config_subscriptions() == ("storeside/v1/+/+/config_result",)
     assert set(topics.CHANNELS) == set(Channel)
     assert {c for c, s in topics.CHANNELS.items() if s.retained} == {
         Channel.STATE,
         Channel.HEALTH,
         Channel.POSITION,
         Channel.SNAPSHOT,
+        Channel.CONFIG,
+        Channel.CONFIG_RESULT,
     }
 
 

@@ -23,7 +23,7 @@ from tests.mqtt.broker import BrokerFiles, MosquittoBroker, write_password_file
 from tests.mqtt.clients import Clients, TestClient, Will
 from tests.mqtt.tls import make_tls_files
 
-USERS = ("box-a", "box-b", "hq-ingest", "hq-fanout", "store-001/box-a")
+USERS = ("box-a", "box-b", "hq-ingest", "hq-fanout", "hq-config", "store-001/box-a")
 _BROKERS = pytest.StashKey[list[MosquittoBroker]]()
 
 ClientFactory = Callable[..., TestClient]

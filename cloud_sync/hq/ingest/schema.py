@@ -40,6 +40,9 @@ the events that change what stores must know are queued in the transaction that 
     box_positions     what each box last said of its cache's place in its store's stream
     fanout_meta       the fan-out's cursors (the central store's journal)
     hq_announcements  HQ's key announcements, signed, sent to every box with each answer
+
+Version 3: ``config_pushes``, every config push (null ``store_id``: the fleet's), HQ's
+config layers for ``storeside-hq config push`` (``cloud_sync/hq/config_push/``).
 """
 
 from __future__ import annotations
@@ -114,6 +117,14 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE TABLE fanout_meta (key TEXT PRIMARY KEY, value {int} NOT NULL)",
         "CREATE TABLE hq_announcements (key_id TEXT PRIMARY KEY, made_at {int} NOT NULL, "
         "document {blob} NOT NULL)",
+    ),
+    (
+        # Version 3, HQ's config pushes (cloud_sync/hq/config_push/): every push, its version
+        # HQ-wide (one counter for fleet and stores), its scope ("fleet", or a store's id) and
+        # its overlay as JSON text; a box's config is the newest fleet push under the newest
+        # push of its store.
+        "CREATE TABLE config_pushes (version {int} PRIMARY KEY, store_id TEXT, "
+        "pushed_at {int} NOT NULL, overlay TEXT NOT NULL)",
     ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
