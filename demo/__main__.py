@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from config.model import AgentConfig
+from demo.config_push import config_story
 from demo.event_log import event_log_story
 from demo.follow import follow_story
 from demo.hq import hq
@@ -130,6 +131,9 @@ def _stores(
         reconfigure_story(agents["store-002"], urls["store-002"])
         sync_story(link, agents, urls, tokens, codes)
         follow_story(link, agents, urls, tokens, codes, work=WORK)
+        config_story(
+            link, agents["store-001"], urls["store-001"], tokens["store-001"]["till-1"], work=WORK
+        )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from cloud_sync.hq import hq_key_file
 from cloud_sync.hq.broker.choice import start_broker
 from cloud_sync.hq.broker.embedded import EmbeddedBroker
 from cloud_sync.hq.broker.mosquitto import MosquittoBroker
@@ -32,6 +33,7 @@ from edge_agent.wiring import Agent
 
 HQ_USER = "hq-ingest"
 FANOUT_USER = "hq-fanout"
+CONFIG_USER = "hq-config"
 WAIT_S = 30.0
 CART = [{"sku": "coffee-1kg", "category": "drinks", "quantity": 2, "unit_price": 1899}]
 
@@ -48,7 +50,9 @@ class HqLink:
     store: EventStore
     boxes: dict[str, BoxLogin]  # store id -> its box's broker login
     hq_key: Ed25519PrivateKey  # signs every delta HQ sends the stores
+    hq_key_file: Path  # the same key, as storeside-hq's commands read it
     fanout_login: BrokerLogin
+    config_password_file: Path  # storeside-hq config's broker login (user hq-config)
 
     def sync_section(self, store_id: str) -> dict[str, Any]:
         """The ``[sync]`` config section of ``store_id``'s box."""
@@ -77,7 +81,10 @@ def hq_link(work: Path, stores: tuple[str, ...]) -> Iterator[HqLink]:
     """HQ's broker (Mosquitto if installed, else the embedded amqtt) with a login per box,
     and one ingest worker into HQ's SQLite event store."""
     step("HQ starts its MQTT broker and its ingest worker; each store box gets a login")
-    passwords = {HQ_USER: secrets.token_urlsafe(16), FANOUT_USER: secrets.token_urlsafe(16)}
+    passwords = {user: secrets.token_urlsafe(16) for user in (HQ_USER, FANOUT_USER, CONFIG_USER)}
+    config_secret = work / f"{CONFIG_USER}.mqtt-password"
+    config_secret.write_text(passwords[CONFIG_USER] + "\n")
+    config_secret.chmod(0o600)
     boxes = {}
     for store_id in stores:
         box_id = f"{store_id}-box-1"  # box ids are unique across the chain: the ACL needs it
@@ -106,7 +113,9 @@ def hq_link(work: Path, stores: tuple[str, ...]) -> Iterator[HqLink]:
     thread = threading.Thread(target=worker.run, args=(stop,), name="hq-ingest", daemon=True)
     thread.start()
     say("   ingest: verifies each batch's signature and hash chain, stores it once, acks")
-    hq_key = Ed25519PrivateKey.generate()  # storeside-hq hq-key init
+    key_file = work / "hq-signing.key"
+    key_file.unlink(missing_ok=True)
+    hq_key = hq_key_file.create(key_file)  # storeside-hq hq-key init
     fanout_login = BrokerLogin(
         broker=BrokerAddress.parse(broker.url),
         cafile=broker.ca_cert,
@@ -115,7 +124,13 @@ def hq_link(work: Path, stores: tuple[str, ...]) -> Iterator[HqLink]:
     )
     try:
         yield HqLink(
-            broker=broker, store=store, boxes=boxes, hq_key=hq_key, fanout_login=fanout_login
+            broker=broker,
+            store=store,
+            boxes=boxes,
+            hq_key=hq_key,
+            hq_key_file=key_file,
+            fanout_login=fanout_login,
+            config_password_file=config_secret,
         )
     finally:
         stop.set()

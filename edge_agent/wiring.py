@@ -239,6 +239,8 @@ class Agent:
     config_push: ConfigFollower | None = None  # HQ's config pushes (set by build_app)
     push_broker_timeout_s: float = 20.0  # after a push: how long the pump has to reconnect
     _reconfiguring: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    # Where the POS API listens: the sockets handed in (systemd, the demo, tests), else config's.
+    _api_address: tuple[str, int] | None = field(default=None, init=False, repr=False)
 
     def tasks(
         self,
@@ -251,6 +253,9 @@ class Agent:
         agent owns the signals (first: none may start during shutdown), the API (no new work
         can arrive behind a stopped worker), then the printer, then the timers on the cache."""
         reload = [reload_task(reload_from, self._reload_file)] if signals else []
+        if sockets:
+            host, port = sockets[0].getsockname()[:2]
+            self._api_address = (str(host), int(port))
         return [
             *reload,
             self.pos_server.task(sockets=sockets),
@@ -274,8 +279,10 @@ class Agent:
         return await self.reconfigure(file_cfg if follower is None else follower.rebased(file_cfg))
 
     async def _health_after_push(self, cfg: AgentConfig, diff: ConfigDiff) -> list[FieldError]:
+        api = self._api_address or (cfg.api.host, cfg.api.port)
         return await check_health(
             cfg,
+            api=api,
             pump_connected=lambda: self.pump is not None and self.pump.connected,
             broker_timeout_s=self.push_broker_timeout_s,
             printer_changed=diff.touches("printer"),

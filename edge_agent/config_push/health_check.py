@@ -85,15 +85,17 @@ async def _connected(pump_connected: Callable[[], bool], timeout_s: float) -> st
 async def check_health(
     cfg: AgentConfig,
     *,
+    api: tuple[str, int],
     pump_connected: Callable[[], bool],
     broker_timeout_s: float,
     printer_changed: bool = True,
     api_timeout_s: float = API_TIMEOUT_S,
 ) -> list[FieldError]:
-    """Every check of the module docstring that fails under ``cfg`` (run side by side)."""
+    """Every check of the module docstring that fails under ``cfg`` (run side by side);
+    ``api``: where the POS API listens (the sockets it was handed, else ``cfg.api``)."""
     checks: dict[str, asyncio.Task[str | None]] = {}
     async with asyncio.TaskGroup() as group:
-        checks["api"] = group.create_task(_api_answers(cfg.api.host, cfg.api.port, api_timeout_s))
+        checks["api"] = group.create_task(_api_answers(*api, api_timeout_s))
         p = cfg.printer
         if printer_changed and p.kind == "network":
             checks["printer"] = group.create_task(_accepts(p.host, p.port, p.timeout_s))

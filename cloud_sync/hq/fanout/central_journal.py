@@ -35,6 +35,7 @@ from cloud_sync.contract.delta import Change, Op
 from cloud_sync.hq.central_store import from_epoch
 from cloud_sync.hq.change_journal import ALL, Kind
 from cloud_sync.hq.fanout.producer import JournalEntry, JournalPage
+from cloud_sync.hq.hq_schema import transaction
 from edge_agent.domain.token_codec import public_key_text
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,8 @@ class CentralJournal:
             return nothing
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
-            conn.execute("BEGIN")  # one consistent read of the journal and of the state
-            return _page(conn, after_id, limit) or nothing
+            with transaction(conn, begin="DEFERRED"):  # one read of the journal and the state
+                return _page(conn, after_id, limit) or nothing
         except sqlite3.OperationalError as exc:  # locked by a long write; the next step reads
             log.warning("fan-out: central store busy, journal read next step: %s", exc)
             return nothing
