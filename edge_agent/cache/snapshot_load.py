@@ -292,16 +292,21 @@ def _swap(conn: sqlite3.Connection, checked: _Checked) -> None:
 
 
 def _take_follow(conn: sqlite3.Connection, stream: str, seq: int) -> None:
+    # This box's own uses are counted from its own tables, and HQ's copy of them is left out;
+    # unless the box holds no record of that code or campaign (its cache was lost, or is new):
+    # then HQ's word is all there is, and a code it redeemed before stays redeemed.
     own = "(SELECT value FROM meta WHERE key = 'box_id')"
     conn.execute("DELETE FROM uses_elsewhere")
     conn.execute(
         f"INSERT INTO uses_elsewhere SELECT {', '.join(USES_ELSEWHERE_COLUMNS)} "  # noqa: S608
-        f"FROM snap.uses_elsewhere WHERE box_id != {own}"
+        f"FROM snap.uses_elsewhere WHERE box_id != {own} "
+        "OR code NOT IN (SELECT code FROM code_usage)"
     )
     conn.execute("DELETE FROM campaign_box_use")
     conn.execute(
         f"INSERT INTO campaign_box_use SELECT {', '.join(CAMPAIGN_BOX_USE_COLUMNS)} "  # noqa: S608
-        f"FROM snap.campaign_box_use WHERE box_id != {own}"
+        f"FROM snap.campaign_box_use WHERE box_id != {own} "
+        "OR campaign_id NOT IN (SELECT campaign_id FROM campaign_usage)"
     )
     stream_position.refresh_campaign_sums(conn)
     stream_position.follow(conn, stream=stream, watermark=seq)

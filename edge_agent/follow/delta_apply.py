@@ -16,16 +16,17 @@ IMMEDIATE transaction, so two callers cannot both apply the same delta:
     gap           nothing; the caller asks HQ for the deltas from watermark + 1
     other_stream  nothing; the caller resyncs from a snapshot
 
-A change is HQ's whole word on what it touches, so applying it over what the box did itself
-is safe: a code issued again keeps the box's status and links; ``code.redeemed_elsewhere``
-and ``campaign.used_elsewhere`` naming this box are its own use seen from HQ, and are
-skipped (the box counts its own in ``code_usage`` and ``campaign_usage``); a link made at HQ
-goes into ``code_links`` like a till's (mode ``hq``), so the member is offered the code at
-the next checkout, unless a till here linked it already. A change HQ signed that the box
-still cannot take (a campaign body that is no promotion, a store key that is no key) refuses
-the whole delta with ``DeltaRefusedError``: nothing of it is applied, the watermark stays,
-and the caller reports it (HQ sent something broken; applying the rest would leave the cache
-a state HQ never had).
+A change is HQ's whole word on what it touches, so applying it over what the box did itself is
+safe: a code issued again keeps the box's status and links; ``code.redeemed_elsewhere`` and
+``campaign.used_elsewhere`` naming this box are its own use seen from HQ, and are skipped (the
+box counts its own in ``code_usage`` and ``campaign_usage``; a box holding no record of the
+code or campaign, its cache lost, takes HQ's word for its own use instead); a link made at HQ
+goes into ``code_links`` like a till's (mode ``hq``), so the member is offered the code at the
+next checkout, unless a till here linked it already. A change HQ signed that the box still
+cannot take (a campaign body that is no promotion, a store key that is no key) refuses the
+whole delta with ``DeltaRefusedError``: nothing of it is applied, the watermark stays, and the
+caller reports it (HQ sent something broken; applying the rest would leave the cache a state HQ
+never had).
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ def _code_linked(conn: sqlite3.Connection, c: Change, _box: str) -> bool:
 
 
 def _redeemed_elsewhere(conn: sqlite3.Connection, c: Change, box: str) -> bool:
-    if c["box_id"] == box:
+    if c["box_id"] == box and _holds(conn, "code_usage", "code", c["code"]):
         return False  # this box's own redemption, already in code_usage
     conn.execute(
         "INSERT OR REPLACE INTO uses_elsewhere VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -187,7 +188,7 @@ def _campaign_changed(conn: sqlite3.Connection, c: Change, _box: str) -> bool:
 
 
 def _campaign_used_elsewhere(conn: sqlite3.Connection, c: Change, box: str) -> bool:
-    if c["box_id"] == box:
+    if c["box_id"] == box and _holds(conn, "campaign_usage", "campaign_id", c["campaign_id"]):
         return False  # this box's own use, already in campaign_usage
     conn.execute(
         "INSERT OR REPLACE INTO campaign_box_use VALUES (?, ?, ?, ?, ?)",
@@ -195,6 +196,13 @@ def _campaign_used_elsewhere(conn: sqlite3.Connection, c: Change, box: str) -> b
     )
     refresh_campaign_sums(conn, c["campaign_id"])
     return True
+
+
+def _holds(conn: sqlite3.Connection, table: str, column: str, key: str) -> bool:
+    """The box keeps its own record of ``key``: without one (its cache was lost, or is new),
+    HQ's word for this box's own use is all there is, and is taken like any other box's."""
+    sql = f"SELECT 1 FROM {table} WHERE {column} = ?"  # noqa: S608 (names are ours)
+    return conn.execute(sql, (key,)).fetchone() is not None
 
 
 def _store_key_registered(conn: sqlite3.Connection, c: Change, _box: str) -> bool:

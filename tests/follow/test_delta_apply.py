@@ -140,11 +140,22 @@ def test_this_boxs_own_redemption_seen_from_hq_is_not_counted_twice(
     assert service.validate(req(G, txn="T-2", member=None))[0].ok
 
 
+def test_a_box_whose_cache_was_lost_takes_hqs_word_for_its_own_redemption(
+    cache: CodeCache, service: RedemptionService
+) -> None:
+    """No record of its own (the cache was lost and reloaded): the redemption HQ knows this
+    box made before is all there is, so the single-use code stays redeemed."""
+    mine = delta_apply.apply(cache, delta(elsewhere(A, box=cache.box_id)))
+    assert (mine.applied, mine.skipped) == (1, 0)
+    assert refused(service, A).reason is Reason.ALREADY_REDEEMED
+
+
 def test_a_campaign_budget_folds_in_what_other_stores_spent(
     cache: CodeCache, service: RedemptionService
 ) -> None:
     """G1's budget is 10,000; two other boxes spent 9,800 (this box's own use, seen from HQ,
-    is not counted again), so a 500 discount no longer fits."""
+    is not counted again: it keeps its own record), so a 500 discount no longer fits."""
+    cache.conn.execute("INSERT INTO campaign_usage VALUES ('G1', 0, 0, 0)")
     delta_apply.apply(
         cache,
         delta(

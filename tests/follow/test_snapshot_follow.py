@@ -51,9 +51,12 @@ def test_the_box_follows_from_where_the_snapshot_was_cut(
     write_snapshot(central, path, "S1", now=NOW, follow=point())
     cache = CodeCache.open(tmp_path / "cache.db", store_id="S1", box_id="box-mine")
     try:
+        # The box holds its own record of the code and the campaign: HQ's copy of them is
+        # left out, it counts its own.
+        cache.conn.execute("INSERT INTO code_usage VALUES ('HOLIMAN100', 2, NULL)")
+        cache.conn.execute("INSERT INTO campaign_usage VALUES ('SPRING', 2, 1000, 2)")
         cache.load_snapshot(path)
         assert delta_apply.position(cache.conn) == Position(stream=STREAM, watermark=41)
-        # Its own box's rows are left out: it counts its own.
         uses = cache.conn.execute("SELECT box_id, uses FROM uses_elsewhere").fetchall()
         assert uses == [("box-s2", 3)]
         sums = cache.conn.execute("SELECT * FROM campaign_elsewhere").fetchall()
@@ -64,6 +67,24 @@ def test_the_box_follows_from_where_the_snapshot_was_cut(
         cache.load_snapshot(plain)
         assert delta_apply.position(cache.conn) == Position(stream=STREAM, watermark=41)
         assert cache.conn.execute("SELECT count(*) FROM uses_elsewhere").fetchone() == (1,)
+    finally:
+        cache.close()
+
+
+def test_a_lost_cache_takes_hqs_word_for_its_own_box_too(
+    central: CentralStore, tmp_path: Path
+) -> None:
+    """A box whose cache was lost starts empty: what HQ knows it redeemed is all there is, so
+    a single-use code it redeemed before the loss stays redeemed."""
+    path = tmp_path / "s1.db"
+    write_snapshot(central, path, "S1", now=NOW, follow=point())
+    cache = CodeCache.open(tmp_path / "new.db", store_id="S1", box_id="box-mine")
+    try:
+        cache.load_snapshot(path)
+        uses = cache.conn.execute("SELECT box_id, uses FROM uses_elsewhere ORDER BY box_id")
+        assert uses.fetchall() == [("box-mine", 2), ("box-s2", 3)]
+        sums = cache.conn.execute("SELECT * FROM campaign_elsewhere").fetchall()
+        assert sums == [("SPRING", 7, 3500, 4)]
     finally:
         cache.close()
 
