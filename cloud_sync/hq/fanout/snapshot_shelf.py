@@ -19,7 +19,8 @@ fan-out checks the store its position named).
 
 Files live flat in ``directory`` as ``{snapshot_id}.db``: the id is random, so no store id
 (which may hold any character a topic level allows) ever becomes a path. What the shelf held
-before a restart is forgotten, and its files are deleted at start; boxes still fetching one
+before a restart is forgotten, and its files (those named as it names them; nothing else in
+the folder is touched) are deleted at start; boxes still fetching one
 are answered ``missing`` and offered a new one at their next position.
 """
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -50,6 +52,7 @@ log = logging.getLogger("storeside.hq.fanout")
 CHUNK_BYTES: Final = 256 * 1024
 REUSE_S: Final = 3600.0
 KEEP_PER_STORE: Final = 2
+_SHELVED: Final = re.compile(r"\.?[0-9a-f]{32}\.db(\.tmp)?")  # ours, or write_snapshot's temp
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,8 +85,9 @@ class SnapshotShelf:
         self._by_store: dict[str, list[Shelved]] = {}  # newest last
         self._by_id: dict[str, Shelved] = {}
         directory.mkdir(parents=True, exist_ok=True)
-        for stale in directory.glob("*.db*"):
-            stale.unlink()
+        for stale in directory.iterdir():  # only the shelf's own: the folder may hold others
+            if _SHELVED.fullmatch(stale.name) and stale.is_file():
+                stale.unlink()
 
     def offer(self, store: EventStore, store_id: str) -> Shelved:
         """The store's current snapshot, cut now unless one younger than ``reuse_s`` is held."""
