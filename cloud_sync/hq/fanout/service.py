@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import ssl
 import threading
 import time
@@ -48,6 +49,7 @@ from cloud_sync.contract.decode_errors import DecodeError
 from cloud_sync.contract.follow_position import FollowPosition
 from cloud_sync.contract.snapshot_offer import Chunk
 from cloud_sync.contract.topics import Channel, TopicError
+from cloud_sync.hq.errors import HqError
 from cloud_sync.hq.fanout import delta_log, key_announcements, producer
 from cloud_sync.hq.fanout.delta_log import CatchUp, Published
 from cloud_sync.hq.fanout.producer import Journal
@@ -224,7 +226,12 @@ class FanoutService:
         """Offer the box its store's snapshot (see ``snapshot_shelf``), once per snapshot."""
         if self.shelf is None:
             return
-        shelved = self.shelf.offer(self.store, position.store_id)
+        try:
+            shelved = self.shelf.offer(self.store, position.store_id)
+        except (HqError, OSError, sqlite3.Error) as exc:  # HQ's db busy with a long mint, a
+            # full disk: the box says its position again, and is offered one then
+            log.warning("snapshot for store %s not cut: %s", position.store_id, exc)
+            return
         if self._offered.get(position.box_id) == shelved.offer.snapshot_id:
             return
         to_box = topics.topic(position.store_id, position.box_id, Channel.SNAPSHOT)

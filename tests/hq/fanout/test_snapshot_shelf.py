@@ -4,12 +4,15 @@ store's request is answered missing, and starting it deletes only its own leftov
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud_sync.contract.snapshot_offer import Request
 from cloud_sync.hq.central_store import CentralStore
+from cloud_sync.hq.errors import HqError
 from cloud_sync.hq.fanout.snapshot_shelf import SnapshotShelf
 from cloud_sync.hq.ingest.event_store import open_event_store
 from tests.hq.conftest import NOW
@@ -44,3 +47,21 @@ def test_a_cut_is_reused_and_its_chunks_make_the_file(
     assert hashlib.sha256(data).hexdigest() == offer.sha256
     other = shelf.chunk(Request(store_id="S2", box_id="b", snapshot_id=offer.snapshot_id, offset=0))
     assert other.missing and other.data == b""
+
+
+def test_a_cut_while_hqs_db_is_locked_fails_with_hqs_own_error(
+    central: CentralStore, tmp_path: Path
+) -> None:
+    """A long mint holding HQ's database: the cut fails with an ``HqError`` (which the fan-out
+    logs, offering the box a snapshot at its next position), never anything unexpected."""
+    other = sqlite3.connect(central.path, isolation_level=None, timeout=0.1)
+    other.execute("BEGIN EXCLUSIVE")
+    events = open_event_store(str(tmp_path / "events.db"))
+    try:
+        shelf = SnapshotShelf(central=central.path, directory=tmp_path / "shelf", key=KEY)
+        with pytest.raises(HqError):
+            shelf.offer(events, "S1")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        events.close()
