@@ -62,13 +62,7 @@ def read_overlay(path: Path) -> dict[str, Any]:
 
 def _connect(args: argparse.Namespace, prefix: str) -> mqtt.Client:
     login = ingest_commands.login(args)
-    client = login.client(args.client_id or f"{prefix}-{os.getpid()}", persistent=False)
-    try:
-        login.connect(client, persistent=False)
-    except OSError as exc:
-        raise InputError(f"broker {args.broker}: {exc}") from exc
-    client.loop_start()
-    return client
+    return ingest_commands.connected(login, args.client_id or f"{prefix}-{os.getpid()}")
 
 
 def _composed(store: EventStore, store_id: str, now: datetime) -> ConfigDocument | None:
@@ -162,16 +156,6 @@ def _status(args: argparse.Namespace, now: datetime) -> int:
     return 0
 
 
-def _wait(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0.1 <= value <= 60.0:
-        raise argparse.ArgumentTypeError(f"{text}: from 0.1 to 60 seconds")
-    return value
-
-
 def add_commands(sub: Any) -> None:
     """Add ``config push`` and ``config status`` to ``storeside-hq``'s subparsers."""
     group = sub.add_parser("config", help="push config to the store boxes, see what they run")
@@ -189,6 +173,11 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(handler=_push)
     p = actions.add_parser("status", help="which box runs which config, and what was refused")
     ingest_commands.add_broker(p)
-    p.add_argument("--wait-s", type=_wait, default=2.0, help="how long to gather (default 2)")
+    p.add_argument(
+        "--wait-s",
+        type=ingest_commands.seconds(0.1, 60.0),
+        default=2.0,
+        help="how long to gather (default 2)",
+    )
     p.add_argument("--client-id", help="default hq-config-status-PID")
     p.set_defaults(handler=_status)

@@ -93,16 +93,6 @@ def _hq_key_announce(args: argparse.Namespace, now: datetime) -> int:
     return 0
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0.05 <= value <= 60.0:
-        raise argparse.ArgumentTypeError(f"{text}: from 0.05 to 60 seconds")
-    return value
-
-
 def add_commands(sub: Any) -> None:
     """Add the fan-out's commands to ``storeside-hq``'s subparsers."""
     p = sub.add_parser(
@@ -126,7 +116,7 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument(
         "--interval-s",
-        type=_seconds,
+        type=ingest_commands.seconds(0.05, 60.0),
         default=0.5,
         help="how often changes are gathered into deltas (default 0.5)",
     )

@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTProtocolVersion
 from pydantic import TypeAdapter
 
@@ -65,6 +66,35 @@ def login(args: argparse.Namespace) -> BrokerLogin:
         password=password,
         protocol=_VERSIONS[args.mqtt_version],
     )
+
+
+def connected(broker_login: BrokerLogin, client_id: str) -> mqtt.Client:
+    """A one-shot command's client (clean session), connected, its network loop running;
+    ``InputError`` when the broker cannot be reached. The caller disconnects and stops it."""
+    client = broker_login.client(client_id, persistent=False)
+    try:
+        broker_login.connect(client, persistent=False)
+    except OSError as exc:
+        raise InputError(
+            f"broker {broker_login.broker.host}:{broker_login.broker.port}: {exc}"
+        ) from exc
+    client.loop_start()
+    return client
+
+
+def seconds(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a number of seconds from ``low`` to ``high``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text}: from {low:g} to {high:g} seconds")
+        return value
+
+    return parse
 
 
 def _ingest(args: argparse.Namespace, now: datetime) -> int:
@@ -285,12 +315,7 @@ def _resend(args: argparse.Namespace, now: datetime) -> int:
     request = ResendRequest(
         store_id=store_id, box_id=args.box, ranges=(SeqRange(first=args.first, last=args.last),)
     )
-    client = broker_login.client(args.client_id or f"hq-resend-{os.getpid()}", persistent=False)
-    try:
-        broker_login.connect(client, persistent=False)
-    except OSError as exc:
-        raise InputError(f"broker {args.broker}: {exc}") from exc
-    client.loop_start()
+    client = connected(broker_login, args.client_id or f"hq-resend-{os.getpid()}")
     try:
         info = client.publish(topic, encode_resend(request), qos=1)
         info.wait_for_publish(timeout=PUBLISH_TIMEOUT_S)
