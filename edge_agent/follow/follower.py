@@ -131,6 +131,12 @@ class DeltaFollower:
                 async with asyncio.timeout(self._quiet_s):
                     channel, payload = await self._queue.get()
             except TimeoutError:
+                if self._unsaid or self._overflowed:  # the gap that was not logged then
+                    log.info(
+                        "follow: deltas after watermark %s did not follow on: "
+                        "asking HQ for the rest",
+                        "?" if self.position is None else self.position.watermark,
+                    )
                 if self._moved or self._overflowed or self._unsaid:
                     await self._say_position()
                 else:

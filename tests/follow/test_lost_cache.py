@@ -10,26 +10,22 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from cloud_sync.hq.central_store import CentralStore
 from cloud_sync.hq.fanout.central_journal import CentralJournal
 from cloud_sync.hq.fanout.service import FanoutService
 from cloud_sync.hq.fanout.snapshot_shelf import SnapshotShelf
 from cloud_sync.hq.ingest.event_store import open_event_store
-from cloud_sync.hq.minting import mint_anonymous
 from edge_agent.api.auth import new_token
 from tests.agent_process import free_port, wait_for_health
-from tests.follow.test_follow_over_mqtt import HQ_KEY, HQ_PUBLIC, login, trust_boxes
-from tests.hq.conftest import campaign
+from tests.follow.one_box import box_on, hq_with_codes
+from tests.follow.test_follow_over_mqtt import HQ_KEY, HQ_PUBLIC, login
 from tests.hq.ingest.test_worker_mqtt import running, worker_of
 from tests.mqtt.broker import BrokerFiles, MosquittoBroker
-from tests.sync.pump_harness import box_config
-from tests.sync.test_agent_process_sync import BOX, start, write_toml
+from tests.sync.test_agent_process_sync import start, write_toml
 
 WAIT_S = 30.0
 BASKET = {"lines": [{"sku": "tea", "category": "drinks", "quantity": 2, "unit_price": 450}]}
@@ -58,17 +54,9 @@ def test_a_box_whose_cache_is_lost_resyncs_and_still_refuses_what_it_redeemed(
     broker_files: BrokerFiles,
     mqtt_passwords: dict[str, str],
 ) -> None:
-    cfg = box_config(
-        tmp_path, box=BOX, port=mosquitto.port, ca=broker_files.tls.ca_cert,
-        password=mqtt_passwords[BOX],
-    )  # fmt: skip
-    central = trust_boxes(tmp_path / "hq.db", cfg)
-    with CentralStore.open(central) as hq_db:
-        hq_db.create_campaign(
-            campaign("C1", ends_at="2099-01-01T00:00:00+00:00"), now=datetime.now(UTC)
-        )
-        mint_anonymous(hq_db, campaign_id="C1", count=500, now=datetime.now(UTC))
-        x, y = (str(r[0]) for r in hq_db.conn.execute("SELECT code FROM codes LIMIT 2"))
+    cfg = box_on(tmp_path, mosquitto, broker_files, mqtt_passwords)
+    central, codes = hq_with_codes(tmp_path, cfg, 500)
+    x, y = codes[:2]
     events = str(tmp_path / "events.db")
     ingest = worker_of(events, central, login(mosquitto, broker_files, "hq-ingest",
                                               mqtt_passwords["hq-ingest"]))  # fmt: skip
