@@ -342,6 +342,9 @@ class OneChange:
             return JournalPage(entries=(), through=after_id)
         return JournalPage(entries=(self.entry,), through=1)
 
+    def last_id(self) -> int | None:
+        return 1
+
 
 def test_hq_rotates_its_key_and_the_box_follows_the_new_one_across_a_restart(
     tmp_path: Path, hq: EventStore, broker: Broker

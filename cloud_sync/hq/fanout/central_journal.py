@@ -27,9 +27,9 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from cloud_sync.contract.delta import Change, Op
 from cloud_sync.hq.central_store import from_epoch
@@ -41,6 +41,7 @@ from edge_agent.domain.token_codec import public_key_text
 log = logging.getLogger(__name__)
 _IN_CHUNK: Final = 500  # keys per IN (...) lookup, well under SQLite's variable limit
 BUSY_MS: Final = 2_000
+T = TypeVar("T")
 
 
 class CentralJournal:
@@ -51,18 +52,33 @@ class CentralJournal:
 
     def changes_after(self, after_id: int, *, limit: int) -> JournalPage:
         nothing = JournalPage(entries=(), through=after_id)
+
+        def read(conn: sqlite3.Connection) -> JournalPage:
+            with transaction(conn, begin="DEFERRED"):  # one read of the journal and the state
+                return _page(conn, after_id, limit) or nothing
+
+        return self._read(read, nothing)
+
+    def last_id(self) -> int | None:
+        def read(conn: sqlite3.Connection) -> int | None:
+            return int(conn.execute("SELECT coalesce(max(id), 0) FROM changes").fetchone()[0])
+
+        return self._read(read, None)
+
+    def _read(self, read: Callable[[sqlite3.Connection], T], failed: T) -> T:
+        """``read`` on a read-only connection of its own, or ``failed`` (logged) when the
+        store cannot be opened or a long write holds its lock (the next step reads again)."""
         try:
             conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
         except sqlite3.OperationalError as exc:
             log.warning("fan-out: central store %s not readable: %s", self.path, exc)
-            return nothing
+            return failed
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
-            with transaction(conn, begin="DEFERRED"):  # one read of the journal and the state
-                return _page(conn, after_id, limit) or nothing
-        except sqlite3.OperationalError as exc:  # locked by a long write; the next step reads
+            return read(conn)
+        except sqlite3.OperationalError as exc:
             log.warning("fan-out: central store busy, journal read next step: %s", exc)
-            return nothing
+            return failed
         finally:
             conn.close()
 

@@ -76,6 +76,20 @@ def start(tx: Tx, store_id: str, *, now: datetime) -> Head:
     return made
 
 
+def restart(tx: Tx, store_id: str, *, now: datetime) -> Head:
+    """Give the store a new stream at seq 0 and forget the old one's deltas: every box
+    following the old stream then needs a snapshot (``catch_up`` says so), which is how a
+    backlog too big for deltas reaches the boxes (``producer.step``)."""
+    made = Head(stream=secrets.token_hex(16), seq=0)
+    tx.execute("DELETE FROM deltas WHERE store_id = ?", (store_id,))
+    tx.execute("DELETE FROM delta_heads WHERE store_id = ?", (store_id,))
+    tx.execute(
+        "INSERT INTO delta_heads (store_id, stream, seq, updated_at) VALUES (?, ?, 0, ?)",
+        (store_id, made.stream, to_micros(now)),
+    )
+    return made
+
+
 def follow_point(tx: Tx, store_id: str, *, now: datetime) -> FollowPoint:
     """Where a snapshot of ``store_id`` cut now stands in its stream (made if it has none),
     with the use totals the deltas so far carried; under ``LOCK``, so no step is half in it."""

@@ -16,12 +16,22 @@ use total goes to every known store, the redeeming one included (its other boxes
 box that made it skips it). A known store is one with a box HQ has heard from (events or a
 position) or a delta stream already (a snapshot cut for it starts one).
 
+A journal backlog of more than ``resync_rows`` rows (a mint of millions of codes, or the
+first step of a fan-out over a central store that already holds them) is not made into
+deltas: every store would get its own copy of every change, signed and stored, when one
+snapshot per store holds the same in a fraction of the bytes and loads in seconds. The step
+moves the cursor past the backlog and gives every known store a new stream
+(``delta_log.restart``): each box then says a position in the old one, is offered a snapshot
+cut after the backlog, and follows the new stream from it. Changes are state-now, so what the
+snapshot holds and the deltas after it carry again is harmless.
+
 Only one fan-out may step at a time (``delta_log.LOCK``; on PostgreSQL an advisory lock): a
 second one waits for the first's transaction, then finds the work done.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,8 +44,10 @@ from cloud_sync.hq.fanout import delta_log, use_totals
 from cloud_sync.hq.fanout.delta_log import Published
 from cloud_sync.hq.ingest.event_store import Tx
 
+log = logging.getLogger("storeside.hq.fanout")
 ALL_STORES: Final = "*"
 JOURNAL_PAGE: Final = 20_000
+RESYNC_ROWS: Final = 200_000  # a backlog beyond this goes to the boxes as snapshots
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +68,10 @@ class Journal(Protocol):
     at most ``limit`` journal ids after ``after_id``."""
 
     def changes_after(self, after_id: int, *, limit: int) -> JournalPage: ...
+
+    def last_id(self) -> int | None:
+        """The newest journal id (0: empty), or None when it cannot be read now."""
+        ...
 
 
 def known_stores(tx: Tx) -> list[str]:
@@ -88,11 +104,14 @@ def step(
     now: datetime,
     journal_page: int = JOURNAL_PAGE,
     use_page: int = use_totals.PAGE,
+    resync_rows: int = RESYNC_ROWS,
 ) -> list[Published]:
     """One step (see the module docstring): the deltas made, to publish."""
     tx.lock_keys([delta_log.LOCK])
     stores = known_stores(tx)
     changes: dict[str, list[Change]] = {s: [] for s in stores}
+    if journal is not None and _resync(tx, journal, stores, resync_rows, now):
+        journal = None  # this step's journal work is done: the backlog goes as snapshots
     if journal is not None:
         cursor = journal_cursor(tx)
         page = journal.changes_after(cursor, limit=journal_page)
@@ -101,14 +120,37 @@ def step(
             for store in targets:
                 changes.setdefault(store, []).append(entry.change)
         if page.through > cursor:
-            tx.execute(
-                "INSERT INTO fanout_meta (key, value) VALUES ('journal_id', ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (page.through,),
-            )
+            _move_cursor(tx, page.through)
     used = use_totals.take(tx, limit=use_page)
     published: list[Published] = []
     for store in sorted(changes):
         mine = changes[store] + used if store in stores else changes[store]
         published.extend(delta_log.append(tx, store, mine, key=key, now=now))
     return published
+
+
+def _move_cursor(tx: Tx, through: int) -> None:
+    tx.execute(
+        "INSERT INTO fanout_meta (key, value) VALUES ('journal_id', ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (through,),
+    )
+
+
+def _resync(tx: Tx, journal: Journal, stores: list[str], rows: int, now: datetime) -> bool:
+    """Skip a backlog of more than ``rows`` journal rows: restart every known store's stream
+    (see the module docstring). True if it did."""
+    last, cursor = journal.last_id(), journal_cursor(tx)
+    if last is None or last - cursor <= rows:
+        return False
+    log.warning(
+        "fan-out: %d journal rows waiting (over %d): %d stores get a new stream and "
+        "their boxes a snapshot instead of deltas",
+        last - cursor,
+        rows,
+        len(stores),
+    )
+    for store in stores:
+        delta_log.restart(tx, store, now=now)
+    _move_cursor(tx, last)
+    return True

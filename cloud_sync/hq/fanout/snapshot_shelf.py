@@ -9,7 +9,8 @@ store's ``write_snapshot`` with that point: what the deltas up to the point carr
 holds, and what comes after arrives as deltas, idempotent where the two overlap), hashes it,
 and signs the offer with HQ's key. A store's snapshot is reused for ``reuse_s``: ten boxes of
 one store, or one box saying its position every few seconds, cost one cut; a box given a
-snapshot an hour old follows on with an hour of deltas. Each store keeps its newest two files
+snapshot an hour old follows on with an hour of deltas (unless the store has a new stream
+since, ``producer``'s resync: then it is cut again). Each store keeps its newest two files
 (a box still fetching the older one finishes it); older ones are deleted, and a request for a
 file no longer held is answered ``missing`` (the box waits for the next offer).
 
@@ -93,7 +94,11 @@ class SnapshotShelf:
         """The store's current snapshot, cut now unless one younger than ``reuse_s`` is held."""
         held = self._by_store.get(store_id, [])
         if held and time.monotonic() - held[-1].cut_at < self.reuse_s:
-            return held[-1]
+            # Only one of the stream the store follows now: after a restart (a backlog sent
+            # as snapshots) the older one would leave the box where it was.
+            at = store.run(lambda tx: delta_log.head(tx, store_id))
+            if at is not None and at.stream == held[-1].offer.stream:
+                return held[-1]
         shelved = self._cut(store, store_id)
         held = [*held, shelved]
         for gone in held[:-KEEP_PER_STORE]:

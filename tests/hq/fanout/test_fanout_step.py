@@ -43,6 +43,9 @@ class ListJournal:
         taken = [e for e in self.entries if e.id > after_id][:limit]
         return JournalPage(entries=taken, through=taken[-1].id if taken else after_id)
 
+    def last_id(self) -> int | None:
+        return max((e.id for e in self.entries), default=0)
+
 
 def use(
     kind: EventType, box: str, seq: int, *, amount: int = 500, store: str = S1, **details: object
