@@ -62,7 +62,7 @@ class ZoneConfig(Section):
         float, Field(ge=0, le=1, description="Time below exit_dbm before Exited.")
     ] = 0.5
     min_sightings: Annotated[
-        int, Field(ge=1, le=20, description="Sightings above enter_dbm needed to enter.")
+        int, Field(ge=1, le=20, description="Sightings of a device before it may enter at all.")
     ] = 2
     quiet_s: Annotated[
         float,

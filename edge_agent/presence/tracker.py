@@ -10,7 +10,7 @@ zone (``zones.py``), so a sighting updates one *track*, the pair (identity, zone
 
 Per track the smoothed RSSI (``smoothing.py``, a time-aware EWMA) drives a four-state machine::
 
-    OUT --smoothed >= enter--> ENTERING --held enter_confirm_s and min_sightings--> IN  (Entered)
+    OUT --smoothed >= enter--> ENTERING ------held enter_confirm_s------> IN  (Entered)
      ^                           |  smoothed < enter                                 |
      |<--------------------------'                                   smoothed < exit |
      |                                                                               v
@@ -32,7 +32,10 @@ sighting ``t0``; the decision is due at ``t0 + confirm``. Waiting for the next s
 up to a whole sighting interval (1 s at 1 Hz), so ``tick(now)`` also completes due
 confirmations and dwell marks. The integrator calls it every ``tick_interval_s`` (config,
 default 0.25 s), so the decision comes at most ``confirm + tick_interval_s`` after the crossing
-whatever the sighting rate; config refuses settings where that exceeds 1 s. (The smoothing lag
+whatever the sighting rate; config refuses settings where that exceeds 1 s. A track's first
+``min_sightings - 1`` sightings only prime the average and cannot start an enter (one loud
+advertisement enters nobody); counting sightings *after* the crossing instead would cost a
+whole interval at 1 Hz and break the 1 s bound. (The smoothing lag
 between a raw step and the smoothed crossing is separate and reported by the benchmark.)
 
 Bad input never raises: ``observe`` returns ``Dropped(reason)`` for an unknown source, an RSSI
@@ -127,7 +130,7 @@ class _Track:
         self.last_at = at
         self.state = _State.OUT
         self.since = at  # when the current ENTERING / LEAVING began
-        self.count = 0  # sightings since ENTERING began
+        self.count = 1  # sightings of this track (up to the zone's min_sightings)
         self.entered_at = 0.0
         self.mark = 0  # index of the next dwell mark
 
@@ -165,6 +168,8 @@ class PresenceTracker:
                 return _DROPPED[DropReason.CAPACITY]
             track = self._tracks[key] = _Track(zone, float(rssi), at)
         else:
+            if track.count < zone.min_sightings:
+                track.count += 1
             # Reordered delivery (two scanners of one zone) floors dt instead of going backwards.
             dt = at - track.last_at
             track.smoothed += (1.0 - math.exp(-(dt if dt > MIN_DT_S else MIN_DT_S) / self._tau)) * (
@@ -174,17 +179,15 @@ class PresenceTracker:
         state = track.state
         smoothed = track.smoothed
         if state is _State.OUT:
-            if smoothed >= zone.enter_dbm:
+            if smoothed >= zone.enter_dbm and track.count >= zone.min_sightings:
                 track.state = _State.ENTERING
                 track.since = at
-                track.count = 1
             else:
                 return _NONE
         elif state is _State.ENTERING:
             if smoothed < zone.enter_dbm:
                 track.state = _State.OUT
                 return _NONE
-            track.count += 1
         elif state is _State.IN:
             if smoothed < zone.exit_dbm:
                 track.state = _State.LEAVING
@@ -231,7 +234,7 @@ class PresenceTracker:
         zone = track.zone
         state = track.state
         if state is _State.ENTERING:
-            if track.count < zone.min_sightings or now - track.since < zone.enter_confirm_s - _EPS:
+            if now - track.since < zone.enter_confirm_s - _EPS:
                 return _NONE
             track.state = _State.IN
             track.entered_at = now

@@ -25,7 +25,7 @@ class ZoneSpec:
     exit_dbm: float = -75.0  # smoothed RSSI below this starts an exit (hysteresis gap)
     enter_confirm_s: float = 0.5  # ...held this long (and for min_sightings) before Entered
     exit_confirm_s: float = 0.5  # ...held this long before Exited
-    min_sightings: int = 2  # a single loud advertisement never enters anyone
+    min_sightings: int = 2  # a track's first sightings only prime the average
     quiet_s: float = 10.0  # no sighting for this long: Exited(QUIET), the track is forgotten
     dwell_marks_s: tuple[float, ...] = ()  # Dwelled is emitted as the stay crosses each
 
