@@ -96,6 +96,8 @@ RULES: Mapping[str, Rule] = {
     "sync": _live(
         "the link to HQ reconnects with it; the outbox keeps every event until HQ has it"
     ),
+    # Issue 10: the integrator may make rules live once the engine is wired for a rebuild.
+    "presence": _restart("the presence tracker, its zones and its rules are built at start"),
 }
 _UNRULED = _restart("no rule says this setting can change while the agent runs")
 

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from cloud_sync.contract.topics import level_fault
 from config.base import Section
+from config.presence import PresenceConfig
 from config.printer import PrinterConfig
 from config.receipt_offers import ReceiptOffersConfig
 from config.signing import SigningConfig
@@ -205,6 +206,7 @@ class AgentConfig(Section):
     printer: PrinterConfig = PrinterConfig()
     signing: SigningConfig = SigningConfig()
     sync: SyncConfig = SyncConfig()
+    presence: PresenceConfig = PresenceConfig()
 
     @model_validator(mode="after")
     def _namespace_width(self) -> AgentConfig:

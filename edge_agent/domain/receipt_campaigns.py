@@ -19,13 +19,15 @@ RECEIPT_STACKING = StackingRule(
 )
 # (segment, name, basis points). At-risk takes the low end of 20-25%: the depth that reactivates
 # without training members to lapse. Champions get 5%: a discount erodes margin without lift.
-_TABLE = (
+SEGMENT_TABLE = (
     ("champion", "Thank-you 5% next visit", 500),
     ("loyal", "Loyal 10% category nudge", 1000),
     ("at_risk", "We miss you 20%", 2000),
     ("hibernating", "Welcome back 30%", 3000),
     ("one_timer", "Second visit 15%", 1500),
 )
+# The default depth of each segment's offer, for every channel (receipt and proximity offers).
+SEGMENT_SIZING_BP = {segment: basis_points for segment, _, basis_points in SEGMENT_TABLE}
 
 
 def default_receipt_campaigns(
@@ -42,7 +44,7 @@ def default_receipt_campaigns(
     if ends_at <= starts_at:
         raise ValueError("ends_at must be after starts_at")
     out = []
-    for segment, name, basis_points in _TABLE:
+    for segment, name, basis_points in SEGMENT_TABLE:
         nudged = segment in ("loyal", "one_timer")
         out.append(
             Promotion(
