@@ -37,6 +37,14 @@ naming ``changes[i].field``)::
                                                         that box in all (a box ignores the
                                                         ones naming itself)
     member.changed            member_id, segment, tier, proximity_consent (bool)
+    member.issued_elsewhere   member_id, store_id, box_id, till_id, transaction_id, at
+                                                        a receipt coupon issued (or held
+                                                        out) to the member at a checkout of
+                                                        that box, at that time: what the
+                                                        frequency cap and velocity limit
+                                                        count (a box ignores the ones naming
+                                                        itself); one fact per sale (till and
+                                                        transaction id), never changed
     campaign.changed          campaign_id, body         the campaign's rules (promotion_codec
                                                         JSON text, as snapshot rows hold it)
     campaign.used_elsewhere   campaign_id, store_id, box_id, redemptions, discount
@@ -49,8 +57,9 @@ naming ``changes[i].field``)::
 
 Fields marked ``?`` may be null. Times are ISO 8601 with an offset, read as UTC. Counts are
 integers >= 0 (a refund can bring a box's ``uses`` back to 0). Every change says the whole
-new state of what it touches (totals, not increments), so applying a delta twice, or a change
-the box already made itself (its own redemption, seen again from HQ), leaves the same cache.
+new state of what it touches (totals, not increments; an issue is a fact keyed by its sale), so
+applying a delta twice, or a change the box already made itself (its own redemption or issue,
+seen again from HQ), leaves the same cache.
 """
 
 from __future__ import annotations
@@ -95,6 +104,7 @@ class Op(StrEnum):
     CODE_LINKED = "code.linked"
     CODE_REDEEMED_ELSEWHERE = "code.redeemed_elsewhere"
     MEMBER_CHANGED = "member.changed"
+    MEMBER_ISSUED_ELSEWHERE = "member.issued_elsewhere"
     CAMPAIGN_CHANGED = "campaign.changed"
     CAMPAIGN_USED_ELSEWHERE = "campaign.used_elsewhere"
     STORE_KEY_REGISTERED = "store_key.registered"
@@ -139,6 +149,16 @@ CHANGE_FIELDS: Final[Mapping[Op, Mapping[str, _T]]] = {
         "tier": _T.STR,
         "proximity_consent": _T.BOOL,
     },
+    # No campaign, no withheld flag: the caps count every issue of the receipt programme,
+    # held-out ones alike, so the member, the time and the sale's key are all a box needs.
+    Op.MEMBER_ISSUED_ELSEWHERE: {
+        "member_id": _T.STR,
+        "store_id": _T.STR,
+        "box_id": _T.STR,
+        "till_id": _T.STR,
+        "transaction_id": _T.STR,
+        "at": _T.TIME,
+    },
     Op.CAMPAIGN_CHANGED: {"campaign_id": _T.STR, "body": _T.STR},
     Op.CAMPAIGN_USED_ELSEWHERE: {
         "campaign_id": _T.STR,
@@ -156,6 +176,10 @@ CHANGE_FIELDS: Final[Mapping[Op, Mapping[str, _T]]] = {
     Op.STORE_KEY_REVOKED: {"key_id": _T.STR, "revoked_at": _T.TIME},
 }
 _OPS: Final = {op.value: op for op in Op}
+# The changes that tell what another box did: they name a store and a box, each a topic level.
+ELSEWHERE_OPS: Final = frozenset(
+    {Op.CODE_REDEEMED_ELSEWHERE, Op.CAMPAIGN_USED_ELSEWHERE, Op.MEMBER_ISSUED_ELSEWHERE}
+)
 MAX_INT64: Final = 2**63 - 1
 
 
@@ -297,7 +321,7 @@ def _value(path: str, value: object, kind: _T) -> Any:
 
 def _check(op: Op, where: str, fields: dict[str, Any]) -> None:
     """The rules beyond each field's type."""
-    if op in (Op.CODE_REDEEMED_ELSEWHERE, Op.CAMPAIGN_USED_ELSEWHERE):
+    if op in ELSEWHERE_OPS:
         for name in ("store_id", "box_id"):
             fault = level_fault(fields[name])
             require(fault is None, f"{where}.{name}", fields[name], f"not a level ({fault})")

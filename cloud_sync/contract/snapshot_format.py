@@ -27,6 +27,15 @@ tables above (optional, with the position only)::
 
 These are the box's own tables of the same names (``edge_agent/follow/follow_schema.py``).
 A snapshot without a position leaves the box's position and these tables as they were.
+
+With the position, optionally (an HQ from before it leaves it out; a box from before it
+ignores it), the fleet's recent receipt coupon issues to members, for the frequency caps::
+
+    issues_elsewhere  box_id, till_id, transaction_id, member_id, issued_us
+                      (one row per sale, of HQ's last 90 days: ``member_issues.WINDOW``)
+
+The box adds them to its own table of the name (``edge_agent/follow/issues_elsewhere.py``),
+never deleting: an issue is a fact of its sale, and the box prunes by its own lookback.
 """
 
 from __future__ import annotations
@@ -98,6 +107,12 @@ CAMPAIGN_BOX_USE_DDL = (
     "PRIMARY KEY (campaign_id, box_id)) WITHOUT ROWID"
 )
 CAMPAIGN_BOX_USE_COLUMNS = ("campaign_id", "box_id", "store_id", "redemptions", "discount")
+ISSUES_ELSEWHERE_DDL = (
+    "CREATE TABLE {name} (box_id TEXT NOT NULL, till_id TEXT NOT NULL, "
+    "transaction_id TEXT NOT NULL, member_id TEXT NOT NULL, issued_us INTEGER NOT NULL, "
+    "PRIMARY KEY (box_id, till_id, transaction_id)) WITHOUT ROWID"
+)
+ISSUES_ELSEWHERE_COLUMNS = ("box_id", "till_id", "transaction_id", "member_id", "issued_us")
 # The tables that come with a delta stream position, and their columns.
 FOLLOW_TABLES: dict[str, tuple[str, ...]] = {
     "uses_elsewhere": USES_ELSEWHERE_COLUMNS,
@@ -120,6 +135,7 @@ DDL_BY_TABLE = {
     "store_keys": STORE_KEYS_DDL,
     "uses_elsewhere": USES_ELSEWHERE_DDL,
     "campaign_box_use": CAMPAIGN_BOX_USE_DDL,
+    "issues_elsewhere": ISSUES_ELSEWHERE_DDL,
 }
 
 

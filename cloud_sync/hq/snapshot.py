@@ -22,9 +22,11 @@ The agreed format (``cloud_sync/contract/snapshot_format.py``, version 2; read b
 
 A snapshot for one store may carry where it was cut in the store's delta stream
 (``snapshot_meta.delta_stream`` and ``delta_seq``) and the fleet's use of codes and campaigns
-by then (``uses_elsewhere``, ``campaign_box_use``): a ``FollowPoint`` the fan-out reads in one
-event store transaction (``fanout.delta_log.follow_point``), so the box follows the stream from
-exactly there. The two tables are always created, and empty without a position.
+by then (``uses_elsewhere``, ``campaign_box_use``) and the fleet's recent receipt coupon
+issues to members (``issues_elsewhere``, for the frequency caps): a ``FollowPoint`` the fan-out
+reads in one event store transaction (``fanout.delta_log.follow_point``), so the box follows
+the stream from exactly there. The three tables are always created, and empty without a
+position.
 
 Version 2 added ``namespace``: the store mints only there, so the registry is the one place a
 namespace is handed out (a store configured by hand once minted in HQ's own). The snapshot
@@ -65,13 +67,15 @@ _DDL = tuple(ddl.format(name=f"snap.{table}") for table, ddl in DDL_BY_TABLE.ite
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FollowPoint:
-    """Where in the store's delta stream a snapshot is cut, and the use totals at that point
-    (rows in ``snapshot_format.USES_ELSEWHERE_COLUMNS`` / ``CAMPAIGN_BOX_USE_COLUMNS`` order)."""
+    """Where in the store's delta stream a snapshot is cut, and the use totals and recent
+    issues at that point (rows in ``snapshot_format.USES_ELSEWHERE_COLUMNS`` /
+    ``CAMPAIGN_BOX_USE_COLUMNS`` / ``ISSUES_ELSEWHERE_COLUMNS`` order)."""
 
     stream: str
     seq: int
     uses: Sequence[tuple[object, ...]]
     campaign_uses: Sequence[tuple[object, ...]]
+    issues: Sequence[tuple[object, ...]] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,6 +145,9 @@ def write_snapshot(
                 conn.executemany(
                     "INSERT INTO snap.campaign_box_use VALUES (?, ?, ?, ?, ?)",
                     follow.campaign_uses,
+                )
+                conn.executemany(
+                    "INSERT INTO snap.issues_elsewhere VALUES (?, ?, ?, ?, ?)", follow.issues
                 )
             conn.executemany(
                 "INSERT INTO snap.campaigns (campaign_id, body) VALUES (?, ?)",

@@ -30,7 +30,7 @@ from edge_agent.cache.transaction import transaction
 from edge_agent.config_push import config_push_schema
 from edge_agent.errors import CacheError, SchemaTooNewError
 from edge_agent.events import chain_schema
-from edge_agent.follow import follow_schema
+from edge_agent.follow import follow_schema, issues_elsewhere
 from edge_agent.issuing import issue_schema
 from edge_agent.printing import print_schema
 
@@ -119,6 +119,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     chain_schema.migrate,  # v9: meta.chain_head, the event hash chain's last link
     follow_schema.migrate,  # v10: what HQ's deltas say of other stores, HQ's announced keys
     config_push_schema.migrate,  # v11: the config HQ pushed: the last seen, the last good
+    issues_elsewhere.migrate,  # v12: receipt coupons other boxes issued, for the caps here
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -26,7 +26,10 @@ A snapshot cut for this store at a point of its delta stream (``snapshot_meta.de
 and ``delta_seq``, with ``uses_elsewhere`` and ``campaign_box_use``: see ``snapshot_format``)
 also sets, in the swap, where the cache follows the stream from and the other boxes' use of
 codes and campaigns at that point (this box's own rows left out: it counts its own). Without a
-position the cache's position and those tables are left as they were.
+position the cache's position and those tables are left as they were. Such a snapshot may also
+carry HQ's recent receipt coupon issues to members (``issues_elsewhere``, optional): they are
+added to the box's own table for its frequency caps (``edge_agent/follow/issues_elsewhere.py``),
+so a new or lost cache does not hand a member a second coupon another store just gave them.
 
 The optional ``store_keys`` table (the chain's coupon signing keys) replaces the cache's in the
 swap when the snapshot has it; a snapshot from an HQ that predates it leaves the keys alone
@@ -50,6 +53,7 @@ from cloud_sync.contract.snapshot_format import (
     CODE_COLUMNS,
     CODES_DDL,
     FOLLOW_TABLES,
+    ISSUES_ELSEWHERE_COLUMNS,
     MEMBER_COLUMNS,
     MEMBERS_DDL,
     READABLE_FORMATS,
@@ -62,7 +66,7 @@ from edge_agent.domain.code_format import ALPHABET
 from edge_agent.domain.promotion_codec import PromotionFormatError, promotion_from_dict
 from edge_agent.domain.token_codec import key_id_of
 from edge_agent.errors import SnapshotError
-from edge_agent.follow import stream_position
+from edge_agent.follow import issues_elsewhere, stream_position
 from edge_agent.issuing import issue_schema
 
 CHUNK = 500_000
@@ -137,6 +141,7 @@ class _Checked:
     namespace: str | None
     has_keys: bool
     follow: tuple[str, int] | None  # (stream, seq) the snapshot was cut at
+    has_issues: bool = False  # it carries issues_elsewhere (with a position only)
 
 
 def _namespace(meta: dict[str, str], path: Path) -> str | None:
@@ -195,6 +200,7 @@ def _check(path: Path, *, store_id: str) -> _Checked:
             raise SnapshotError(f"{path}: code {bad[0]!r} is malformed or has no campaign")
         has_keys = _check_keys(snap, path)
         follow = _follow(snap, meta, path, store_id=snap_store)
+        has_issues = follow is not None and _has_issues(snap, path)
     except sqlite3.DatabaseError as exc:
         raise SnapshotError(f"{path}: {exc}") from exc
     finally:
@@ -206,7 +212,26 @@ def _check(path: Path, *, store_id: str) -> _Checked:
         namespace=namespace,
         has_keys=has_keys,
         follow=follow,
+        has_issues=has_issues,
     )
+
+
+def _has_issues(snap: sqlite3.Connection, path: Path) -> bool:
+    """Whether the snapshot carries the fleet's recent issues (an HQ from before them does
+    not); SnapshotError if its table is not the agreed one."""
+    found = tuple(r[1] for r in snap.execute("PRAGMA table_info(issues_elsewhere)"))
+    if not found:
+        return False
+    if found != ISSUES_ELSEWHERE_COLUMNS:
+        raise SnapshotError(f"{path}: table issues_elsewhere has columns {found}")
+    bad = snap.execute(
+        "SELECT box_id FROM issues_elsewhere WHERE typeof(issued_us) != 'integer' "
+        "OR box_id IS NULL OR till_id IS NULL OR transaction_id IS NULL OR member_id IS NULL "
+        "LIMIT 1"
+    ).fetchone()
+    if bad is not None:
+        raise SnapshotError(f"{path}: an issue of box {bad[0]!r} is malformed")
+    return True
 
 
 def _follow(
@@ -281,6 +306,8 @@ def _swap(conn: sqlite3.Connection, checked: _Checked) -> None:
         )
         if checked.follow is not None:
             _take_follow(conn, *checked.follow)
+        if checked.has_issues:
+            issues_elsewhere.take_snapshot(conn)
         if checked.namespace is None:
             conn.execute("DELETE FROM meta WHERE key = 'namespace'")
         else:

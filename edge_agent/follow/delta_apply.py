@@ -22,7 +22,9 @@ safe: a code issued again keeps the box's status and links; ``code.redeemed_else
 box counts its own in ``code_usage`` and ``campaign_usage``; a box holding no record of the
 code or campaign, its cache lost, takes HQ's word for its own use instead); a link made at HQ
 goes into ``code_links`` like a till's (mode ``hq``), so the member is offered the code at the
-next checkout, unless a till here linked it already. A change HQ signed that the box still
+next checkout, unless a till here linked it already; ``member.issued_elsewhere`` adds a row the
+receipt coupon caps count (``issues_elsewhere.py``), skipping this box's own issues the same
+way. A change HQ signed that the box still
 cannot take (a campaign body that is no promotion, a store key that is no key) refuses the
 whole delta with ``DeltaRefusedError``: nothing of it is applied, the watermark stays, and the
 caller reports it (HQ sent something broken; applying the rest would leave the cache a state HQ
@@ -44,6 +46,7 @@ from edge_agent.cache.code_cache import CodeCache
 from edge_agent.cache.timestamps import to_epoch_s, to_us
 from edge_agent.domain.promotion_codec import promotion_from_dict
 from edge_agent.domain.token_codec import public_key_from_text
+from edge_agent.follow import issues_elsewhere
 from edge_agent.follow.stream_position import (
     Position,
     follow,
@@ -74,7 +77,7 @@ class Applied:
     place: Place
     position: Position  # after the delta
     applied: int = 0  # changes applied
-    skipped: int = 0  # changes naming this box (its own redemptions)
+    skipped: int = 0  # changes naming this box (its own redemptions and issues)
 
 
 def apply(cache: CodeCache, delta: Delta) -> Applied:
@@ -233,6 +236,7 @@ _APPLY: Final[dict[Op, Callable[[sqlite3.Connection, Change, str], bool]]] = {
     Op.CODE_LINKED: _code_linked,
     Op.CODE_REDEEMED_ELSEWHERE: _redeemed_elsewhere,
     Op.MEMBER_CHANGED: _member_changed,
+    Op.MEMBER_ISSUED_ELSEWHERE: issues_elsewhere.apply,
     Op.CAMPAIGN_CHANGED: _campaign_changed,
     Op.CAMPAIGN_USED_ELSEWHERE: _campaign_used_elsewhere,
     Op.STORE_KEY_REGISTERED: _store_key_registered,

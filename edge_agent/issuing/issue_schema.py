@@ -7,7 +7,8 @@
   never a second coupon, and ``fingerprint`` tells a retry from another checkout;
 * indexed by (member, time): the member's recent issues are what the frequency cap and the
   velocity limit count. Held-out checkouts count too, so the control group is "issued" at the
-  same cadence as the treated group and the two stay comparable;
+  same cadence as the treated group and the two stay comparable. The fleet's other boxes'
+  issues, from HQ, count beside them (``issues_elsewhere``, v12);
 * carrying the minted code's whole row: a snapshot from HQ replaces the ``codes`` table, and
   until HQ has learnt this store's codes from the outbox, ``RESTORE_CODES_SQL`` puts them back.
 
@@ -53,9 +54,13 @@ STORED_SQL = (
     "SELECT fingerprint, response FROM coupon_issues WHERE till_id = ? AND transaction_id = ?"
 )
 INSERT_SQL = "INSERT INTO coupon_issues VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# The member's issues here and, from HQ, at the fleet's other boxes (v12,
+# ``edge_agent/follow/issues_elsewhere.py``): both are what the caps count. ?1 member, ?2 since
+# (exclusive), ?3 how many; each side is read newest first through its (member, time) index.
 RECENT_SQL = (
-    "SELECT issued_us FROM coupon_issues WHERE member_id = ? AND issued_us > ? "
-    "ORDER BY issued_us DESC LIMIT ?"
+    "SELECT issued_us FROM coupon_issues WHERE member_id = ?1 AND issued_us > ?2 "
+    "UNION ALL SELECT issued_us FROM issues_elsewhere WHERE member_id = ?1 AND issued_us > ?2 "
+    "ORDER BY issued_us DESC LIMIT ?3"
 )
 # A minted code must be new to the codes table and to our own issues (a snapshot reload may have
 # dropped one of ours from codes before HQ learnt it).

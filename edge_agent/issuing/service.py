@@ -8,8 +8,9 @@ Theory of operation
    a retried checkout never gets a second coupon. A retry must be the same checkout (member and
    basket); another one under the same sale is refused (``IdempotencyConflictError``, 409).
 2. The facts are read: the member's profile (segment), their recent issue times from
-   ``coupon_issues`` and the cached promotions of the policy's campaigns; ``offer_policy.decide``
-   (pure) decides. Campaigns it passed over are logged (once per campaign and reason).
+   ``coupon_issues`` and, as HQ told it, from the fleet's other boxes (``issues_elsewhere``),
+   and the cached promotions of the policy's campaigns; ``offer_policy.decide`` (pure) decides.
+   Campaigns it passed over are logged (once per campaign and reason).
 3. Grant: first the minting namespace: the one HQ's registry assigned to this store, recorded
    from the last snapshot (``CodeCache.minting_namespace``). None, one that does not fit the
    code format, or one other than the config's ``store.namespace`` (a cross-check when set):
@@ -64,6 +65,7 @@ from edge_agent.domain.promotion import Promotion
 from edge_agent.errors import IdempotencyConflictError, MissingTransactionError, StoreError
 from edge_agent.events import event_log
 from edge_agent.events.event_log import Attribution, EventType
+from edge_agent.follow import issues_elsewhere
 from edge_agent.issuing import issue_schema
 from edge_agent.issuing.outcome import (
     STORED_FORM,
@@ -213,20 +215,24 @@ class IssueService:
 
     def recent_issues(self, member_id: str, now: datetime) -> tuple[datetime, ...]:
         """The member's issue times (held-out ones included) within the policy's lookback,
-        newest first: the facts the caps count."""
+        newest first, at this box and, as HQ told it, at the fleet's others: the facts the
+        caps count."""
         since = to_us(now - self.policy.lookback)
         rows = self.cache.conn.execute(issue_schema.RECENT_SQL, (member_id, since, _RECENT_ROWS))
         return tuple(from_us(us) for (us,) in rows)
 
     def prune(self, now: datetime) -> int:
         """Housekeeping: forget issues whose coupon expired over a day ago and that every cap
-        window has left. Returns how many rows went."""
+        window has left, and other boxes' issues that every cap window has left. Returns how
+        many rows went."""
+        horizon = to_us(now - self.policy.lookback)
         with self.cache.transaction() as conn:
-            return issue_schema.prune(
+            own = issue_schema.prune(
                 conn,
                 expired_before_s=int((now - timedelta(days=1)).timestamp()),
-                issued_before_us=to_us(now - self.policy.lookback),
+                issued_before_us=horizon,
             )
+            return own + issues_elsewhere.prune(conn, issued_before_us=horizon)
 
     # -- steps --------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from cloud_sync.contract import (
     ack,
     batch,
     config_result,
+    delta,
     event_envelope,
     follow_position,
     hq_document,
@@ -110,6 +111,12 @@ def test_the_envelope_schema_is_every_readable_version() -> None:
     assert set(schema["properties"]["type"]["enum"]) == {t.value for t in event_envelope.EventType}
     items = resolve("#/components/schemas/Batch")["properties"]["events"]["items"]
     assert items["contentSchema"] == {"$ref": "#/components/schemas/EventEnvelope"}
+
+
+def test_the_delta_channel_names_exactly_the_change_ops_the_code_defines() -> None:
+    text = " ".join(SPEC["channels"]["delta"]["description"].split())
+    listed = text.split("delta.py): ", 1)[1].rstrip(".").split(", ")
+    assert listed == [op.value for op in delta.Op]
 
 
 def test_the_bounds_in_the_document_are_the_codes() -> None:

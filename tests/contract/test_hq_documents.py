@@ -42,7 +42,7 @@ def _change_fields(op: Op) -> st.SearchStrategy[dict[str, Any]]:
         "OPT_TIME": st.none() | times,
     }
     table = {name: kinds[kind.name] for name, kind in CHANGE_FIELDS[op].items()}
-    if op in (Op.CODE_REDEEMED_ELSEWHERE, Op.CAMPAIGN_USED_ELSEWHERE):
+    if op in deltas.ELSEWHERE_OPS:
         table |= {"store_id": levels, "box_id": levels}
     if op in (Op.STORE_KEY_REGISTERED, Op.STORE_KEY_REVOKED):
         table["key_id"] = st.from_regex(r"[0-9a-f]{8}", fullmatch=True)
@@ -248,11 +248,41 @@ def test_a_redemption_elsewhere_names_a_real_place_and_a_count() -> None:
     )
     assert deltas.decode(deltas.encode(_delta(elsewhere))).changes == (elsewhere,)
     for name, value in (("uses", -1), ("store_id", "a/b"), ("box_id", "+")):
-        doc = _doc(_delta(elsewhere))
-        doc["changes"][0][name] = value
-        with pytest.raises(BadValueError) as raised:
-            deltas.decode(json.dumps(doc))
-        assert raised.value.field == f"changes[0].{name}"
+        _refused(elsewhere, name, value, BadValueError)
+
+
+def _refused(change: Change, name: str, value: object, error: type[Exception]) -> None:
+    """``change`` with field ``name`` set to ``value`` is refused with ``error`` naming it."""
+    doc = _doc(_delta(change))
+    doc["changes"][0][name] = value
+    with pytest.raises(error) as raised:
+        deltas.decode(json.dumps(doc))
+    assert getattr(raised.value, "field", None) == f"changes[0].{name}"
+
+
+def test_an_issue_elsewhere_names_a_real_place_a_sale_and_a_time() -> None:
+    issued = Change(
+        op=Op.MEMBER_ISSUED_ELSEWHERE,
+        fields={
+            "member_id": "M1001",
+            "store_id": "store-002",
+            "box_id": "box-9",
+            "till_id": "till-1",
+            "transaction_id": "T-1001",
+            "at": T0,
+        },
+    )
+    assert deltas.decode(deltas.encode(_delta(issued))).changes == (issued,)
+    for name, value, error in (
+        ("store_id", "a/b", BadValueError),
+        ("box_id", "#", BadValueError),
+        ("till_id", "", BadValueError),  # the sale's key: never empty
+        ("transaction_id", None, WrongTypeError),
+        ("member_id", None, WrongTypeError),  # an issue without a member is never sent
+        ("at", "2026-03-01T09:00:00", BadValueError),  # no offset
+        ("campaign_id", "SPRING", UnknownFieldError),  # what the cap does not need: not sent
+    ):
+        _refused(issued, name, value, error)
 
 
 @pytest.mark.parametrize(

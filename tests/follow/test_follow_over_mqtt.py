@@ -27,7 +27,7 @@ from cloud_sync.hq.fanout.producer import JournalEntry, JournalPage
 from cloud_sync.hq.fanout.service import FanoutService
 from cloud_sync.hq.ingest import views
 from cloud_sync.hq.ingest.event_store import EventStore, open_event_store
-from cloud_sync.hq.ingest.worker import BrokerAddress, BrokerLogin
+from cloud_sync.hq.ingest.worker import BrokerAddress, BrokerLogin, IngestWorker
 from cloud_sync.hq.store_keys import register
 from config.model import AgentConfig
 from edge_agent.cache.code_cache import CodeCache
@@ -158,25 +158,26 @@ def trust_boxes(path: Path, *cfgs: AgentConfig) -> Path:
     return path
 
 
+def hq_side(
+    tmp_path: Path, hq: EventStore, broker: Broker, *cfgs: AgentConfig
+) -> tuple[IngestWorker, FanoutService]:
+    """HQ for the boxes of ``cfgs``: their store keys registered, an ingest worker over the
+    event store ``hq`` and a fan-out stepping every 0.1 s, to run with ``running``."""
+    central = trust_boxes(tmp_path / "hq.db", *cfgs)
+    ingest = worker_of(str(tmp_path / "events.db"), central, broker.login("hq-ingest"))
+    fanout = FanoutService(
+        login=broker.login("hq-fanout"), store=hq, journal=None, key=HQ_KEY,
+        client_id="hq-fanout-1", interval_s=0.1,
+    )  # fmt: skip
+    return ingest, fanout
+
+
 def test_a_code_redeemed_at_one_store_is_refused_at_another_within_seconds(
     tmp_path: Path, hq: EventStore, broker: Broker, mqtt_client: ClientFactory
 ) -> None:
     a = box(tmp_path, "box-a", S1, broker=broker, hq=hq)
     b = box(tmp_path, "box-b", S2, broker=broker, hq=hq)
-    central = trust_boxes(tmp_path / "hq.db", a, b)
-    ingest = worker_of(
-        str(tmp_path / "events.db"),
-        central,
-        broker.login("hq-ingest"),
-    )
-    fanout = FanoutService(
-        login=broker.login("hq-fanout"),
-        store=hq,
-        journal=None,
-        key=HQ_KEY,
-        client_id="hq-fanout-1",
-        interval_s=0.1,
-    )
+    ingest, fanout = hq_side(tmp_path, hq, broker, a, b)
     with running(ingest), running(fanout), box_running(a) as pa, box_running(b) as pb:
         wait_for("box-b to say its position", lambda: pb.pump.follower.counters.positions_said > 0)
         assert validate(pb, X, S2).ok
@@ -309,12 +310,7 @@ def test_two_stores_racing_for_one_code_before_the_delta_is_hqs_conflict(
     both, reports the double redemption, and each box then learns of the other's."""
     a = box(tmp_path, "box-a", S1, broker=broker, hq=hq)
     b = box(tmp_path, "box-b", S2, broker=broker, hq=hq)
-    central = trust_boxes(tmp_path / "hq.db", a, b)
-    ingest = worker_of(str(tmp_path / "events.db"), central, broker.login("hq-ingest"))
-    fanout = FanoutService(
-        login=broker.login("hq-fanout"), store=hq, journal=None, key=HQ_KEY,
-        client_id="hq-fanout-1", interval_s=0.1,
-    )  # fmt: skip
+    ingest, fanout = hq_side(tmp_path, hq, broker, a, b)
     with running(ingest), running(fanout), box_running(a) as pa, box_running(b) as pb:
         limited = []
         for pump, store in ((pa, S1), (pb, S2)):

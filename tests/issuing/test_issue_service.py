@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from cloud_sync.contract.delta import Change, Op
 from edge_agent.cache.code_cache import CodeCache
 from edge_agent.domain.basket import AppliedPromotion, Basket
 from edge_agent.domain.code_format import make_code, parse
@@ -20,6 +21,7 @@ from edge_agent.domain.offer_policy import NoCouponReason
 from edge_agent.domain.promotion import Member
 from edge_agent.domain.receipt_campaigns import default_receipt_campaigns
 from edge_agent.errors import IdempotencyConflictError, MissingTransactionError
+from edge_agent.follow import issues_elsewhere
 from edge_agent.issuing import issue_schema
 from edge_agent.issuing.outcome import STORED_FORM
 from edge_agent.issuing.service import CodeSpaceExhaustedError, IssueService
@@ -462,3 +464,47 @@ def test_a_format_1_snapshot_leaves_no_namespace(tmp_path: Path) -> None:
     old = write_snapshot(tmp_path / "v1.db", store_id=STORE, format_version="1", namespace="25")
     cache.load_snapshot(old)
     assert cache.minting_namespace() is None
+
+
+def _issued_elsewhere(cache: CodeCache, member: str, at: datetime, txn: str) -> None:
+    """What a ``member.issued_elsewhere`` from HQ leaves: another store's box issued ``member``
+    a coupon (or held them out) at ``at``."""
+    change = Change(
+        op=Op.MEMBER_ISSUED_ELSEWHERE,
+        fields={"member_id": member, "store_id": "S2", "box_id": "box-s2", "till_id": "till-1",
+                "transaction_id": txn, "at": at},
+    )  # fmt: skip
+    with cache.transaction() as conn:
+        assert issues_elsewhere.apply(conn, change, cache.box_id)
+
+
+def test_the_caps_count_what_other_stores_issued_beside_this_ones(cache: CodeCache) -> None:
+    svc = service(cache)
+    _issued_elsewhere(cache, LOYAL, NOW - timedelta(days=3), "T-S2-1")
+    capped = svc.issue(checkout("T-1", member=LOYAL))
+    assert capped.reason is NoCouponReason.FREQUENCY_CAPPED
+    assert capped.retry_after == NOW - timedelta(days=3) + timedelta(days=30)
+    assert svc.issue(checkout("T-2", member=LOYAL_2)).issued  # another member's own count
+    # Older than every cap window: it no longer counts.
+    _issued_elsewhere(cache, LOYAL_2, NOW - timedelta(days=45), "T-S2-2")
+    assert svc.recent_issues(LOYAL_2, NOW) == (NOW,)
+
+    # The velocity limit adds both sources too: one here, one there, newest first.
+    fast = service(cache, pol=policy(max_per_member=10, max_per_member_per_day=2))
+    later = NOW + timedelta(days=40)
+    assert fast.issue(checkout("T-10", member=LOYAL, now=later)).issued
+    _issued_elsewhere(cache, LOYAL, later + timedelta(hours=1), "T-S2-3")
+    assert fast.recent_issues(LOYAL, later + timedelta(hours=2)) == (
+        later + timedelta(hours=1),
+        later,
+    )
+    limited = fast.issue(checkout("T-11", member=LOYAL, now=later + timedelta(hours=2)))
+    assert limited.reason is NoCouponReason.VELOCITY_LIMIT
+    assert limited.retry_after == later + timedelta(days=1)
+
+
+def test_prune_forgets_other_stores_issues_once_every_cap_window_left(cache: CodeCache) -> None:
+    _issued_elsewhere(cache, LOYAL, NOW - timedelta(days=31), "T-old")
+    _issued_elsewhere(cache, LOYAL, NOW - timedelta(days=3), "T-new")
+    assert service(cache).prune(NOW) == 1
+    assert service(cache).recent_issues(LOYAL, NOW) == (NOW - timedelta(days=3),)

@@ -33,6 +33,7 @@ from cloud_sync.contract.delta import Change, Delta
 from cloud_sync.contract.follow_position import FollowPosition
 from cloud_sync.contract.hq_document import Kind
 from cloud_sync.hq import hq_signer
+from cloud_sync.hq.fanout import member_issues
 from cloud_sync.hq.ingest.event_store import Tx, to_micros
 from cloud_sync.hq.snapshot import FollowPoint
 
@@ -92,7 +93,8 @@ def restart(tx: Tx, store_id: str, *, now: datetime) -> Head:
 
 def follow_point(tx: Tx, store_id: str, *, now: datetime) -> FollowPoint:
     """Where a snapshot of ``store_id`` cut now stands in its stream (made if it has none),
-    with the use totals the deltas so far carried; under ``LOCK``, so no step is half in it."""
+    with the use totals the deltas so far carried and the fleet's issues of the last
+    ``member_issues.WINDOW``; under ``LOCK``, so no step is half in it."""
     tx.lock_keys([LOCK])
     at = start(tx, store_id, now=now)
     uses = tx.query(
@@ -103,7 +105,13 @@ def follow_point(tx: Tx, store_id: str, *, now: datetime) -> FollowPoint:
         "SELECT campaign_id, box_id, store_id, redemptions, discount FROM campaign_box_use "
         "ORDER BY campaign_id, box_id"
     )
-    return FollowPoint(stream=at.stream, seq=at.seq, uses=uses, campaign_uses=campaign_uses)
+    return FollowPoint(
+        stream=at.stream,
+        seq=at.seq,
+        uses=uses,
+        campaign_uses=campaign_uses,
+        issues=member_issues.recent(tx, now=now),
+    )
 
 
 def append(

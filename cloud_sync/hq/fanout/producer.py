@@ -4,17 +4,18 @@ Theory of operation
 -------------------
 Two sources change what a store's boxes must hold: HQ's own decisions, journalled by the
 central store in the transaction that makes them (codes minted or revoked, links, members,
-campaigns, store keys; each scoped to one store or to every store, ``*``), and the fleet's
-redemptions and returns, queued by ingest (``use_totals``). ``step`` takes a page of each,
+campaigns, store keys; each scoped to one store or to every store, ``*``), and what the fleet
+did, queued by ingest: redemptions and returns (``use_totals``) and receipt coupons issued to
+members (``member_issues``). ``step`` takes a page of each,
 groups the changes by the store that must see them, and appends each store's as its next
 deltas (``delta_log.append``), in one event store transaction that also moves the journal
 cursor (``fanout_meta.journal_id``) and empties the queue rows it took. So a crash repeats a
 step, never half of one: either the deltas, the cursor and the queue all moved, or none did.
 
 Who sees what: a journalled change goes to its store, or to every known store for ``*``; a
-use total goes to every known store, the redeeming one included (its other boxes count it; the
-box that made it skips it). A known store is one with a box HQ has heard from (events or a
-position) or a delta stream already (a snapshot cut for it starts one).
+use total or an issue goes to every known store, the one it happened at included (its other
+boxes count it; the box that made it skips it). A known store is one with a box HQ has heard
+from (events or a position) or a delta stream already (a snapshot cut for it starts one).
 
 A journal backlog of more than ``resync_rows`` rows (a mint of millions of codes, or the
 first step of a fan-out over a central store that already holds them) is not made into
@@ -40,7 +41,7 @@ from typing import Final, Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud_sync.contract.delta import Change
-from cloud_sync.hq.fanout import delta_log, use_totals
+from cloud_sync.hq.fanout import delta_log, member_issues, use_totals
 from cloud_sync.hq.fanout.delta_log import Published
 from cloud_sync.hq.ingest.event_store import Tx
 
@@ -104,6 +105,7 @@ def step(
     now: datetime,
     journal_page: int = JOURNAL_PAGE,
     use_page: int = use_totals.PAGE,
+    issue_page: int = member_issues.PAGE,
     resync_rows: int = RESYNC_ROWS,
 ) -> list[Published]:
     """One step (see the module docstring): the deltas made, to publish."""
@@ -121,7 +123,7 @@ def step(
                 changes.setdefault(store, []).append(entry.change)
         if page.through > cursor:
             _move_cursor(tx, page.through)
-    used = use_totals.take(tx, limit=use_page)
+    used = use_totals.take(tx, limit=use_page) + member_issues.take(tx, limit=issue_page)
     published: list[Published] = []
     for store in sorted(changes):
         mine = changes[store] + used if store in stores else changes[store]

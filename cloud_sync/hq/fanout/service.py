@@ -18,7 +18,8 @@ whole fleet's last word at once, and each box is caught up from there; the sessi
   A position
   whose box HQ knows under another store is refused and logged: the ACL pins only the box
   level, so a box claiming another store's id must not be sent that store's deltas;
-* every hour: deltas older than the retention period pruned (a store's last ``keep`` stay).
+* every hour: deltas older than the retention period pruned (a store's last ``keep`` stay),
+  and the issues kept for snapshots that have left their window (``member_issues``).
 
 Nothing is lost to a crash: a delta is committed before it is published, and a box that missed
 one (fan-out down between commit and publish, a broker restarted without its queue) sees the
@@ -50,7 +51,7 @@ from cloud_sync.contract.follow_position import FollowPosition
 from cloud_sync.contract.snapshot_offer import Chunk
 from cloud_sync.contract.topics import Channel, TopicError
 from cloud_sync.hq.errors import HqError
-from cloud_sync.hq.fanout import delta_log, key_announcements, producer
+from cloud_sync.hq.fanout import delta_log, key_announcements, member_issues, producer
 from cloud_sync.hq.fanout.delta_log import CatchUp, Published
 from cloud_sync.hq.fanout.producer import Journal
 from cloud_sync.hq.fanout.snapshot_shelf import SnapshotShelf
@@ -312,7 +313,11 @@ class FanoutService:
         self.published += 1
 
     def _prune(self) -> None:
-        before = self._clock() - self.retention
+        now = self._clock()
+        before = now - self.retention
         gone = self.store.run(lambda tx: delta_log.prune(tx, before=before, keep=self.keep))
         if gone:
             log.info("pruned %d delta(s) made before %s", gone, before.isoformat())
+        issues = self.store.run(lambda tx: member_issues.prune(tx, now=now))
+        if issues:
+            log.info("pruned %d member issue(s) older than %s", issues, member_issues.WINDOW)

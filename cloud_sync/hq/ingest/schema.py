@@ -43,6 +43,14 @@ the events that change what stores must know are queued in the transaction that 
 
 Version 3: ``config_pushes``, every config push (null ``store_id``: the fleet's), HQ's
 config layers for ``storeside-hq config push`` (``cloud_sync/hq/config_push/``).
+
+Version 4, receipt coupon issues for the other stores' frequency caps
+(``cloud_sync/hq/fanout/member_issues.py``):
+
+    issue_queue    (box_id, seq) of each stored ``coupon.issued`` / ``coupon.withheld`` with a
+                   member, not yet fanned out; queued in the transaction that stores it
+    member_issues  per sale (box, till, transaction id): the member, the store and when, kept
+                   for ``member_issues.WINDOW`` so a snapshot can seed a new cache's caps
 """
 
 from __future__ import annotations
@@ -125,6 +133,17 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         # push of its store.
         "CREATE TABLE config_pushes (version {int} PRIMARY KEY, store_id TEXT, "
         "pushed_at {int} NOT NULL, overlay TEXT NOT NULL)",
+    ),
+    (
+        # Version 4: receipt coupon issues fanned out to every store's frequency caps. A queue
+        # of its own, so the use totals' page never reads past issues (and the reverse).
+        "CREATE TABLE issue_queue (box_id TEXT NOT NULL, seq {int} NOT NULL, "
+        "PRIMARY KEY (box_id, seq))",
+        "CREATE TABLE member_issues (box_id TEXT NOT NULL, till_id TEXT NOT NULL, "
+        "transaction_id TEXT NOT NULL, store_id TEXT NOT NULL, member_id TEXT NOT NULL, "
+        "at {int} NOT NULL, PRIMARY KEY (box_id, till_id, transaction_id))",
+        # The snapshot's window and the prune both read by age.
+        "CREATE INDEX member_issues_by_time ON member_issues (at)",
     ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

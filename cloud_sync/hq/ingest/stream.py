@@ -265,6 +265,7 @@ class _EventTable:
     pending: list[Row] = field(default_factory=list)  # to store, in the order stored
     held: dict[str, bool] = field(default_factory=dict)  # id -> held, at HQ or by the group
     fanned: list[tuple[str, int]] = field(default_factory=list)  # (box, seq) to fan out
+    issued: list[tuple[str, int]] = field(default_factory=list)  # (box, seq) of issues
 
     def look_up(self, ids: Sequence[str]) -> None:
         """Learn which of ``ids`` HQ holds (pending rows count as held)."""
@@ -289,6 +290,10 @@ class _EventTable:
         self.pending.extend(rows)
         self.held.update((str(row[_EVENT_ID]), True) for row in rows)
         self.fanned.extend((r[0], r[1]) for r in rows if r[_TYPE] in FANNED_OUT)
+        # An issue without a member counts toward no cap: nothing to tell anyone.
+        self.issued.extend(
+            (r[0], r[1]) for r in rows if r[_TYPE] in ISSUES and r[_MEMBER] is not None
+        )
 
     def query(self, sql: str, params: Sequence[object]) -> list[Row]:
         """A read of the table: after the pending rows are in it."""
@@ -304,12 +309,18 @@ class _EventTable:
             # transaction: an event stored is an event fanned out, once.
             self.tx.insert_many("fanout_queue", ("box_id", "seq"), self.fanned)
             self.fanned = []
+        if self.issued:
+            self.tx.insert_many("issue_queue", ("box_id", "seq"), self.issued)
+            self.issued = []
 
 
 _EVENT_ID: Final = EVENT_COLUMNS.index("event_id")
 _TYPE: Final = EVENT_COLUMNS.index("type")
+_MEMBER: Final = EVENT_COLUMNS.index("member_id")
 # The events that change a code's or a campaign's use, which other stores' boxes count.
 FANNED_OUT: Final = frozenset({EventType.REDEEMED.value, EventType.REVERSED.value})
+# The receipt coupon issues every box's frequency cap counts, held-out checkouts included.
+ISSUES: Final = frozenset({EventType.COUPON_ISSUED.value, EventType.COUPON_WITHHELD.value})
 
 
 @dataclass(slots=True, kw_only=True)
