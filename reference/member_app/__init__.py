@@ -1,0 +1,1 @@
+"""The member app's side of in-store presence, as a reference for the app's developers."""
