@@ -1,0 +1,1 @@
+"""In-store presence: BLE beacons and NFC taps to consenting members in zones."""
