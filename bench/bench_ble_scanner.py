@@ -17,6 +17,10 @@ import time
 from collections.abc import Mapping
 
 from bench.report import figure
+from edge_agent.presence.ble_port import Phase
+from hardware.ble.bleak_scanner import BleakBeaconScanner
+from tests.ble.harness import wait_phase
+from tests.ble.mock_bluez import MockBluez, PrivateBus
 
 IBEACON = bytes.fromhex("0215e2c56db5dffb48d2b060d0f5a71096e000010002c5")
 ADDRESS = "C4:7C:8D:6A:11:01"
@@ -27,10 +31,6 @@ def keep_ibeacons(mfg: Mapping[int, bytes], _svc: Mapping[str, bytes], _u: tuple
 
 
 async def _run(bus_address: str) -> None:
-    from edge_agent.presence.ble_port import Phase
-    from hardware.ble.bleak_scanner import BleakBeaconScanner
-    from tests.ble.harness import wait_phase
-    from tests.ble.mock_bluez import MockBluez
 
     async with MockBluez(bus_address) as mock:
         await mock.start()
@@ -92,8 +92,6 @@ async def _run(bus_address: str) -> None:
 
 
 def main() -> None:
-    from tests.ble.mock_bluez import PrivateBus
-
     bus = PrivateBus()
     os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
     try:
