@@ -13,8 +13,8 @@ and ``now``, the resolver answers the member in O(1) from a table it precomputes
   only to tell a replayed old identifier (STALE) from a stranger's (UNKNOWN) in the logs; a
   stale identifier is never resolved, and the refusal names no member.
 * **Refresh.** When ``now`` moves into a new period the table drops the counters that left
-  the band and adds the ones that entered it (K x members HMACs per period, not a rebuild);
-  a clock step of more than the band rebuilds it.
+  the band and adds the one that entered it (one HMAC per member per period, not a rebuild);
+  a clock step of more than the band rebuilds it. ``advance`` does it ahead of time.
 * **Validity.** A key contributes only to periods that overlap its window, so HQ can rotate a
   member's key with an overlap and a withdrawn key stops resolving at its ``valid_until``.
 * **Collisions.** 64-bit identifiers: with 10,000 members and an 11-period band the chance
@@ -159,9 +159,7 @@ class RotatingIdResolver:
 
     def resolve_id(self, identifier: bytes, now: datetime) -> Resolved | Unresolved:
         """Who advertised the 8-byte ``identifier`` at ``now``, within the skew window."""
-        center = counter_at(now, self._exponent)
-        if center != self._center:
-            self._move_to(center)
+        center = self.advance(now)
         entries = self._ids.get(identifier) if len(identifier) == ID_BYTES else None
         if not entries:
             return Unresolved(UnresolvedReason.UNKNOWN)
@@ -178,6 +176,18 @@ class RotatingIdResolver:
             counter=entry.counter,
             skew_periods=entry.counter - center,
         )
+
+    def advance(self, now: datetime) -> int:
+        """Bring the table to ``now``'s period (``resolve`` does it too) and answer its counter.
+
+        A refresh costs one HMAC per member (about 10 ms per 1,000 members on a laptop core):
+        a housekeeping timer can call this just after each period starts, so no advertisement
+        waits for it.
+        """
+        center = counter_at(now, self._exponent)
+        if center != self._center:
+            self._move_to(center)
+        return center
 
     def table_size(self) -> int:
         """How many identifiers the table holds now (for health and the benchmark)."""

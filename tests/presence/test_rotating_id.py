@@ -63,6 +63,24 @@ def test_the_vectors_are_current() -> None:
     assert DOCUMENT["service_uuid"] == rid.MEMBER_SERVICE_UUID
 
 
+def test_the_vectors_in_the_developers_doc_are_the_tested_ones() -> None:
+    doc = (ROOT / "docs" / "rotating-identifier.md").read_text()
+    rows = [line.split("|")[1:-1] for line in doc.splitlines() if line.startswith("| 3f47")]
+    assert len(rows) >= 3
+    for key, at, exponent, _, counter, identifier, service_data in (
+        [cell.strip() for cell in row] for row in rows
+    ):
+        vector = next(
+            v for v in VECTORS if (v["key"], v["at"], str(v["exponent"])) == (key, at, exponent)
+        )
+        assert (str(vector["counter"]), vector["rotating_id"], vector["service_data"]) == (
+            counter,
+            identifier,
+            service_data,
+        )
+    assert rid.MEMBER_SERVICE_UUID in doc
+
+
 @pytest.mark.parametrize("vector", VECTORS, ids=lambda v: f"{v['key'][:6]}-K{v['exponent']}")
 def test_a_vector_follows_the_documented_construction(vector: dict[str, Any]) -> None:
     # Written out from docs/rotating-identifier.md, not through the contract's code.
