@@ -100,6 +100,16 @@ class SyncConfig(Section):
         float,
         Field(ge=1, le=3600, description="How often the retained health summary is refreshed."),
     ] = 30.0
+    push_check_s: Annotated[
+        float,
+        Field(
+            ge=1,
+            le=600,
+            description="After HQ's config push: how long the box may take to be connected "
+            "to the broker again (a push to [sync] reconnects) before the push is rolled back; "
+            "a box HQ cannot reach could not be sent the fix.",
+        ),
+    ] = 20.0
     hq_public_key: Annotated[
         str | None,
         Field(

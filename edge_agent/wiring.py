@@ -237,7 +237,6 @@ class Agent:
     clock: Callable[[], datetime]
     pump: OutboxPump | None = None  # the running outbox pump, when sync is configured
     config_push: ConfigFollower | None = None  # HQ's config pushes (set by build_app)
-    push_broker_timeout_s: float = 20.0  # after a push: how long the pump has to reconnect
     _reconfiguring: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
     # Where the POS API listens: the sockets handed in (systemd, the demo, tests), else config's.
     _api_address: tuple[str, int] | None = field(default=None, init=False, repr=False)
@@ -284,7 +283,7 @@ class Agent:
             cfg,
             api=api,
             pump_connected=lambda: self.pump is not None and self.pump.connected,
-            broker_timeout_s=self.push_broker_timeout_s,
+            broker_timeout_s=cfg.sync.push_check_s,  # the pushed config's own allowance
             printer_changed=diff.touches("printer"),
         )
 

@@ -11,12 +11,15 @@ last state at once. Both carry the box's ``session``, a number that grows with e
 notices a dead connection late), so HQ ignores a state whose session is below the last it saw
 from that box, and an ``offline`` ends only its own session.
 
-``health`` is a retained summary the box publishes after each connect and then periodically:
-how far behind it is (outbox depth, oldest unsent event, the last ack), what it runs (agent
-version, cache data version), its printer, and its clock's offset from HQ's. HQ's fleet view
-reads it; nothing depends on it for correctness, so it is a snapshot, never a log.
+``health`` is a retained summary the box publishes after each connect, periodically, and at
+once after each config push is answered: how far behind it is (outbox depth, oldest unsent
+event, the last ack), what it runs (agent version, cache data version, the version of HQ's
+config and what came of the last push), its printer, and its clock's offset from HQ's. HQ's
+fleet view reads it; nothing depends on it for correctness, so it is a snapshot, never a log.
 
-Both are flat JSON objects, schema version 1, decoded with ``message_codec``'s checks::
+Both are flat JSON objects decoded with ``message_codec``'s checks; state is schema version 1,
+health version 2 (version 1 is version 2 without the four ``config_`` fields: boxes and HQ
+upgrade separately, so HQ reads both, and a version 1 health has ``ConfigHealth()``)::
 
     State   store_id, box_id, state ("online" | "offline"), session (int >= 1)
     Health  store_id, box_id, session, at (ISO 8601 with offset: when it was measured),
@@ -25,8 +28,16 @@ Both are flat JSON objects, schema version 1, decoded with ``message_codec``'s c
             next_seq (int >= 1: the seq the next event will get), acked_through (int >= 0),
             last_ack_at (time | null), oldest_retained_seq (int | null: the first seq the
             box can still resend), clock_offset_ms (int | null: box minus HQ, unknown: null)
+      v2 +  config_version (int >= 1 | null: the pushed config the box runs; null: its file's
+            alone), config_outcome (a ``config_result.Outcome`` | null: no push answered
+            yet), config_outcome_version (int >= 1 | null: the version that outcome is about,
+            null when the push could not be read that far), config_outcome_at (time | null:
+            when; null exactly when config_outcome is)
 
-HQ computes a box's lag as ``next_seq - 1 - stored_through``, from its own store and this.
+The config fields summarise the box's retained ``config_result`` (whose ``running`` is
+``config_version``; its errors stay there), so one look at the fleet shows which box runs
+which config and which refused the last one. HQ computes a box's lag as
+``next_seq - 1 - stored_through``, from its own store and this.
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from cloud_sync.contract import message_codec
+from cloud_sync.contract.config_result import MAX_VERSION, Outcome
 from cloud_sync.contract.decode_errors import (
     BadValueError,
 )
@@ -47,7 +59,8 @@ from cloud_sync.contract.message_codec import (
 )
 from cloud_sync.contract.topics import level_fault
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 1  # the state's
+HEALTH_VERSION: Final = 2  # what a box writes; HQ reads 1 too (HEALTH_FIELDS)
 MAX_STATE_BYTES: Final = 1024
 MAX_HEALTH_BYTES: Final = 4096
 MAX_TEXT_CHARS: Final = 200  # versions and printer states are short words, not logs
@@ -67,6 +80,17 @@ class State:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigHealth:
+    """HQ's config on the box, as its health says it (the ``config_`` fields): all None for
+    a box no push has reached, and for a version 1 health."""
+
+    version: int | None = None  # the pushed version it runs
+    outcome: Outcome | None = None  # what came of the last push
+    outcome_version: int | None = None  # the version that outcome is about
+    outcome_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Health:
     store_id: str
     box_id: str
@@ -82,6 +106,7 @@ class Health:
     last_ack_at: datetime | None
     oldest_retained_seq: int | None
     clock_offset_ms: int | None
+    config: ConfigHealth = ConfigHealth()
 
 
 _IDS: Final = {
@@ -91,23 +116,32 @@ _IDS: Final = {
     "session": Kind.INT,
 }
 STATE_FIELDS: Final = {SCHEMA_VERSION: {**_IDS, "state": Kind.STR}}
+_HEALTH_V1: Final = {
+    **_IDS,
+    "at": Kind.STR,
+    "agent_version": Kind.STR,
+    "cache_version": Kind.OPT_STR,
+    "printer_state": Kind.STR,
+    "outbox_depth": Kind.INT,
+    "oldest_unsent_at": Kind.OPT_STR,
+    "next_seq": Kind.INT,
+    "acked_through": Kind.INT,
+    "last_ack_at": Kind.OPT_STR,
+    "oldest_retained_seq": Kind.OPT_INT,
+    "clock_offset_ms": Kind.OPT_INT,
+}
 HEALTH_FIELDS: Final = {
-    SCHEMA_VERSION: {
-        **_IDS,
-        "at": Kind.STR,
-        "agent_version": Kind.STR,
-        "cache_version": Kind.OPT_STR,
-        "printer_state": Kind.STR,
-        "outbox_depth": Kind.INT,
-        "oldest_unsent_at": Kind.OPT_STR,
-        "next_seq": Kind.INT,
-        "acked_through": Kind.INT,
-        "last_ack_at": Kind.OPT_STR,
-        "oldest_retained_seq": Kind.OPT_INT,
-        "clock_offset_ms": Kind.OPT_INT,
-    }
+    1: _HEALTH_V1,
+    HEALTH_VERSION: {
+        **_HEALTH_V1,
+        "config_version": Kind.OPT_INT,
+        "config_outcome": Kind.OPT_STR,
+        "config_outcome_version": Kind.OPT_INT,
+        "config_outcome_at": Kind.OPT_STR,
+    },
 }
 _STATES: Final = {s.value: s for s in BoxState}
+_OUTCOMES: Final = {o.value: o for o in Outcome}
 
 
 def _time_text(at: datetime | None) -> str | None:
@@ -126,8 +160,9 @@ def encode_state(state: State) -> bytes:
 
 
 def encode_health(health: Health) -> bytes:
+    config = health.config
     doc = {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": HEALTH_VERSION,
         "store_id": health.store_id,
         "box_id": health.box_id,
         "session": health.session,
@@ -142,6 +177,10 @@ def encode_health(health: Health) -> bytes:
         "last_ack_at": _time_text(health.last_ack_at),
         "oldest_retained_seq": health.oldest_retained_seq,
         "clock_offset_ms": health.clock_offset_ms,
+        "config_version": config.version,
+        "config_outcome": None if config.outcome is None else config.outcome.value,
+        "config_outcome_version": config.outcome_version,
+        "config_outcome_at": _time_text(config.outcome_at),
     }
     return message_codec.canonical(doc).encode("ascii")
 
@@ -159,8 +198,9 @@ def decode_state(data: str | bytes) -> State:
 
 
 def decode_health(data: str | bytes) -> Health:
-    """The health summary in ``data``; a ``MessageError`` naming the first fault if none."""
-    _, doc = message_codec.read(data, max_bytes=MAX_HEALTH_BYTES, fields=HEALTH_FIELDS)
+    """The health summary in ``data`` (version 1 or 2); a ``MessageError`` naming the first
+    fault if none."""
+    version, doc = message_codec.read(data, max_bytes=MAX_HEALTH_BYTES, fields=HEALTH_FIELDS)
     _common(doc)
     for name in ("agent_version", "cache_version", "printer_state"):
         value = doc[name]
@@ -185,6 +225,30 @@ def decode_health(data: str | bytes) -> Health:
         last_ack_at=_optional_time(doc, "last_ack_at"),
         oldest_retained_seq=doc["oldest_retained_seq"],
         clock_offset_ms=doc["clock_offset_ms"],
+        config=ConfigHealth() if version == 1 else _config_health(doc),
+    )
+
+
+def _config_health(doc: dict[str, Any]) -> ConfigHealth:
+    for name in ("config_version", "config_outcome_version"):
+        value = doc[name]
+        require(value is None or 1 <= value <= MAX_VERSION, name, value, "a version is >= 1")
+    outcome, at = doc["config_outcome"], doc["config_outcome_at"]
+    known = outcome is None or outcome in _OUTCOMES
+    require(known, "config_outcome", outcome, f"not one of {', '.join(_OUTCOMES)}")
+    # An outcome and its time come together: one without the other is a box's bug.
+    require(outcome is not None or at is None, "config_outcome", outcome,
+            "null, yet config_outcome_at is set")  # fmt: skip
+    require(outcome is None or at is not None, "config_outcome_at", at,
+            "an outcome is reached at a time")  # fmt: skip
+    about = doc["config_outcome_version"]
+    require(outcome is not None or about is None, "config_outcome_version", about,
+            "only with a config_outcome")  # fmt: skip
+    return ConfigHealth(
+        version=doc["config_version"],
+        outcome=None if outcome is None else _OUTCOMES[outcome],
+        outcome_version=doc["config_outcome_version"],
+        outcome_at=_optional_time(doc, "config_outcome_at"),
     )
 
 

@@ -27,8 +27,10 @@ Only an applied (or unchanged) config becomes the last good one: its version and
 kept in the cache, and ``with_kept_overlay`` lays that overlay over the file's config when the
 agent starts, so a restart runs what HQ last set. Every outcome is kept and published on the
 box's retained ``config_result`` topic; if the pump is not connected at that moment (it may
-be reconnecting with the new settings), it publishes it after its next connect. Nothing here
-raises into the pump or ends the agent for a bad config: refusals are results.
+be reconnecting with the new settings), it publishes it after its next connect. The pump's
+health summary says the same in brief (``config_health``: the version running, the last
+outcome and what it was about). Nothing here raises into the pump or ends the agent for a bad
+config: refusals are results.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from cloud_sync.contract.config_document import ConfigDocument
 from cloud_sync.contract.config_result import ConfigResult, FieldError, Outcome
 from cloud_sync.contract.hq_document import Kind
 from cloud_sync.contract.message_codec import MessageError
+from cloud_sync.contract.presence import ConfigHealth
 from config.diff import ConfigDiff
 from config.model import AgentConfig
 from config.overlay import Ready, check, laid_over
@@ -108,6 +111,7 @@ class ConfigFollower:
         self._clock = clock
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_MAX)
         self.results: list[ConfigResult] = []  # every outcome since start (tests, logs)
+        self._last = _last_result(kept.result)  # for health, across restarts
 
     # -- from the pump, on the loop -----------------------------------------------------------
 
@@ -120,6 +124,16 @@ class ConfigFollower:
     def result_payload(self) -> bytes | None:
         """The last result, for the pump to publish (retained) after it connects."""
         return self.kept.result
+
+    def config_health(self) -> ConfigHealth:
+        """What the box's health says of HQ's config: the version running, the last outcome."""
+        last = self._last
+        return ConfigHealth(
+            version=self.kept.running_version,
+            outcome=None if last is None else last.outcome,
+            outcome_version=None if last is None else last.version,
+            outcome_at=None if last is None else last.at,
+        )
 
     # -- SIGHUP ---------------------------------------------------------------------------------
 
@@ -215,6 +229,7 @@ class ConfigFollower:
     async def _answer(self, result: ConfigResult) -> None:
         payload = config_result.encode(result)
         await self._keep(replace(self.kept, result=payload))
+        self._last = result
         self.results.append(result)
         about = "a config" if result.version is None else f"config {result.version}"
         if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
@@ -228,3 +243,14 @@ class ConfigFollower:
             )
         if not self._publish(payload):
             log.info("config push: not connected: the result is published after the next connect")
+
+
+def _last_result(payload: bytes | None) -> ConfigResult | None:
+    """The result the cache keeps, read back; None if there is none, or it no longer decodes
+    (written by another version: the next push's result replaces it)."""
+    if payload is None:
+        return None
+    try:
+        return config_result.decode(payload)
+    except MessageError:
+        return None

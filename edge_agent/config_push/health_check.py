@@ -16,7 +16,9 @@ list: well). The caller rolls back on any.
              there; USB, serial and file printers are not probed (opening the device beside
              the print worker would fight it for it; the worker's own state shows in health)
     sync     with a broker configured, the outbox pump is connected to it within
-             ``broker_timeout_s`` (a pump restarted by the change reconnects first)
+             ``broker_timeout_s`` (the agent passes ``sync.push_check_s``; a pump restarted
+             by the change reconnects first, so a push naming a broker the box cannot
+             reach is undone, and the box is back where HQ can send it the fix)
 
 Plain asyncio streams, no HTTP client: one request line and a status line are all it needs.
 """

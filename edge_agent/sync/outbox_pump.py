@@ -31,7 +31,9 @@ they leave the outbox only on HQ's ack.
 HQ's config pushes (the retained ``config`` topic) are handed, as they come, to the agent's
 ``ConfigInbox`` (``edge_agent/config_push/config_follower.py``), which outlives the pump: a
 pushed config may change ``[sync]`` and so restart the pump that delivered it. After every
-connect the pump publishes the inbox's last result again on the retained ``config_result``.
+connect the pump publishes the inbox's last result again on the retained ``config_result``;
+each health summary carries the inbox's ``config_health``, and a new result is followed by a
+health summary at once, so the fleet view does not wait ``health_interval_s`` to show it.
 
 Nothing here is on a till's request path: the tills' DB thread does none of the pump's work,
 and a validate (a read) never waits for the pump's one write, the delete after an ack.
@@ -84,6 +86,8 @@ class ConfigInbox(Protocol):
     def on_config(self, payload: bytes) -> None: ...
 
     def result_payload(self) -> bytes | None: ...
+
+    def config_health(self) -> presence.ConfigHealth: ...
 
 
 class CacheThread(Protocol):
@@ -273,12 +277,16 @@ class OutboxPump:
         self.fetcher.on_connected()
         result = None if self._config_inbox is None else self._config_inbox.result_payload()
         if result is not None:  # the box's last word on HQ's config, said again (retained)
-            self.publish_config_result(result)
+            self._link.publish(self._topics[Channel.CONFIG_RESULT], result, retain=True)
         self._wake()
 
     def publish_config_result(self, payload: bytes) -> bool:
-        """Publish what came of HQ's last config (retained); False when not connected."""
-        return self._link.publish(self._topics[Channel.CONFIG_RESULT], payload, retain=True)
+        """Publish what came of HQ's last config (retained), and the health that says it;
+        False when not connected (``on_connected`` says both then)."""
+        if not self._link.publish(self._topics[Channel.CONFIG_RESULT], payload, retain=True):
+            return False
+        self._background(self._publish_health())
+        return True
 
     def on_disconnected(self, reason: str) -> None:
         self._background(self._record_link(connected=False))
@@ -502,6 +510,11 @@ class OutboxPump:
             last_ack_at=f.last_ack_at,
             oldest_retained_seq=f.oldest_retained_seq,
             clock_offset_ms=None,  # the link carries no HQ time yet (issue 9's config push)
+            config=(
+                presence.ConfigHealth()
+                if self._config_inbox is None
+                else self._config_inbox.config_health()
+            ),
         )
         self._link.publish(
             self._topics[Channel.HEALTH], presence.encode_health(health), retain=True

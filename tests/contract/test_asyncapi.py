@@ -30,7 +30,7 @@ from cloud_sync.contract.event_envelope import EventEnvelope, encode
 from cloud_sync.contract.topics import Channel
 from tests.contract.streams import BOX, STORE, rows, stream
 from tests.contract.test_event_envelope import envelopes
-from tests.contract.test_link_messages import KINDS
+from tests.contract.test_link_messages import BASE, KINDS
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "cloud_sync" / "contract" / "asyncapi.yaml"
 SPEC: dict[str, Any] = yaml.safe_load(DOCUMENT.read_text())
@@ -95,11 +95,25 @@ def test_each_channel_has_its_message_direction_qos_and_retain(channel: Channel)
 @pytest.mark.parametrize("message", TABLES)
 def test_each_payload_has_exactly_the_fields_its_decoder_reads(message: str) -> None:
     payload = resolve(SPEC["components"]["messages"][message]["payload"]["$ref"])
-    [fields] = TABLES[message].values()  # every message is at version 1
-    assert set(payload["properties"]) == set(fields)
-    assert set(payload["required"]) == set(fields)
+    tables = TABLES[message]
+    newest, oldest = tables[max(tables)], tables[min(tables)]
+    assert set(payload["properties"]) == set(newest)
+    assert set(payload["required"]) == set(oldest)  # what every readable version has
     assert payload["additionalProperties"] is False
-    assert payload["properties"]["schema_version"] == {"const": 1}
+    if len(tables) == 1:
+        assert payload["properties"]["schema_version"] == {"const": 1}
+    else:  # health: version 2 requires what it adds, version 1 refuses it
+        assert payload["properties"]["schema_version"] == {"enum": sorted(tables)}
+        assert set(payload["then"]["required"]) == set(newest) - set(oldest)
+
+
+def test_a_version_1_health_fits_and_a_mix_of_versions_does_not() -> None:
+    doc = json.loads(presence.encode_health(presence.decode_health(json.dumps(BASE["health"]))))
+    v1 = {k: v for k, v in doc.items() if not k.startswith("config_")} | {"schema_version": 1}
+    assert PAYLOADS["Health"].is_valid(v1)
+    assert not PAYLOADS["Health"].is_valid({**v1, "config_version": 1})
+    assert not PAYLOADS["Health"].is_valid({**v1, "schema_version": 2})
+    assert not PAYLOADS["Health"].is_valid({**doc, "config_outcome": "maybe"})
 
 
 def test_the_envelope_schema_is_every_readable_version() -> None:

@@ -1,4 +1,5 @@
-"""HQ's ack and resend request, the box's state and health: round trips and typed refusals."""
+"""HQ's ack and resend request, the box's state and health: round trips and typed refusals;
+a version 1 health (a box from before config push) still read by HQ."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from cloud_sync.contract.follow_position import FollowPosition
 from cloud_sync.contract.message_codec import (
     MessageError,
 )
-from cloud_sync.contract.presence import BoxState, Health, State
+from cloud_sync.contract.presence import BoxState, ConfigHealth, Health, State
 from cloud_sync.contract.snapshot_offer import Offer, Request
 from tests.contract.test_topics import ids
 
@@ -69,6 +70,22 @@ resends = st.builds(
 states = st.builds(
     State, store_id=ids, box_id=ids, state=st.sampled_from(BoxState), session=seqs
 )  # fmt: skip
+
+
+@st.composite
+def config_healths(draw: st.DrawFn) -> ConfigHealth:
+    """What a box's health may say of HQ's config: an outcome comes with its time."""
+    running = draw(st.none() | seqs)
+    if not draw(st.booleans()):
+        return ConfigHealth(version=running)
+    return ConfigHealth(
+        version=running,
+        outcome=draw(st.sampled_from(Outcome)),
+        outcome_version=draw(st.none() | seqs),
+        outcome_at=draw(times),
+    )
+
+
 healths = st.builds(
     Health,
     store_id=ids,
@@ -85,6 +102,7 @@ healths = st.builds(
     last_ack_at=st.none() | times,
     oldest_retained_seq=st.none() | seqs,
     clock_offset_ms=st.none() | st.integers(min_value=-(10**9), max_value=10**9),
+    config=config_healths(),
 )
 positions = st.builds(
     FollowPosition,
@@ -175,7 +193,7 @@ def test_every_message_round_trips_byte_for_byte(kind: str, data: st.DataObject)
     assert decode(encoded) == message
     assert decode(encoded.decode()) == message
     assert encode(decode(encoded)) == encoded
-    assert json.loads(encoded)["schema_version"] == 1
+    assert json.loads(encoded)["schema_version"] == max(KINDS[kind][3])  # the newest
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -186,14 +204,15 @@ def test_missing_extra_and_mistyped_fields_and_versions_are_named(
 ) -> None:
     strategy, encode, decode, fields = KINDS[kind]
     doc = json.loads(encode(data.draw(strategy)))
-    name = data.draw(st.sampled_from(sorted(fields[1])))
+    newest = max(fields)
+    name = data.draw(st.sampled_from(sorted(fields[newest])))
     with pytest.raises(MissingFieldError) as missing:
         decode(json.dumps({k: v for k, v in doc.items() if k != name}))
     assert missing.value.field == name
     with pytest.raises(UnknownFieldError):
         decode(json.dumps({**doc, "extra": 1}))
     with pytest.raises(UnknownVersionError):
-        decode(json.dumps({**doc, "schema_version": 2}))
+        decode(json.dumps({**doc, "schema_version": newest + 1}))
     wrong: object = [] if not isinstance(doc[name], list) else "x"
     with pytest.raises(WrongTypeError) as mistyped:
         decode(json.dumps({**doc, name: wrong}))
@@ -223,6 +242,16 @@ BAD_VALUES = [
     ("health", {"next_seq": 0}),
     ("health", {"oldest_retained_seq": 0}),
     ("health", {"agent_version": "x" * 201}),
+    ("health", {"config_version": 0}),
+    ("health", {"config_outcome": "maybe"}),
+    ("health", {"config_outcome_version": 0}),
+    ("health", {"config_outcome_at": "2026-01-01T00:00:00"}),  # no offset
+    ("health", {"config_outcome": None}),  # a time without an outcome
+    ("health", {"config_outcome_at": None}),  # an outcome without its time
+    (
+        "health",
+        {"config_outcome": None, "config_outcome_at": None, "config_outcome_version": 3},
+    ),  # about a version, but no outcome
     ("position", {"watermark": -1}),
     ("position", {"stream": "ABCDEF0123456789ABCDEF0123456789"}),
     ("position", {"stream": "0" * 31}),
@@ -254,11 +283,13 @@ BASE: dict[str, dict[str, Any]] = {
     "resend": {"schema_version": 1, "store_id": "s", "box_id": "b", "ranges": [[1, 2]]},
     "state": {"schema_version": 1, "store_id": "s", "box_id": "b", "state": "online",
               "session": 1},
-    "health": {"schema_version": 1, "store_id": "s", "box_id": "b", "session": 1,
+    "health": {"schema_version": 2, "store_id": "s", "box_id": "b", "session": 1,
                "at": "2026-01-01T00:00:00+00:00", "agent_version": "0.1.0",
                "cache_version": None, "printer_state": "ok", "outbox_depth": 0,
                "oldest_unsent_at": None, "next_seq": 1, "acked_through": 0,
-               "last_ack_at": None, "oldest_retained_seq": None, "clock_offset_ms": None},
+               "last_ack_at": None, "oldest_retained_seq": None, "clock_offset_ms": None,
+               "config_version": 2, "config_outcome": "rolled_back",
+               "config_outcome_version": 3, "config_outcome_at": "2026-01-01T00:00:00+00:00"},
     "position": {"schema_version": 1, "store_id": "s", "box_id": "b", "stream": None,
                  "watermark": 0},
     "snapshot_offer": {"schema_version": 1, "store_id": "s", "snapshot_id": "0" * 32,
@@ -297,3 +328,34 @@ def test_a_message_with_no_version_is_refused() -> None:
         ack.decode_ack(json.dumps(doc))
     assert err.value.field == "schema_version"
     assert isinstance(err.value, MessageError)
+
+
+# -- health: boxes and HQ upgrade separately ---------------------------------------------------
+
+V1_HEALTH = {k: v for k, v in BASE["health"].items() if not k.startswith("config_")}
+
+
+def test_a_version_1_health_is_read_with_no_config_known() -> None:
+    health = presence.decode_health(json.dumps({**V1_HEALTH, "schema_version": 1}))
+    assert health.config == ConfigHealth()
+    assert health.next_seq == 1 and health.printer_state == "ok"
+
+
+@pytest.mark.parametrize("name", ["config_version", "config_outcome"])
+def test_version_1_has_no_config_fields_and_version_2_needs_them(name: str) -> None:
+    with pytest.raises(UnknownFieldError) as extra:
+        presence.decode_health(json.dumps({**V1_HEALTH, "schema_version": 1, name: None}))
+    assert extra.value.field == name
+    with pytest.raises(MissingFieldError) as missing:
+        presence.decode_health(json.dumps(V1_HEALTH))  # says 2, has only 1's fields
+    assert missing.value.field.startswith("config_")
+
+
+def test_the_config_in_health_is_read_as_the_box_said_it() -> None:
+    health = presence.decode_health(json.dumps(BASE["health"]))
+    assert health.config == ConfigHealth(
+        version=2,
+        outcome=Outcome.ROLLED_BACK,
+        outcome_version=3,
+        outcome_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )

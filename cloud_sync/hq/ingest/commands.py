@@ -181,6 +181,13 @@ def _when(at: datetime | None) -> str | None:
     return None if at is None else at.isoformat(timespec="seconds")
 
 
+def _outcome(outcome: str | None, version: int | None) -> str | None:
+    """``rolled_back 7``: the last push's outcome and the version it is about."""
+    if outcome is None:
+        return None
+    return outcome if version is None else f"{outcome} {version}"
+
+
 def _fleet(args: argparse.Namespace, now: datetime) -> int:
     return _show(
         args,
@@ -198,6 +205,8 @@ def _fleet(args: argparse.Namespace, now: datetime) -> int:
             "parked",
             "missing",
             "deltas_behind",
+            "config",
+            "config_outcome",
         ),
         lambda r: (
             r.store_id,
@@ -211,6 +220,8 @@ def _fleet(args: argparse.Namespace, now: datetime) -> int:
             r.parked,
             _ranges(r.missing),
             "needs snapshot" if r.needs_snapshot else r.deltas_behind,
+            r.config_version,
+            _outcome(r.config_outcome, r.config_outcome_version),
         ),
     )
 
@@ -369,7 +380,7 @@ def add_commands(sub: Any, whole: Callable[[int, int], Callable[[str], int]]) ->
     )
     p.set_defaults(handler=_ingest)
 
-    p = sub.add_parser("fleet", help="every box: state, last seen, outbox, stored_through, lag")
+    p = sub.add_parser("fleet", help="every box: state, last seen, outbox, lag, config run")
     add_db(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_fleet)

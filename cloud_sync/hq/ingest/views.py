@@ -8,7 +8,9 @@ one consistent moment even while workers write.
 The fleet joins what HQ stored (the stream heads: ``stored_through``, parked batches and the
 holes below them) with what the boxes say (the retained state and the latest health): lag is
 ``health.next_seq - 1 - stored_through``, the events the box has written that HQ does not
-hold yet, as of the box's last health message.
+hold yet, as of the box's last health message. The health also says which of HQ's config
+versions the box runs and what came of the last push (``presence.ConfigHealth``; unknown for
+a box whose health predates config push).
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class FleetRow:
     missing: tuple[SeqRange, ...]
     deltas_behind: int | None = None  # its store's delta head minus its cache's watermark
     needs_snapshot: bool = False  # its cache follows another stream, or none
+    # HQ's config on the box, from the latest health (all None: no health, or none pushed)
+    config_version: int | None = None  # the pushed version it runs
+    config_outcome: str | None = None  # what came of the last push (config_result.Outcome)
+    config_outcome_version: int | None = None  # the version that outcome is about
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,6 +168,7 @@ def fleet(store: EventStore) -> list[FleetRow]:
                     parked=len(parked.get(box, [])),
                     missing=missing_ranges(through, parked.get(box, [])),
                     **_delta_lag(follow),
+                    **_config(health),
                 )
             )
         return rows
@@ -171,6 +178,18 @@ def fleet(store: EventStore) -> list[FleetRow]:
 
 def _first_store(*rows: Row | None) -> object:
     return next(r[1] for r in rows if r is not None)
+
+
+def _config(health: presence.Health | None) -> dict[str, Any]:
+    """The ``config_`` fields of a box's row, from its latest health."""
+    if health is None:
+        return {}
+    c = health.config
+    return {
+        "config_version": c.version,
+        "config_outcome": None if c.outcome is None else c.outcome.value,
+        "config_outcome_version": c.outcome_version,
+    }
 
 
 def _delta_lag(follow: Row | None) -> dict[str, Any]:
