@@ -1,0 +1,1 @@
+"""In-store presence: NFC taps (port, NDEF, member tokens, identification)."""
