@@ -115,6 +115,9 @@ class EventType(StrEnum):
     TILL_THROTTLED = "till.throttled"  # fraud flag: brute force from one till
     COUPON_ISSUED = "coupon.issued"  # a receipt coupon minted at checkout
     COUPON_WITHHELD = "coupon.withheld"  # holdout: what the member would have got
+    OFFER_TRIGGERED = "offer.triggered"  # a proximity offer: a coupon bound to the member
+    OFFER_SUPPRESSED = "offer.suppressed"  # a proximity rule gave none (cap, quiet, holdout...)
+    MEMBER_CHECKED_IN = "member.checked_in"  # a member's tap at the entrance reader
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
