@@ -330,6 +330,11 @@ class CodeCache:
         self._promotions[campaign_id] = promotion
         return promotion
 
+    def promotions(self, campaign_ids: Iterable[str]) -> dict[str, Promotion]:
+        """The cached promotions among ``campaign_ids`` (those HQ has not shipped are absent)."""
+        found = {c: self.promotion(c) for c in sorted(set(campaign_ids))}
+        return {c: p for c, p in found.items() if p is not None}
+
     def member(self, member_id: str) -> Member | None:
         row = self.conn.execute(_MEMBER_SQL, (member_id,)).fetchone()
         if row is None:

@@ -68,6 +68,7 @@ from edge_agent.domain.token_codec import key_id_of
 from edge_agent.errors import SnapshotError
 from edge_agent.follow import issues_elsewhere, stream_position
 from edge_agent.issuing import issue_schema
+from edge_agent.proximity import offer_schema
 
 CHUNK = 500_000
 MAX_NAMESPACE = 4  # the widest namespace a code format allows (config: namespace_length)
@@ -291,6 +292,7 @@ def _swap(conn: sqlite3.Connection, checked: _Checked) -> None:
         # Coupons this store minted offline may not have reached HQ yet: carry them into the
         # new codes table in the same transaction, so no request ever sees them missing.
         issue_schema.restore_codes(conn, table="codes_next", now_s=int(created_at.timestamp()))
+        offer_schema.restore_codes(conn, table="codes_next", now_s=int(created_at.timestamp()))
         for table in ("codes", "campaigns", "members"):
             conn.execute(f"DROP TABLE {table}")
             conn.execute(f"ALTER TABLE {table}_next RENAME TO {table}")
