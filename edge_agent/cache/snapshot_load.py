@@ -43,6 +43,7 @@ import json
 import re
 import sqlite3
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -266,6 +267,13 @@ def _copy(conn: sqlite3.Connection, *, chunk: int) -> int:
     with transaction(conn):
         _drop_debris(conn)
         conn.execute(CODES_DDL.format(name="codes_next"))
+        # A member's codes at a tap (CodeCache.member_codes). Built as rows arrive; partial, so
+        # anonymous codes cost nothing. Index names are per database and the index keeps its
+        # name through the rename, so each load's is new (the old one goes with its table).
+        conn.execute(
+            f"CREATE INDEX codes_by_member_{uuid.uuid4().hex[:12]} ON codes_next (member_id) "
+            "WHERE member_id IS NOT NULL"
+        )
         conn.execute(CAMPAIGNS_DDL.format(name="campaigns_next"))
         conn.execute(MEMBERS_DDL.format(name="members_next"))
         conn.execute(

@@ -23,6 +23,9 @@ CHANNEL: Final = "proximity"
 
 
 def migrate(db: sqlite_utils.Database) -> None:
+    """The proximity offers table, and the index a member's codes are found by at a tap
+    (``CodeCache.member_codes``; snapshot loads build it on each new codes table)."""
+    db.execute("CREATE INDEX codes_by_member ON codes (member_id) WHERE member_id IS NOT NULL")
     db.execute(
         "CREATE TABLE proximity_offers ("
         "event_id TEXT PRIMARY KEY, "  # the offer.triggered / offer.suppressed event
