@@ -210,7 +210,9 @@ def make_presence(
     loop = PresenceLoop(
         tracker=p.to_tracker_config(),
         policy=policy,
-        resolver=RotatingIdResolver((), exponent=b.rotation_exponent, skew_periods=b.skew_periods),
+        make_resolver=lambda keys, tags: RotatingIdResolver(
+            keys, tags=tags, exponent=b.rotation_exponent, skew_periods=b.skew_periods
+        ),
         visit_gap_s=p.visit_gap_min * 60.0,
         ask=ask,
         clock=clock,

@@ -19,8 +19,10 @@ Everything here runs on the agent's one event loop, as a few supervised tasks sh
   cache's thread (``ProximityService.consider``: decide, mint, record), so the scanners never
   wait for SQLite and a burst of members cannot pile work onto the tills' thread.
 * ``follow_identities``: polls the cache's presence identities (HQ's deltas) and, when they
-  changed, replaces the resolver's keys and tags; a member who is no longer among them
-  (consent withdrawn, keys revoked) is forgotten by the tracker and the visit book at once.
+  changed, builds a new resolver in a worker thread (its table is one HMAC per member and
+  period: about a second for 10,000 members, which must not stall the tills' requests on this
+  loop) and swaps it in; a member who is no longer among them (consent withdrawn, keys
+  revoked) is forgotten by the tracker and the visit book at once.
 
 A visit (``visits.py``) spans zones; its start is what the per-visit caps count from. Taps at an
 entrance reader enter the same book (``tap``), so a tap and a later walk to the coffee zone are
@@ -77,6 +79,8 @@ class Identities:
     tags: tuple[EnrolledTag, ...]
 
 
+# make_resolver(keys, tags): the config's exponent and skew window over them
+MakeResolver = Callable[[Iterable[MemberKey], Iterable[EnrolledTag]], RotatingIdResolver]
 # poll(last_version) -> the identities when their version differs, else None
 PollIdentities = Callable[[int | None], Awaitable[Identities | None]]
 
@@ -89,7 +93,7 @@ class PresenceLoop:
         *,
         tracker: TrackerConfig,
         policy: ProximityPolicy,
-        resolver: RotatingIdResolver,
+        make_resolver: MakeResolver,
         visit_gap_s: float,
         ask: Ask,
         clock: Callable[[], datetime],
@@ -98,7 +102,8 @@ class PresenceLoop:
     ) -> None:
         self.tracker = PresenceTracker(tracker)
         self.visits = VisitBook(gap_s=visit_gap_s)
-        self.resolver = resolver
+        self._make_resolver = make_resolver
+        self.resolver = make_resolver((), ())
         self._ask = ask
         self._clock = clock
         self._mono = mono
@@ -136,9 +141,12 @@ class PresenceLoop:
         self.resolver.advance(self._clock())
         self.visits.prune(now)
 
-    def take_identities(self, identities: Identities) -> int:
-        """New keys and tags from the cache; returns how many members were forgotten."""
-        self.resolver.replace(identities.keys, identities.tags)
+    def take_identities(
+        self, identities: Identities, resolver: RotatingIdResolver | None = None
+    ) -> int:
+        """New keys and tags from the cache, with the resolver already built over them (else
+        built here); returns how many members were forgotten."""
+        self.resolver = resolver or self._make_resolver(identities.keys, identities.tags)
         members = frozenset(k.member_id for k in identities.keys) | frozenset(
             t.member_id for t in identities.tags
         )
@@ -205,10 +213,17 @@ class PresenceLoop:
         while True:
             fresh = await poll(self.identities_version)
             if fresh is not None:
-                self.take_identities(fresh)
+                resolver = await asyncio.to_thread(self._built, fresh)
+                self.take_identities(fresh, resolver)
             await asyncio.sleep(every_s)
 
     # -- steps --------------------------------------------------------------------------------
+
+    def _built(self, identities: Identities) -> RotatingIdResolver:
+        """A resolver over ``identities`` with its table ready for now (worker thread)."""
+        resolver = self._make_resolver(identities.keys, identities.tags)
+        resolver.advance(self._clock())
+        return resolver
 
     def _sighting(self, who: Resolved, source: str, advert: Advertisement) -> None:
         result = self.tracker.observe(

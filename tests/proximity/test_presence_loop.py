@@ -66,7 +66,7 @@ def make_loop(tmp_path: Path, clock: Clock) -> tuple[PresenceLoop, list[Recorded
     loop = PresenceLoop(
         tracker=CFG.to_tracker_config(),
         policy=POLICY,
-        resolver=RotatingIdResolver([MemberKey(member_id=ANNA, key_id="k1", key=ANNA_KEY)]),
+        make_resolver=lambda keys, tags: RotatingIdResolver(keys, tags=tags),
         visit_gap_s=CFG.visit_gap_min * 60,
         ask=ask,
         clock=clock.wall,
