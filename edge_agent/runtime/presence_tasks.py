@@ -18,7 +18,7 @@ from edge_agent.proximity.presence_loop import PollIdentities, PresenceLoop
 from edge_agent.proximity.till_members import TillMembers
 from edge_agent.runtime.supervisor import Kind, TaskSpec
 
-IDENTITIES_POLL_S = 5.0  # how soon a delta's new or withdrawn identities reach the resolver
+IDENTITIES_POLL_S = 1.0  # how soon a delta's new or withdrawn identities reach the resolver
 
 
 @dataclass(slots=True, kw_only=True)
