@@ -42,7 +42,9 @@ class Rig:
         assert self._task is not None
         await asyncio.wait_for(self._task, 10)
 
-    async def next_tap(self, timeout: float = 5.0) -> Tap:
+    async def next_tap(self, timeout: float = 15.0) -> Tap:
+        # Generous: under load a phone can miss several 1 s polls of the udp driver (an ATS
+        # later than nfcpy's 30 ms RATS timeout means a new activation).  See bench_nfc.
         return await asyncio.wait_for(self.taps.get(), timeout)
 
     async def present(self, kind: str, uid: bytes, octets: bytes, **kw: Any) -> None:
