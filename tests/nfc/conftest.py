@@ -1,16 +1,18 @@
 """Rigs for the NFC contract suite: the nfcpy driver over UDP with emulated cards, and the twin.
 
 Each rig runs its reader on the test's loop and offers the same few moves: a card or phone
-enters the field (``present``), leaves (``remove``), or is pulled away mid-read. The real rig
-polls only 106A (Type 2 and Type 4A are both NFC-A), since every empty poll of a technology
-costs a second in nfcpy's udp driver.
+enters the field (``present``), leaves (``remove``), or is pulled away mid-read. The real rig's
+cards answer from a field process of their own (``card_field.py``), started once per session
+and reset for each test; its reader is a new ``NfcpyReader`` per test, polling only 106A (Type 2
+and Type 4A are both NFC-A), since every empty poll of a technology costs a second in nfcpy's
+udp driver.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -19,7 +21,18 @@ from edge_agent.presence.ndef_message import NdefError, decode_message
 from edge_agent.presence.nfc_port import TagReader, Tap
 from hardware.nfc.nfcpy_reader import NfcpyReader
 from hardware.nfc.sim_reader import SimulatedReader
-from tests.nfc.card_emulators import Type2Sticker, Type4Phone, free_udp_port
+from tests.nfc.card_field import CardField
+
+TAP_TIMEOUT_S = 10.0  # a tap takes tens of ms; this only bounds a test that went wrong
+
+
+async def until(check: Callable[[], object], seconds: float = 10.0) -> None:
+    """Return once ``check()`` holds; fail after ``seconds``."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition never held")
+        await asyncio.sleep(0.005)
 
 
 class Rig:
@@ -42,9 +55,7 @@ class Rig:
         assert self._task is not None
         await asyncio.wait_for(self._task, 10)
 
-    async def next_tap(self, timeout: float = 15.0) -> Tap:
-        # Generous: under load a phone can miss several 1 s polls of the udp driver (an ATS
-        # later than nfcpy's 30 ms RATS timeout means a new activation).  See bench_nfc.
+    async def next_tap(self, timeout: float = TAP_TIMEOUT_S) -> Tap:
         return await asyncio.wait_for(self.taps.get(), timeout)
 
     async def present(self, kind: str, uid: bytes, octets: bytes, **kw: Any) -> None:
@@ -55,30 +66,24 @@ class Rig:
 
 
 class UdpRig(Rig):
-    def __init__(self) -> None:
+    def __init__(self, field: CardField) -> None:
         super().__init__()
-        self.port = free_udp_port()
-        self.reader = NfcpyReader(
-            reader_id="till-3", path=f"udp:127.0.0.1:{self.port}", retry_initial=0.05
-        )
-        self.card: Type2Sticker | Type4Phone | None = None
+        self.field = field
+        self.reader = NfcpyReader(reader_id="till-3", path=field.path, retry_initial=0.05)
+        self.in_field = False
 
     async def present(self, kind: str, uid: bytes, octets: bytes, **kw: Any) -> None:
         await self.remove()
-        cls = Type2Sticker if kind == "card" else Type4Phone
-        self.card = cls(port=self.port, uid=uid, ndef=octets, **kw)
-        await asyncio.to_thread(self.card.present)
+        await asyncio.to_thread(self.field.present, kind, uid=uid, ndef=octets, **kw)
+        self.in_field = True
 
     async def remove(self) -> None:
-        if self.card is not None:
-            await asyncio.to_thread(self.card.remove)
-            self.card = None
-            # Until the reader's presence check notices, its frames would reach the next card
-            # (nfcpy's udp listen side skips the ISO 14443-3 IDLE state): wait for the release.
-            for _ in range(200):
-                if not self.reader.health().tag_in_field:
-                    return
-                await asyncio.sleep(0.01)
+        if self.in_field:
+            await asyncio.to_thread(self.field.remove)
+            self.in_field = False
+            # Wait for the reader's presence check to notice, so what a test sees next (no
+            # second tap, the health) is after the release.
+            await until(lambda: not self.reader.health().tag_in_field)
 
 
 class SimRig(Rig):
@@ -119,6 +124,25 @@ def drive(make: Callable[[], Rig], body: Body) -> None:
     asyncio.run(main())
 
 
+@pytest.fixture(scope="session")
+def shared_field() -> Iterator[CardField]:
+    field = CardField()
+    try:
+        yield field
+    finally:
+        field.close()
+
+
+@pytest.fixture
+def card_field(shared_field: CardField) -> CardField:
+    """The session's field process, emptied: no card, no poll left from another test."""
+    shared_field.reset()
+    return shared_field
+
+
 @pytest.fixture(params=["nfcpy-udp", "sim"])
 def make_rig(request: pytest.FixtureRequest) -> Callable[[], Rig]:
-    return UdpRig if request.param == "nfcpy-udp" else SimRig
+    if request.param == "sim":
+        return SimRig
+    field: CardField = request.getfixturevalue("card_field")
+    return lambda: UdpRig(field)

@@ -1,7 +1,8 @@
 """One contract for every NFC reader: the nfcpy driver over its UDP transport, and the twin.
 
-The real rig's cards are emulated on nfcpy's udp driver (``card_emulators.py``); the reader side
-is stock nfcpy: sensing, anticollision, activation, NDEF discovery, presence checks.
+The real rig's cards are emulated on nfcpy's udp driver (``card_emulators.py``, answering from
+the field process of ``card_field.py``); the reader side is stock nfcpy: sensing,
+anticollision, activation, NDEF discovery, presence checks.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 from cloud_sync.contract import member_token
 from edge_agent.presence.nfc_port import NdefFault, ReaderState
 from edge_agent.presence.tap_identify import Identified, Unidentified, identify
-from tests.nfc.conftest import Rig, drive
+from tests.nfc.conftest import Rig, drive, until
 from tests.nfc.factories import (
     CARD_MEMBER,
     CARD_UID,
@@ -111,11 +112,7 @@ def test_a_tag_pulled_away_mid_read_is_no_tap_and_the_next_one_reads(
 ) -> None:
     async def body(rig: Rig) -> None:
         await rig.present("card", CARD_UID, message(ndef.TextRecord("x" * 100)), answer_limit=2)
-        for _ in range(200):
-            if rig.reader.health().reads_lost:
-                break
-            await __import__("asyncio").sleep(0.02)
-        assert rig.reader.health().reads_lost >= 1
+        await until(lambda: rig.reader.health().reads_lost >= 1)
         assert rig.taps.empty()
         await rig.remove()
         await rig.present("card", CARD_UID, b"")

@@ -15,22 +15,14 @@ import pytest
 from edge_agent.presence.nfc_port import ReaderState, Tap
 from hardware.nfc.nfcpy_reader import NfcpyReader
 from hardware.nfc.sim_reader import Scenario, SimulatedReader
-from tests.nfc.card_emulators import Type2Sticker, free_udp_port
+from tests.nfc.card_field import CardField
+from tests.nfc.conftest import until
 from tests.nfc.factories import CARD_UID
 
 pytestmark = pytest.mark.timeout(60)
 
 
-async def wait_for(check: Any, seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition never held")
-
-
-def test_a_reader_absent_at_start_is_retried_until_it_is_plugged_in() -> None:
-    port = free_udp_port()
+def test_a_reader_absent_at_start_is_retried_until_it_is_plugged_in(card_field: CardField) -> None:
     plugged = {"in": False}
     opened: list[Any] = []
 
@@ -42,29 +34,27 @@ def test_a_reader_absent_at_start_is_retried_until_it_is_plugged_in() -> None:
 
     async def main() -> None:
         reader = NfcpyReader(
-            reader_id="door", path=f"udp:127.0.0.1:{port}", retry_initial=0.02, retry_max=0.1,
+            reader_id="door", path=card_field.path, retry_initial=0.02, retry_max=0.1,
             open_frontend=open_frontend,
         )  # fmt: skip
         taps: list[Tap] = []
         task = asyncio.create_task(reader.run(taps.append))
-        await wait_for(lambda: reader.health().open_failures >= 3)
+        await until(lambda: reader.health().open_failures >= 3)
         assert reader.health().state is ReaderState.ABSENT
         assert "not_found" in (reader.health().last_error or "")
         plugged["in"] = True
-        await wait_for(lambda: reader.health().state is ReaderState.CONNECTED)
-        card = Type2Sticker(port=port, uid=CARD_UID)
-        await asyncio.to_thread(card.present)
-        await wait_for(lambda: bool(taps))
+        await until(lambda: reader.health().state is ReaderState.CONNECTED)
+        await asyncio.to_thread(card_field.present, "card", uid=CARD_UID)
+        await until(lambda: bool(taps))
         assert taps[0].uid == CARD_UID
-        await asyncio.to_thread(card.remove)
+        await asyncio.to_thread(card_field.remove)
         reader.stop()
         await asyncio.wait_for(task, 10)
 
     asyncio.run(main())
 
 
-def test_a_reader_that_dies_while_open_is_reopened_and_reads_again() -> None:
-    port = free_udp_port()
+def test_a_reader_that_dies_while_open_is_reopened_and_reads_again(card_field: CardField) -> None:
     opened: list[Any] = []
 
     def open_frontend(path: str) -> Any:
@@ -73,23 +63,22 @@ def test_a_reader_that_dies_while_open_is_reopened_and_reads_again() -> None:
 
     async def main() -> None:
         reader = NfcpyReader(
-            reader_id="till", path=f"udp:127.0.0.1:{port}", retry_initial=0.02,
+            reader_id="till", path=card_field.path, retry_initial=0.02,
             open_frontend=open_frontend,
         )  # fmt: skip
         taps: list[Tap] = []
         task = asyncio.create_task(reader.run(taps.append))
-        await wait_for(lambda: opened and opened[0].device is not None)
+        await until(lambda: opened and opened[0].device is not None)
         # Unplugged: the device's descriptor goes bad under nfcpy, as a USB reader's does; its
         # next send fails with an OSError inside connect().
-        await wait_for(lambda: opened[0].device.socket is not None)
+        await until(lambda: opened[0].device.socket is not None)
         opened[0].device.socket.close()
-        await wait_for(lambda: reader.health().disconnects >= 1)
-        await wait_for(lambda: len(opened) >= 2 and reader.health().state is ReaderState.CONNECTED)
-        card = Type2Sticker(port=port, uid=CARD_UID)
-        await asyncio.to_thread(card.present)
-        await wait_for(lambda: bool(taps))
+        await until(lambda: reader.health().disconnects >= 1)
+        await until(lambda: len(opened) >= 2 and reader.health().state is ReaderState.CONNECTED)
+        await asyncio.to_thread(card_field.present, "card", uid=CARD_UID)
+        await until(lambda: bool(taps))
         assert taps[0].uid == CARD_UID
-        await asyncio.to_thread(card.remove)
+        await asyncio.to_thread(card_field.remove)
         reader.stop()
         await asyncio.wait_for(task, 10)
 
@@ -115,7 +104,7 @@ def test_the_twin_replays_a_scenario_file_without_waiting(tmp_path: Path) -> Non
         sim = SimulatedReader(reader_id="demo", scenario=Scenario.load(path), sleep=sleep)
         taps: list[Tap] = []
         task = asyncio.create_task(sim.run(taps.append))
-        await wait_for(lambda: len(taps) == 2)
+        await until(lambda: len(taps) == 2)
         sim.stop()
         await task
         assert [t.tag_type for t in taps] == ["Type2Tag", "Type4Tag"]
