@@ -69,11 +69,14 @@ def test_a_reader_that_dies_while_open_is_reopened_and_reads_again(card_field: C
         taps: list[Tap] = []
         task = asyncio.create_task(reader.run(taps.append))
         await until(lambda: opened and opened[0].device is not None)
-        # Unplugged: the device's descriptor goes bad under nfcpy, as a USB reader's does; its
-        # next send fails with an OSError inside connect().
-        await until(lambda: opened[0].device.socket is not None)
-        opened[0].device.socket.close()
+        # Unplugged: from now on every transfer to the device fails with an OSError inside
+        # connect(), as a USB reader's do once it is gone (nfcpy's usb transport raises IOError).
+        # Here the udp device's next send goes to the broadcast address: EACCES. (Closing its
+        # socket instead races nfcpy's reader thread: a select() entered on the closed socket
+        # raises ValueError, which no real unplug does.)
+        opened[0].device.addr = ("255.255.255.255", card_field.port)
         await until(lambda: reader.health().disconnects >= 1)
+        assert (reader.health().last_error or "").startswith("unplugged")
         await until(lambda: len(opened) >= 2 and reader.health().state is ReaderState.CONNECTED)
         await asyncio.to_thread(card_field.present, "card", uid=CARD_UID)
         await until(lambda: bool(taps))
