@@ -50,12 +50,27 @@ PENDING_S = 0.8  # under nfcpy udp's 1 s SENS_RES wait, with room for the reader
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _bind_numeric() -> socket.socket:
+    """A socket on a free port that nfcpy's udp driver can open: it reads the port back with
+    ``getnameinfo`` without NI_NUMERICSERV, so a port named in /etc/services (60179 "fido",
+    60177, 57000) becomes a name it fails to int(). The old in-process rig met 60179 once."""
+    named: list[socket.socket] = []  # held until the end, so the kernel offers other ports
+    while True:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        if socket.getnameinfo(("127.0.0.1", port), socket.NI_NUMERICHOST)[1].isdigit():
+            for other in named:
+                other.close()
+            return sock
+        named.append(sock)
+
+
 class _Field:
     """The child's side: one socket, at most one card, steered by ``control`` lines."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock = _bind_numeric()
         self.sock.setblocking(False)
         self.card: Card | None = None
         self.entered_at = 0.0
