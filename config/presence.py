@@ -18,8 +18,8 @@ from pydantic import Field, field_validator, model_validator
 from config.base import Section
 from config.receipt_offers import VariantShare
 from edge_agent.domain.offer_policy import SEGMENTS
+from edge_agent.domain.proximity_campaigns import DEFAULT_CAMPAIGN_IDS
 from edge_agent.presence.proximity_rules import (
-    DEFAULT_CAMPAIGN_IDS,
     ProximityPolicy,
     ProximityRule,
     QuietHours,

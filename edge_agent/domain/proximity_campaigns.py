@@ -1,7 +1,7 @@
 """The default proximity campaigns: DOMAIN.md section 3's segment table for in-store offers.
 
-The default ``[presence]`` rules name one campaign per segment
-(``proximity_rules.DEFAULT_CAMPAIGN_IDS``, ``proximity-<segment>``). Same depths as the receipt
+The default ``[presence]`` rules name one campaign per segment (``DEFAULT_CAMPAIGN_IDS``,
+``proximity-<segment>``). Same depths as the receipt
 offers (``receipt_campaigns.SEGMENT_TABLE``: a segment's right depth does not depend on how the
 offer reaches the member), same stacking, member-bound and single use; only the words differ,
 since the member gets them on the phone while in the aisle rather than on a receipt.
@@ -9,12 +9,15 @@ since the member gets them on the phone while in the aisle rather than on a rece
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
+from edge_agent.domain.offer_policy import SEGMENTS
 from edge_agent.domain.promotion import Benefit, BenefitKind, Promotion
 from edge_agent.domain.receipt_campaigns import RECEIPT_STACKING, SEGMENT_TABLE
-from edge_agent.presence.proximity_rules import DEFAULT_CAMPAIGN_IDS
 
+# The campaign each segment's proximity offer is for unless a rule names one.
+DEFAULT_CAMPAIGN_IDS: Mapping[str, str] = {s: "proximity-" + s.replace("_", "-") for s in SEGMENTS}
 _NAMES = {
     "champion": "In-store thank-you 5%",
     "loyal": "Aisle offer 10%",

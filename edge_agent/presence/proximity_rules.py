@@ -42,10 +42,10 @@ from edge_agent.domain.messages import iso
 from edge_agent.domain.offer_policy import SEGMENTS, unavailable_because
 from edge_agent.domain.offer_text import discount_words
 from edge_agent.domain.promotion import Member, Promotion
+from edge_agent.domain.proximity_campaigns import DEFAULT_CAMPAIGN_IDS
 from edge_agent.domain.receipt_campaigns import SEGMENT_SIZING_BP
 
 CHANNEL = "proximity"
-DEFAULT_CAMPAIGN_IDS: Mapping[str, str] = {s: "proximity-" + s.replace("_", "-") for s in SEGMENTS}
 
 
 class SuppressReason(StrEnum):

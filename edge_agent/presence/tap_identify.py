@@ -14,24 +14,24 @@ Theory of operation
 3. No UID and no token: ``no_identity``. An NDEF message that does not parse and no enrolled
    UID: ``malformed_ndef``.
 
-UIDs are stored and looked up as digests, ``SHA-256(context || salt || uid)``, never raw: a
-card's UID is a stable identifier any reader can see, so a table of raw UIDs leaked from a box
-would let anyone recognise those members' cards elsewhere (other shops, transit gates). The salt
-is per programme (HQ computes the digests it syncs), so tables cannot be joined across
-programmes. It is a speed bump for 4-byte UIDs (2^32 guesses), not secrecy; what it protects
-is the join, not the card.
+UIDs are stored and looked up as digests, ``SHA-256(context || salt || uid)``
+(``cloud_sync.contract.card_uid``, computed the same at HQ), never raw: a card's UID is a
+stable identifier any reader can see, so a table of raw UIDs leaked from a box would let anyone
+recognise those members' cards elsewhere (other shops, transit gates). The salt is per programme
+(HQ computes the digests it syncs), so tables cannot be joined across programmes. It is a speed
+bump for 4-byte UIDs (2^32 guesses), not secrecy; what it protects is the join, not the card.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Final, Literal
+from typing import Literal
 
 from cloud_sync.contract import member_token
+from cloud_sync.contract.card_uid import uid_digest
 from edge_agent.presence.member_token_verify import (
     DEFAULT_SKEW,
     RefusedToken,
@@ -39,13 +39,6 @@ from edge_agent.presence.member_token_verify import (
 )
 from edge_agent.presence.nfc_port import Tap
 from edge_agent.sync.hq_trust import HqTrust
-
-UID_CONTEXT: Final = b"storeside/nfc-uid/v1\x00"
-
-
-def uid_digest(uid: bytes, *, salt: bytes) -> str:
-    """The hex digest an enrolment table keys a card by."""
-    return hashlib.sha256(UID_CONTEXT + len(salt).to_bytes(2, "big") + salt + uid).hexdigest()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

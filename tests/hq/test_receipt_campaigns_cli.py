@@ -12,7 +12,7 @@ from pathlib import Path
 from config.model import AgentConfig
 from config.presence import PresenceConfig
 from edge_agent.domain.offer_policy import DEFAULT_CAMPAIGN_IDS
-from edge_agent.presence.proximity_rules import DEFAULT_CAMPAIGN_IDS as PROXIMITY_IDS
+from edge_agent.domain.proximity_campaigns import DEFAULT_CAMPAIGN_IDS as PROXIMITY_IDS
 from tests.hq.conftest import run_hq
 
 

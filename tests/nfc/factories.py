@@ -9,9 +9,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from cloud_sync.contract import member_token
+from cloud_sync.contract.card_uid import uid_digest
 from cloud_sync.contract.member_token import MemberClaims
 from edge_agent.domain.token_codec import key_id_of
-from edge_agent.presence.tap_identify import CardEnrolment, uid_digest
+from edge_agent.presence.tap_identify import CardEnrolment
 from edge_agent.sync.hq_trust import HqKey, HqTrust
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

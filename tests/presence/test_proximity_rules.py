@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from edge_agent.domain import holdout
 from edge_agent.domain.promotion import Benefit, BenefitKind, Member, Promotion, StackingRule
+from edge_agent.domain.proximity_campaigns import DEFAULT_CAMPAIGN_IDS
 from edge_agent.presence.proximity_rules import (
-    DEFAULT_CAMPAIGN_IDS,
     PastTrigger,
     ProximityOutcome,
     ProximityPolicy,

@@ -12,9 +12,9 @@ from config.presence import PresenceConfig
 from edge_agent.cache.code_cache import CodeCache
 from edge_agent.domain import holdout
 from edge_agent.domain.promotion import Member
-from edge_agent.domain.proximity_campaigns import default_proximity_campaigns
+from edge_agent.domain.proximity_campaigns import DEFAULT_CAMPAIGN_IDS, default_proximity_campaigns
 from edge_agent.issuing.minter import Minter
-from edge_agent.presence.proximity_rules import DEFAULT_CAMPAIGN_IDS, ProximityPolicy
+from edge_agent.presence.proximity_rules import ProximityPolicy
 from edge_agent.proximity.service import PresenceMoment, ProximityService
 from tests.issuing import factories as issuing
 from tests.issuing.factories import CAMPAIGN_END, CAMPAIGN_START, FMT, NAMESPACE, NOW, sign
