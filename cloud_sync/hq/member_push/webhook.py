@@ -29,7 +29,8 @@ Headers of every request (the receiver's side: ``docs/member-push-webhook.md``):
     User-Agent: storeside-hq/<version>
 
 Of the answer only the first ``READ_BYTES`` are read (what an error page says is in its
-first lines; a receiver cannot make HQ buffer megabytes), then the connection is closed.
+first lines; a receiver cannot make HQ buffer megabytes), then the connection is closed; its
+excerpt blanks the offer's QR payload and the secret, should the receiver echo either.
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ class Webhook:
         self.url = url
         self.timeout_s = timeout_s
         self._secret = secret
+        # Blanked from what a receiver says back, as the QR payload is: a debugging receiver
+        # echoing its configuration must not put HQ's secret into HQ's log.
+        self._hidden = (secret.decode("utf-8", errors="replace"),)
         handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
         if parts.scheme == "https":
             context = ssl.create_default_context(cafile=None if cafile is None else str(cafile))
@@ -110,10 +114,11 @@ class Webhook:
                 "User-Agent": self._agent,
             },
         )
+        hide = (*outgoing.hide, *self._hidden)
         try:
             with self._opener.open(request, timeout=self.timeout_s) as response:
                 raw = response.read(READ_BYTES)
-                return Answer(status=response.status, body=excerpt(raw, hide=outgoing.hide))
+                return Answer(status=response.status, body=excerpt(raw, hide=hide))
         except urllib.error.HTTPError as exc:
             with exc:
                 try:
@@ -122,7 +127,7 @@ class Webhook:
                     raw = b""
             return Answer(
                 status=exc.code,
-                body=excerpt(raw, hide=outgoing.hide),
+                body=excerpt(raw, hide=hide),
                 retry_after_s=_retry_after(exc.headers),
             )
         except TimeoutError:
