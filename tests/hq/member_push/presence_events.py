@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cloud_sync.contract import event_envelope as envelope
@@ -20,6 +20,7 @@ from tests.hq.ingest.builders import AT, BOX_A, STORE, events_topic, payload, re
 QR_PREFIX = "SSQR1."  # what a signed QR text looks like to the tests: found if it leaks
 SECRET = b"test-secret-made-by-the-test-0123456789"
 LATER = AT + timedelta(days=7)
+FAR = datetime(2099, 1, 1, tzinfo=UTC)  # an expiry for tests the real clock drives
 
 
 def _base(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from cloud_sync.contract.event_envelope import EventType
 from cloud_sync.hq.ingest import views
 from cloud_sync.hq.ingest.core import Ingest
-from cloud_sync.hq.ingest.event_store import EventStore
+from cloud_sync.hq.ingest.event_store import EventStore, Tx, open_event_store
 from cloud_sync.hq.ingest.schema import SCHEMA_VERSION
 from tests.hq.ingest.builders import AT, BOX_A, events_topic, payload, rechain
 from tests.hq.member_push.presence_events import (
@@ -60,7 +60,19 @@ def test_an_offer_without_what_a_push_needs_is_still_stored_and_queued(
     assert [q[1:] for q in queued(store)] == [("pending", 0)]
 
 
-def test_the_store_is_at_the_schema_with_the_push_queue(store: EventStore) -> None:
-    version = store.run(lambda tx: tx.query("SELECT version FROM ingest_schema"))
-    assert version == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 5
+def test_a_version_4_store_gains_the_push_queue_when_opened(location: str) -> None:
+    def downgrade(tx: Tx) -> None:
+        tx.execute("DROP INDEX events_presence_by_time")
+        tx.execute("DROP TABLE member_push")
+        tx.execute("UPDATE ingest_schema SET version = 4")
+
+    old = open_event_store(location)
+    old.run(downgrade)
+    old.close()
+    store = open_event_store(location)
+    try:
+        assert SCHEMA_VERSION == 5
+        assert store.run(lambda tx: tx.query("SELECT version FROM ingest_schema")) == [(5,)]
+        assert queued(store) == []
+    finally:
+        store.close()

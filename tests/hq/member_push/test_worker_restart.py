@@ -21,6 +21,7 @@ from cloud_sync.hq.member_push.webhook import Webhook
 from cloud_sync.hq.member_push.worker import PushWorker
 from tests.hq.member_push import receiver as receivers
 from tests.hq.member_push.presence_events import (
+    FAR,
     SECRET,
     Clock,
     ingest_all,
@@ -30,7 +31,6 @@ from tests.hq.member_push.presence_events import (
 )
 from tests.hq.member_push.receiver import Receiver, Reply
 
-FAR = datetime(2099, 1, 1, tzinfo=UTC)  # the real clock drives the killed process
 LEASE_S = 3.0
 
 
