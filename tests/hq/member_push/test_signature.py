@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -67,3 +70,17 @@ def test_any_header_is_an_answer_never_an_exception(header: str, body: bytes) ->
 def test_round_trip_within_the_tolerance(body: bytes, skew: int) -> None:
     header = signature.sign(SECRET, body, now=AT)
     assert signature.verify(SECRET, header, body, now=AT + timedelta(seconds=skew)) is None
+
+
+def test_the_receivers_example_in_the_docs_accepts_a_real_request_and_nothing_else() -> None:
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "member-push-webhook.md").read_text()
+    [example] = re.findall(r"```python\n(.*?)```", doc, re.S)
+    scope: dict[str, Any] = {}
+    exec(example, scope)
+    good = scope["good"]
+    header = signature.sign(SECRET, BODY, now=datetime.now(UTC))
+    assert good(SECRET, header, BODY)
+    assert not good(SECRET, header, BODY + b" ")
+    assert not good(b"another-secret-of-the-receiver", header, BODY)
+    stale = signature.sign(SECRET, BODY, now=datetime.now(UTC) - timedelta(minutes=6))
+    assert not good(SECRET, stale, BODY)
