@@ -1,6 +1,7 @@
 """The real bleak path's cost: advertisements from a simulated bluetoothd (python-dbusmock on a
-private dbus-daemon) through D-Bus, bleak's BlueZ manager and scanner, the driver's filter and
-into its queue, drained by a consumer, all in this process.
+private dbus-daemon) through D-Bus, bleak's BlueZ manager and scanner, the store's beacon filter
+and into its queue, then the agent's presence loop (parse, resolve the enrolled beacon tag to its
+member among 1,000, track the member in the zone), all in this process.
 
 Figures: this process's CPU time per second of wall time (``time.process_time``, as % of one
 core) while 200 advertisements/s flow (target < 10 %; the mock daemon and dbus-daemon run in
@@ -14,10 +15,18 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Mapping
+from datetime import UTC, datetime
+from uuid import UUID
 
 from bench.report import figure
+from config.presence import PresenceConfig
 from edge_agent.presence.ble_port import Phase
+from edge_agent.presence.frames.beacon_filter import BeaconFilter
+from edge_agent.presence.frames.parse import TagIdentity
+from edge_agent.presence.frames.refusal import FrameKind
+from edge_agent.presence.rotating_id_resolver import EnrolledTag, RotatingIdResolver
+from edge_agent.proximity.presence_loop import Identities, PresenceLoop
+from edge_agent.proximity.service import PresenceMoment, Recorded
 from hardware.ble.bleak_scanner import BleakBeaconScanner
 from tests.ble.harness import wait_phase
 from tests.ble.mock_bluez import MockBluez, PrivateBus
@@ -26,24 +35,60 @@ IBEACON = bytes.fromhex("0215e2c56db5dffb48d2b060d0f5a71096e000010002c5")
 ADDRESS = "C4:7C:8D:6A:11:01"
 
 
-def keep_ibeacons(mfg: Mapping[int, bytes], _svc: Mapping[str, bytes], _u: tuple[str, ...]) -> bool:
-    return mfg.get(0x004C, b"").startswith(b"\x02\x15")
+UUID_ = UUID(bytes=IBEACON[2:18])
+SOURCE = "bench-scanner"
+
+
+def presence_loop() -> PresenceLoop:
+    """The agent's presence loop over 1,000 members' enrolled tags; offers are not asked for."""
+    cfg = PresenceConfig.model_validate(
+        {
+            "enabled": True,
+            "zones": [{"id": "bench", "sources": [SOURCE], "enter_dbm": -80, "exit_dbm": -90}],
+        }
+    )
+
+    async def ask(_moment: PresenceMoment) -> tuple[Recorded, ...]:
+        return ()
+
+    loop = PresenceLoop(
+        tracker=cfg.to_tracker_config(),
+        policy=cfg.to_policy(),
+        make_resolver=lambda keys, tags: RotatingIdResolver(keys, tags=tags),
+        visit_gap_s=1200.0,
+        ask=ask,
+        clock=lambda: datetime.now(UTC),
+    )
+    tags = [
+        EnrolledTag(
+            member_id=f"member-{n}",
+            identity=TagIdentity(
+                FrameKind.IBEACON, UUID_.bytes + n.to_bytes(2, "big") + (2).to_bytes(2, "big")
+            ),
+        )
+        for n in range(1000)
+    ]
+    loop.take_identities(Identities(version=1, keys=(), tags=tuple(tags)))
+    return loop
 
 
 async def _run(bus_address: str) -> None:
 
     async with MockBluez(bus_address) as mock:
         await mock.start()
-        scanner = BleakBeaconScanner(keep=keep_ibeacons, watchdog_s=60.0)
+        keep = BeaconFilter(ibeacon_uuids=[UUID_]).keep
+        scanner = BleakBeaconScanner(keep=keep, watchdog_s=60.0)
         task = asyncio.create_task(scanner.run())
         await wait_phase(scanner, Phase.SCANNING)
         received = 0
         last_at = 0.0
+        loop = presence_loop()
 
         async def consume() -> None:
             nonlocal received, last_at
+            queue = scanner.adverts
             while True:
-                await scanner.adverts.get()
+                loop.observe(SOURCE, await queue.get())
                 received += 1
                 last_at = time.perf_counter()
 
@@ -85,6 +130,9 @@ async def _run(bus_address: str) -> None:
         )
         state = scanner.state
         figure("bleak path dropped (queue full)", state.dropped_queue_full, "adverts")
+        figure("presence loop sightings of the enrolled member", loop.counts["sightings"], "")
+        if loop.tracker.present().get("bench") != {"member-1"}:
+            raise SystemExit(f"the member was not tracked: {dict(loop.counts)}")
         for t in (consumer, task):
             t.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 from datetime import time, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
+from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
@@ -157,6 +158,94 @@ class ProximityRuleConfig(Section):
         )
 
 
+class ScannerConfig(Section):
+    id: Annotated[
+        str, Field(pattern=_ID, description="Source id of its sightings (a zone's source).")
+    ]
+    kind: Annotated[
+        Literal["bleak", "simulated"],
+        Field(description="bleak: BlueZ through bleak; simulated: replay a scenario file."),
+    ] = "bleak"
+    adapter: Annotated[
+        str, Field(pattern=r"^hci[0-9]{1,2}$", description="BlueZ adapter (bleak).")
+    ] = "hci0"
+    passive: Annotated[
+        bool, Field(description="Passive scanning where BlueZ supports it (bleak).")
+    ] = True
+    scenario: Annotated[
+        str | None,
+        Field(min_length=1, description="Scenario file, JSON lines (simulated; see sim_scanner)."),
+    ] = None
+
+    @model_validator(mode="after")
+    def _scenario(self) -> ScannerConfig:
+        if self.kind == "simulated" and self.scenario is None:
+            raise ValueError("a simulated scanner needs a scenario file")
+        return self
+
+
+class BeaconsConfig(Section):
+    """What the scanner keeps (``frames/beacon_filter.py``) and how identifiers resolve."""
+
+    member_app: Annotated[
+        bool, Field(description="Keep the member app's rotating-identifier frames.")
+    ] = True
+    eddystone_eid: Annotated[
+        bool, Field(description="Keep Eddystone-EID frames (phones may send the id in one).")
+    ] = False
+    ibeacon_uuids: Annotated[
+        tuple[UUID, ...],
+        Field(max_length=16, description="iBeacon UUIDs of enrolled member beacon tags."),
+    ] = ()
+    eddystone_namespaces: Annotated[
+        tuple[Annotated[str, Field(pattern=r"^[0-9a-fA-F]{20}$")], ...],
+        Field(max_length=16, description="Eddystone-UID namespaces of member tags (20 hex)."),
+    ] = ()
+    rotation_exponent: Annotated[
+        int, Field(ge=0, le=15, description="The identifier changes every 2^K seconds.")
+    ] = 8
+    skew_periods: Annotated[
+        int, Field(ge=0, le=4, description="Phone clock skew tolerated, in periods.")
+    ] = 2
+
+
+class ReaderConfig(Section):
+    id: Annotated[str, Field(pattern=_ID, description="Reader id, in events and health.")]
+    kind: Annotated[
+        Literal["nfcpy", "simulated"],
+        Field(description="nfcpy: a USB/serial reader; simulated: replay a scenario file."),
+    ] = "nfcpy"
+    path: Annotated[
+        str, Field(min_length=1, max_length=200, description="nfcpy device path (usb, tty:...).")
+    ] = "usb"
+    scenario: Annotated[
+        str | None, Field(min_length=1, description="Scenario file (simulated).")
+    ] = None
+    till: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=64,
+            description="The till this reader stands at: a tap tells the till who is there.",
+        ),
+    ] = None
+    zone: Annotated[
+        str | None,
+        Field(
+            pattern=_ID,
+            description="The zone it stands in (the entrance): a tap is a check-in there.",
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def _placed(self) -> ReaderConfig:
+        if (self.till is None) == (self.zone is None):
+            raise ValueError("a reader stands at a till or in a zone: set exactly one")
+        if self.kind == "simulated" and self.scenario is None:
+            raise ValueError("a simulated reader needs a scenario file")
+        return self
+
+
 class SmoothingConfig(Section):
     time_constant_s: Annotated[
         float,
@@ -196,6 +285,22 @@ class PresenceConfig(Section):
         Field(ge=1, le=240, description="Minutes out of every zone that end a store visit."),
     ] = 20
     smoothing: SmoothingConfig = SmoothingConfig()
+    scanners: Annotated[
+        tuple[ScannerConfig, ...],
+        Field(max_length=8, description="BLE scanners of this box, each a zone's source."),
+    ] = ()
+    beacons: BeaconsConfig = BeaconsConfig()
+    readers: Annotated[
+        tuple[ReaderConfig, ...], Field(max_length=16, description="NFC readers of this box.")
+    ] = ()
+    till_member_ttl_s: Annotated[
+        int,
+        Field(
+            ge=10,
+            le=1800,
+            description="How long a tap at a till names the member for that till.",
+        ),
+    ] = 180
     zones: Annotated[tuple[ZoneConfig, ...], Field(max_length=64, description="Zones.")] = ()
     rules: Annotated[
         tuple[ProximityRuleConfig, ...],
@@ -253,6 +358,20 @@ class PresenceConfig(Section):
                         f"{self.tick_interval_s:g} s exceeds the {DECISION_BUDGET_S:g} s "
                         "decision budget"
                     )
+        sources = set(source_zone)
+        for i, scanner in enumerate(self.scanners):
+            if scanner.id not in sources:
+                problems.append(
+                    f"scanners[{i}].id: {scanner.id!r} is no zone's source, so nothing it "
+                    "hears places anyone"
+                )
+        for i, reader in enumerate(self.readers):
+            if reader.zone is not None and reader.zone not in seen_zone:
+                problems.append(f"readers[{i}].zone: {reader.zone!r} is not a zone")
+        if len({s.id for s in self.scanners}) != len(self.scanners):
+            problems.append("scanners: two scanners share an id")
+        if len({r.id for r in self.readers}) != len(self.readers):
+            problems.append("readers: two readers share an id")
         rule_ids: set[str] = set()
         for i, rule in enumerate(self.rules):
             if rule.zone not in seen_zone:

@@ -14,6 +14,7 @@ from edge_agent.cache.code_cache import CodeCache
 from edge_agent.cache.retention import PruneReport, prune
 from edge_agent.domain.coupon_token import CouponSigner
 from edge_agent.issuing.service import IssueService
+from edge_agent.proximity.service import ProximityService
 from edge_agent.redemption.service import RedemptionService
 
 
@@ -27,6 +28,7 @@ class StoreServices:
     redemption: RedemptionService
     issuing_service: IssueService | None  # None: no signing key, so no receipt coupons
     signer: CouponSigner | None = None  # the key loaded at start; a rebuild reuses it
+    proximity: ProximityService | None = None  # None: presence off, or no signing key
 
     @property
     def issuing(self) -> IssueService:
@@ -52,6 +54,8 @@ class StoreServices:
         report = prune(self.cache, now=now, keep=keep)
         if self.issuing_service is not None:
             report = replace(report, issues=self.issuing_service.prune(now))
+        if self.proximity is not None:
+            report = replace(report, issues=report.issues + self.proximity.prune(now))
         self.redemption.decider.throttle.forget_idle(now)
         return report
 

@@ -15,7 +15,7 @@ import dataclasses
 import importlib.metadata
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from cloud_sync.contract.config_result import FieldError
 from config.diff import ConfigDiff, diff_configs
 from config.model import AgentConfig
+from config.presence import ScannerConfig
 from config.printer import PrinterConfig
 from edge_agent.api.app import create_app
 from edge_agent.api.auth import TillAuthenticator
@@ -37,17 +38,25 @@ from edge_agent.config_push.kept_push import KeptPush
 from edge_agent.domain.coupon_token import CouponSigner
 from edge_agent.domain.throttle import ThrottleConfig
 from edge_agent.issuing import signing_key
+from edge_agent.issuing.minter import Minter
 from edge_agent.issuing.print_hook import print_on_issue
 from edge_agent.issuing.service import IssueService
+from edge_agent.presence.ble_port import BeaconScanner, KeepFilter
+from edge_agent.presence.frames.beacon_filter import BeaconFilter
+from edge_agent.presence.rotating_id_resolver import RotatingIdResolver
 from edge_agent.printing import print_queue
 from edge_agent.printing.layout import Layout
 from edge_agent.printing.print_queue import RetryPolicy
 from edge_agent.printing.print_worker import PrintWorker
 from edge_agent.printing.printer_port import ReceiptPrinter
+from edge_agent.proximity.presence_loop import PresenceLoop
+from edge_agent.proximity.service import PresenceMoment, ProximityService, Recorded
+from edge_agent.proximity.till_members import TillMembers
 from edge_agent.redemption.service import RedemptionService
 from edge_agent.runtime.db_thread import DbThread
 from edge_agent.runtime.housekeeping import checkpoint_task, housekeeping_task
 from edge_agent.runtime.pos_server import PosServer
+from edge_agent.runtime.presence_tasks import Presence
 from edge_agent.runtime.print_task import print_worker_task
 from edge_agent.runtime.reconfigure import Reconfigured, Status, reload_task
 from edge_agent.runtime.supervisor import Kind, NotRunningError, Supervisor, TaskSpec, describe
@@ -56,6 +65,8 @@ from edge_agent.runtime.timer import Timer
 from edge_agent.services import StoreServices
 from edge_agent.sync.credentials import read_password
 from edge_agent.sync.outbox_pump import ConfigInbox, OutboxPump, PumpIdentity
+from hardware.ble.bleak_scanner import BleakBeaconScanner
+from hardware.ble.sim_scanner import SimBeaconScanner, load_scenario
 from hardware.printer.escpos_printer import EscposPrinter
 from hardware.printer.sim_printer import SimulatedPrinter
 
@@ -87,6 +98,23 @@ def open_services(cfg: AgentConfig, *, receipts: bool = True) -> StoreServices:
         redemption=redemption_service(cache, cfg, signer),
         issuing_service=issue_service(cache, cfg, signer) if receipts else None,
         signer=signer,
+        proximity=proximity_service(cache, cfg, signer) if receipts else None,
+    )
+
+
+def proximity_service(
+    cache: CodeCache, cfg: AgentConfig, signer: CouponSigner | None
+) -> ProximityService | None:
+    """Proximity offers over ``cache``; None when presence is off or without a signing key."""
+    if not cfg.presence.enabled or signer is None:
+        return None
+    return ProximityService(
+        cache,
+        policy=cfg.presence.to_policy(),
+        minter=Minter(
+            cache, fmt=cfg.code_format.to_format(), expected_namespace=cfg.store.namespace
+        ),
+        sign=signer.sign,
     )
 
 
@@ -143,6 +171,58 @@ def make_printer(cfg: PrinterConfig) -> ReceiptPrinter:
     if cfg.kind == "simulated":
         return SimulatedPrinter()
     return EscposPrinter.from_config(cfg)
+
+
+def make_scanner(cfg: ScannerConfig, keep: KeepFilter) -> BeaconScanner:
+    if cfg.kind == "simulated":
+        assert cfg.scenario is not None  # the config refuses a simulated scanner without one
+        steps = load_scenario(Path(cfg.scenario).read_text(encoding="utf-8").splitlines())
+        return SimBeaconScanner(keep=keep, scenario=steps)
+    return BleakBeaconScanner(keep=keep, adapter=cfg.adapter, passive=cfg.passive)
+
+
+def make_presence(
+    cfg: AgentConfig,
+    db: DbThread,
+    clock: Callable[[], datetime],
+    scanners: Mapping[str, BeaconScanner] | None = None,
+) -> Presence | None:
+    """The presence parts of ``cfg`` (None when presence is off). ``scanners`` overrides the
+    configured ones by source id (tests, demo)."""
+    p = cfg.presence
+    if not p.enabled:
+        return None
+    b = p.beacons
+    keep = BeaconFilter(
+        ibeacon_uuids=b.ibeacon_uuids,
+        eddystone_namespaces=[bytes.fromhex(n) for n in b.eddystone_namespaces],
+        eddystone_eid=b.eddystone_eid,
+        member_app=b.member_app,
+    ).keep
+    built = (
+        {s.id: make_scanner(s, keep) for s in p.scanners} if scanners is None else dict(scanners)
+    )
+    policy = p.to_policy()
+
+    async def ask(moment: PresenceMoment) -> tuple[Recorded, ...]:
+        return await db.run(lambda s: () if s.proximity is None else s.proximity.consider(moment))
+
+    loop = PresenceLoop(
+        tracker=p.to_tracker_config(),
+        policy=policy,
+        make_resolver=lambda keys, tags: RotatingIdResolver(
+            keys, tags=tags, exponent=b.rotation_exponent, skew_periods=b.skew_periods
+        ),
+        visit_gap_s=p.visit_gap_min * 60.0,
+        ask=ask,
+        clock=clock,
+    )
+    return Presence(
+        cfg=p,
+        loop=loop,
+        till_members=TillMembers(ttl=timedelta(seconds=p.till_member_ttl_s)),
+        scanners=built,
+    )
 
 
 def make_print_worker(
@@ -237,6 +317,7 @@ class Agent:
     clock: Callable[[], datetime]
     pump: OutboxPump | None = None  # the running outbox pump, when sync is configured
     config_push: ConfigFollower | None = None  # HQ's config pushes (set by build_app)
+    presence: Presence | None = None  # scanners, readers and the presence loop, when on
     _reconfiguring: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
     # Where the POS API listens: the sockets handed in (systemd, the demo, tests), else config's.
     _api_address: tuple[str, int] | None = field(default=None, init=False, repr=False)
@@ -262,6 +343,7 @@ class Agent:
             *self._push_tasks(self.cfg),
             *self._sync_tasks(self.cfg),
             *self._timer_tasks(self.cfg),
+            *([] if self.presence is None else self.presence.tasks()),
         ]
 
     def _push_tasks(self, cfg: AgentConfig) -> list[TaskSpec]:
@@ -440,12 +522,15 @@ def build_app(
     timer: Timer | None = None,
     file_cfg: AgentConfig | None = None,
     kept: KeptPush | None = None,
+    scanners: Mapping[str, BeaconScanner] | None = None,
 ) -> Agent:
     """Wire the agent. ``printer`` overrides the configured one (tests, demo); ``timer`` paces
     the supervisor's restarts and the periodic jobs (a fake one in tests). ``cfg`` is the
     config to run; ``file_cfg`` the file's, under HQ's overlay (default ``cfg``), and ``kept``
-    what the cache keeps of HQ's pushes (``read_kept_push``)."""
+    what the cache keeps of HQ's pushes (``read_kept_push``); ``scanners`` replace the
+    configured BLE scanners by source id (tests, demo)."""
     db = DbThread(lambda: open_services(cfg))
+    presence = make_presence(cfg, db, clock, scanners)
     the_printer = printer if printer is not None else make_printer(cfg.printer)
     worker = make_print_worker(cfg, the_printer, clock)
     supervisor = Supervisor(timer=timer)
@@ -456,6 +541,8 @@ def build_app(
         clock=clock,
         wake_printer=worker.wake,
         task_states=supervisor.states,
+        till_members=None if presence is None else presence.till_members,
+        presence_state=None if presence is None else presence.state,
     )
     agent = Agent(
         cfg=cfg,
@@ -466,6 +553,7 @@ def build_app(
         pos_server=PosServer(app, host=cfg.api.host, port=cfg.api.port),
         supervisor=supervisor,
         clock=clock,
+        presence=presence,
     )
     agent.config_push = ConfigFollower(
         store_id=cfg.store.store_id,

@@ -39,7 +39,7 @@ from cloud_sync.hq.ingest.event_store import open_event_store
 from cloud_sync.hq.member_push.commands import add_commands as add_push_commands
 from cloud_sync.hq.minting import Issue, mint_anonymous, mint_for_members
 from cloud_sync.hq.proximity_results.commands import add_commands as add_results_commands
-from cloud_sync.hq.receipt_campaigns import create_receipt_campaigns
+from cloud_sync.hq.receipt_campaigns import create_proximity_campaigns, create_receipt_campaigns
 from cloud_sync.hq.snapshot import write_snapshot
 from cloud_sync.hq.store_keys import StoreKey
 from cloud_sync.hq.store_keys import keys as store_keys
@@ -154,6 +154,24 @@ def _receipt_campaigns_create(args: argparse.Namespace, now: datetime) -> int:
         "each issuing store also needs `namespace assign STORE` (its offline minting block), "
         "`keys register STORE -- PUBKEY` and a fresh `snapshot`"
     )
+    return 0
+
+
+def _proximity_campaigns_create(args: argparse.Namespace, now: datetime) -> int:
+    starts = now if args.starts_at is None else parse_time(args.starts_at, "--starts-at")
+    try:
+        ends = starts + timedelta(days=args.days)
+    except OverflowError:
+        raise InputError("--starts-at: the campaigns would end out of range") from None
+    with _open(args) as central:
+        made = create_proximity_campaigns(
+            central, now=now, starts_at=starts, ends_at=ends, replace=args.replace
+        )
+    for p in made:
+        print(
+            f"campaign {p.campaign_id} {'saved' if args.replace else 'created'}: {p.name}, "
+            f"{p.starts_at.isoformat()} to {p.ends_at.isoformat()}"
+        )
     return 0
 
 
@@ -481,6 +499,19 @@ def _add_setup(sub: _Sub[_Parser]) -> None:
     )
     p.add_argument("--replace", action="store_true", help="redefine them if they exist")
     p.set_defaults(handler=_receipt_campaigns_create)
+
+    proximity = sub.add_parser(
+        "proximity-campaigns", help="the campaigns in-store proximity offers are given for"
+    ).add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p = proximity.add_parser(
+        "create", help="the five segment campaigns the default [presence] rules name"
+    )
+    p.add_argument("--starts-at", help="ISO 8601 with offset (default: now)")
+    p.add_argument(
+        "--days", type=_whole(1, MAX_VALID_DAYS), default=90, help="how long they run (default 90)"
+    )
+    p.add_argument("--replace", action="store_true", help="redefine them if they exist")
+    p.set_defaults(handler=_proximity_campaigns_create)
 
     members = sub.add_parser("members", help="member lists").add_subparsers(
         dest="action", required=True, parser_class=_Parser

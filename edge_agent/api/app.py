@@ -24,11 +24,12 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge_agent import errors
-from edge_agent.api import receipt_routes
+from edge_agent.api import member_routes, receipt_routes
 from edge_agent.api.auth import TillAuthenticator
 from edge_agent.api.body_limit import BodyLimit
 from edge_agent.api.deps import ApiContext, Ctx, Till, UnauthorizedError
 from edge_agent.api.errors_doc import errors_doc
+from edge_agent.api.member_routes import OtherTillError
 from edge_agent.api.receipt_routes import NoCouponError
 from edge_agent.api.schemas import (
     CodeStatusOut,
@@ -54,6 +55,7 @@ from edge_agent.domain.decision import (
     ValidationRequest,
 )
 from edge_agent.fields import Id, RawCode
+from edge_agent.proximity.till_members import TillMembers
 from edge_agent.redemption.outcomes import DecisionOut, LinkOutcome, ReverseOutcome
 from edge_agent.runtime.db_thread import DbThread
 from edge_agent.runtime.supervisor import TaskStatus
@@ -72,6 +74,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[errors.StoreError], int, str], ...] = (
     (errors.IdempotencyConflictError, 409, "idempotency_conflict"),
     (errors.LinkConflictError, 409, "link_conflict"),
     (NoCouponError, 404, "no_receipt_coupon"),
+    (OtherTillError, 403, "other_till"),
     (errors.RequestError, 400, "bad_request"),
 )
 # What each kind of route can answer besides 200 (see errors_doc for each status's causes).
@@ -126,7 +129,13 @@ def _request_of(ctx: ApiContext, body: ValidateIn, till_id: str) -> ValidationRe
 async def health(ctx: Ctx) -> HealthOut:
     synced = await ctx.db.run(lambda s: s.cache.synced_at())
     tasks = {name: TaskOut.of(status) for name, status in ctx.task_states().items()}
-    return HealthOut(status="ok", store_id=ctx.store_id, cache_synced_at=synced, tasks=tasks)
+    return HealthOut(
+        status="ok",
+        store_id=ctx.store_id,
+        cache_synced_at=synced,
+        tasks=tasks,
+        presence=ctx.presence_state(),
+    )
 
 
 @_till_post(
@@ -274,6 +283,8 @@ def create_app(
     task_states: Callable[[], Mapping[str, TaskStatus]] | None = None,
     print_confirm_wait_s: float = 1.5,
     max_body_bytes: int = MAX_BODY_BYTES,
+    till_members: TillMembers | None = None,
+    presence_state: Callable[[], dict[str, object] | None] | None = None,
 ) -> FastAPI:
     """Build the app. ``clock`` is the seam tests and the demo use to move time.
 
@@ -296,11 +307,15 @@ def create_app(
         wake_printer=wake_printer if wake_printer is not None else (lambda: None),
         task_states=task_states if task_states is not None else dict,
         print_confirm_wait_s=print_confirm_wait_s,
+        till_members=till_members,
+        presence_state=presence_state if presence_state is not None else (lambda: None),
     )
     # The routes join the app's own router instead of being included: an included router
     # (FastAPI 0.165) is matched as a branch of its own on every request, which cost the
     # till's validate a few percent of its time for nothing (no prefix, no shared deps).
-    app.router.routes.extend([*router.routes, *receipt_routes.router.routes])
+    app.router.routes.extend(
+        [*router.routes, *receipt_routes.router.routes, *member_routes.router.routes]
+    )
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
 
     @app.exception_handler(RequestValidationError)

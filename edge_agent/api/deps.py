@@ -11,6 +11,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from edge_agent.api.auth import TillAuthenticator
+from edge_agent.proximity.till_members import TillMembers
 from edge_agent.runtime.db_thread import DbThread
 from edge_agent.runtime.supervisor import TaskStatus
 
@@ -32,6 +33,8 @@ class ApiContext:
     wake_printer: Callable[[], None] = _no_printer  # a new print job is waiting
     print_confirm_wait_s: float = 1.5  # how long checkout waits to report "printed"
     task_states: Callable[[], Mapping[str, TaskStatus]] = dict  # the supervisor's, for health
+    till_members: TillMembers | None = None  # who an NFC tap named at each till (presence on)
+    presence_state: Callable[[], dict[str, object] | None] = lambda: None  # for health
 
 
 def context(request: Request) -> ApiContext:

@@ -15,6 +15,7 @@ from edge_agent.api.schemas import ErrorOut
 _WHY: dict[int, str] = {
     400: "`bad_request`: the body could not be read as JSON text (e.g. not UTF-8).",
     401: "`unauthorized`: no till bearer token, or one this box does not know.",
+    403: "`other_till`: a till asked about another till.",
     404: "`unknown_code`, `redemption_not_found` or `no_receipt_coupon`: nothing to act on.",
     409: "`idempotency_conflict` (the sale's or return's id already answered a different "
     "request: a retry must repeat it exactly), `reversal_too_large` or `link_conflict`: the "

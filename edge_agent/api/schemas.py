@@ -211,6 +211,13 @@ class HealthOut(BaseModel):
         dict[str, TaskOut],
         Field(description="The agent's supervised tasks by name (pos_api, print_worker, ...)."),
     ] = {}
+    presence: Annotated[
+        dict[str, object] | None,
+        Field(
+            description="Presence (when on): each scanner's and reader's state, who is tracked "
+            "per zone (counts only), and what happened to what was heard."
+        ),
+    ] = None
 
 
 class LinkedCodesOut(BaseModel):

@@ -330,6 +330,11 @@ class CodeCache:
         self._promotions[campaign_id] = promotion
         return promotion
 
+    def promotions(self, campaign_ids: Iterable[str]) -> dict[str, Promotion]:
+        """The cached promotions among ``campaign_ids`` (those HQ has not shipped are absent)."""
+        found = {c: self.promotion(c) for c in sorted(set(campaign_ids))}
+        return {c: p for c, p in found.items() if p is not None}
+
     def member(self, member_id: str) -> Member | None:
         row = self.conn.execute(_MEMBER_SQL, (member_id,)).fetchone()
         if row is None:
@@ -461,6 +466,26 @@ class CodeCache:
             (member_id, to_epoch_s(now)),
         )
         return tuple(str(code) for (code,) in rows)
+
+    def member_codes(self, member_id: str, now: datetime) -> tuple[tuple[str, str], ...]:
+        """The codes ``member_id`` may apply at a till now, as (code, "bound" | "linked"):
+        bound to them or linked to them, active, unexpired and not used by them (neither here
+        nor, as HQ told it, at another box). The POS validates them against its basket."""
+        rows = self.conn.execute(
+            "SELECT c.code, 'bound', c.issued_at FROM codes AS c "
+            "WHERE c.member_id = ?1 AND c.status = 'active' "
+            "AND (c.expires_at IS NULL OR c.expires_at > ?2) "
+            "AND NOT EXISTS (SELECT 1 FROM code_usage AS u WHERE u.code = c.code AND u.uses > 0) "
+            "AND NOT EXISTS (SELECT 1 FROM uses_elsewhere AS e WHERE e.code = c.code) "
+            "UNION ALL SELECT l.code, 'linked', l.linked_us / 1000000 FROM code_links AS l "
+            "JOIN codes AS c ON c.code = l.code "
+            "LEFT JOIN member_code_usage AS m ON m.code = l.code AND m.member_id = l.member_id "
+            "WHERE l.member_id = ?1 AND c.status = 'active' "
+            "AND (c.expires_at IS NULL OR c.expires_at > ?2) AND coalesce(m.uses, 0) = 0 "
+            "ORDER BY 3, 1",
+            (member_id, to_epoch_s(now)),
+        )
+        return tuple((str(code), str(kind)) for code, kind, _ in rows)
 
     def pending_outbox(self, limit: int = 100) -> tuple[event_log.OutboxItem, ...]:
         """Events not yet acknowledged by HQ, oldest first."""

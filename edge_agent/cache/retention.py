@@ -33,7 +33,7 @@ class PruneReport:
     events: int
     holds: int
     print_jobs: int
-    issues: int = 0  # receipt coupon issue rows (filled in by the issuing service's part)
+    issues: int = 0  # receipt coupon issue and proximity offer rows (the services fill it in)
 
     @property
     def anything(self) -> bool:

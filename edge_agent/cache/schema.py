@@ -33,6 +33,7 @@ from edge_agent.events import chain_schema
 from edge_agent.follow import follow_schema, issues_elsewhere
 from edge_agent.issuing import issue_schema
 from edge_agent.printing import print_schema
+from edge_agent.proximity import offer_schema
 
 # HQ's tables (codes, members) have the snapshot's columns, defined once in the wire contract.
 CODES_DDL = snapshot_format.CODES_DDL
@@ -120,6 +121,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     follow_schema.migrate,  # v10: what HQ's deltas say of other stores, HQ's announced keys
     config_push_schema.migrate,  # v11: the config HQ pushed: the last seen, the last good
     issues_elsewhere.migrate,  # v12: receipt coupons other boxes issued, for the caps here
+    offer_schema.migrate,  # v13: proximity offers given or held out here
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

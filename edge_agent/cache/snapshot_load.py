@@ -43,6 +43,7 @@ import json
 import re
 import sqlite3
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +69,7 @@ from edge_agent.domain.token_codec import key_id_of
 from edge_agent.errors import SnapshotError
 from edge_agent.follow import issues_elsewhere, stream_position
 from edge_agent.issuing import issue_schema
+from edge_agent.proximity import offer_schema
 
 CHUNK = 500_000
 MAX_NAMESPACE = 4  # the widest namespace a code format allows (config: namespace_length)
@@ -265,6 +267,13 @@ def _copy(conn: sqlite3.Connection, *, chunk: int) -> int:
     with transaction(conn):
         _drop_debris(conn)
         conn.execute(CODES_DDL.format(name="codes_next"))
+        # A member's codes at a tap (CodeCache.member_codes). Built as rows arrive; partial, so
+        # anonymous codes cost nothing. Index names are per database and the index keeps its
+        # name through the rename, so each load's is new (the old one goes with its table).
+        conn.execute(
+            f"CREATE INDEX codes_by_member_{uuid.uuid4().hex[:12]} ON codes_next (member_id) "
+            "WHERE member_id IS NOT NULL"
+        )
         conn.execute(CAMPAIGNS_DDL.format(name="campaigns_next"))
         conn.execute(MEMBERS_DDL.format(name="members_next"))
         conn.execute(
@@ -291,6 +300,7 @@ def _swap(conn: sqlite3.Connection, checked: _Checked) -> None:
         # Coupons this store minted offline may not have reached HQ yet: carry them into the
         # new codes table in the same transaction, so no request ever sees them missing.
         issue_schema.restore_codes(conn, table="codes_next", now_s=int(created_at.timestamp()))
+        offer_schema.restore_codes(conn, table="codes_next", now_s=int(created_at.timestamp()))
         for table in ("codes", "campaigns", "members"):
             conn.execute(f"DROP TABLE {table}")
             conn.execute(f"ALTER TABLE {table}_next RENAME TO {table}")

@@ -62,11 +62,6 @@ RECENT_SQL = (
     "UNION ALL SELECT issued_us FROM issues_elsewhere WHERE member_id = ?1 AND issued_us > ?2 "
     "ORDER BY issued_us DESC LIMIT ?3"
 )
-# A minted code must be new to the codes table and to our own issues (a snapshot reload may have
-# dropped one of ours from codes before HQ learnt it).
-CODE_TAKEN_SQL = (
-    "SELECT 1 FROM codes WHERE code = ?1 UNION ALL SELECT 1 FROM coupon_issues WHERE code = ?1"
-)
 # Column order of schema.CODES_DDL; one fixed statement per target table (no SQL is built).
 _RESTORE_SELECT = (
     " SELECT code, campaign_id, member_id, 'active', 'receipt', variant, issued_us / 1000000, "

@@ -17,7 +17,8 @@ Theory of operation
    no coupon, reason NO_NAMESPACE, logged once per cause; a store never mints in another
    minter's space. Then a code is minted offline in that namespace (``code_format.new_code``),
    new to the ``codes`` table and to our own issues (retried on the astronomically rare collision),
-   signed into the QR payload by the injected ``sign``, then written: the code row (bound to the
+   signed into the QR payload by the injected ``sign`` (``minter.py``: the same rules as every
+   code this box mints), then written: the code row (bound to the
    member, channel "receipt", the variant, the expiry), the ``coupon.issued`` event with
    its outbox row, and the issue row holding the answer. Finally the injected ``on_issued`` runs
    on the same connection (the print job is enqueued there), so coupon and print job commit
@@ -31,7 +32,7 @@ Errors (refusals are values in ``IssueOutcome``; these are requests that cannot 
     StoreError                          edge_agent.errors
     ├── RequestError
     │   └── MissingTransactionError     a checkout without a transaction id
-    └── IssueError                      issuing failed; nothing was written
+    └── IssueError (minter.py)          issuing failed; nothing was written
         └── CodeSpaceExhaustedError     every minting attempt collided: the namespace is full
                                         (HQ must assign a fresh one)
 
@@ -49,7 +50,7 @@ from datetime import datetime, timedelta
 from edge_agent.cache import idempotency
 from edge_agent.cache.code_cache import CodeCache
 from edge_agent.cache.timestamps import from_us, to_us
-from edge_agent.domain.code_format import ALPHABET, CodeFormat, display, new_code, parse
+from edge_agent.domain.code_format import CodeFormat, display
 from edge_agent.domain.coupon_token import CouponClaims
 from edge_agent.domain.offer_policy import (
     Grant,
@@ -61,12 +62,12 @@ from edge_agent.domain.offer_policy import (
     Withhold,
     decide,
 )
-from edge_agent.domain.promotion import Promotion
-from edge_agent.errors import IdempotencyConflictError, MissingTransactionError, StoreError
+from edge_agent.errors import IdempotencyConflictError, MissingTransactionError
 from edge_agent.events import event_log
 from edge_agent.events.event_log import Attribution, EventType
 from edge_agent.follow import issues_elsewhere
 from edge_agent.issuing import issue_schema
+from edge_agent.issuing.minter import Minter
 from edge_agent.issuing.outcome import (
     STORED_FORM,
     Checkout,
@@ -77,27 +78,12 @@ from edge_agent.issuing.outcome import (
 
 log = logging.getLogger(__name__)
 
-MINT_ATTEMPTS = 8  # at HQ's 3% namespace fill, 8 collisions in a row has odds ~1e-12
 _PUT_CODE_SQL = "INSERT INTO codes VALUES (?, ?, ?, 'active', ?, ?, ?, ?, NULL)"
 # Enough rows to report an honest count for any plausible cap.
 _RECENT_ROWS = 100
 
 Signer = Callable[[CouponClaims], str]
 OnIssued = Callable[[sqlite3.Connection, IssuedCoupon], None]
-
-
-class IssueError(StoreError):
-    """Issuing failed; the transaction was rolled back."""
-
-
-class CodeSpaceExhaustedError(IssueError):
-    def __init__(self, *, namespace: str, attempts: int) -> None:
-        super().__init__(
-            f"{attempts} freshly minted codes in namespace {namespace!r} all existed already: "
-            "the namespace is full; ask HQ for a fresh one"
-        )
-        self.namespace = namespace
-        self.attempts = attempts
 
 
 def _no_hook(conn: sqlite3.Connection, coupon: IssuedCoupon) -> None:
@@ -137,39 +123,19 @@ class IssueService:
         snapshot assigned, when given. ``mint`` draws one candidate code (default:
         ``new_code(fmt, namespace)``); it exists so tests can force a collision. Whatever it
         returns must be a well-formed code of ``fmt`` in the assigned namespace."""
-        if expected_namespace is not None and not self._fits(fmt, expected_namespace):
-            raise ValueError(f"namespace {expected_namespace!r} does not fit the code format")
+        self.minter = Minter(cache, fmt=fmt, expected_namespace=expected_namespace, draw=mint)
         self.cache = cache
         self.fmt = fmt
         self.expected_namespace = expected_namespace
         self.policy = policy
         self._sign = sign
         self._on_issued = on_issued or _no_hook
-        self._draw = mint
         self._logged_skips: set[Skip] = set()
         self._logged_namespace: str | None = None
 
-    @staticmethod
-    def _fits(fmt: CodeFormat, namespace: str) -> bool:
-        return len(namespace) == fmt.namespace_length and all(c in ALPHABET for c in namespace)
-
     def namespace_problem(self) -> str | None:
         """Why this box may not mint now (None: it may, in ``cache.minting_namespace()``)."""
-        namespace = self.cache.minting_namespace()
-        store = self.cache.store_id
-        if namespace is None:
-            return (
-                f"no minting namespace: HQ's last snapshot assigned none to store {store} "
-                f"(storeside-hq namespace assign {store}, then a new snapshot)"
-            )
-        if not self._fits(self.fmt, namespace):
-            return f"the snapshot's namespace {namespace!r} does not fit this box's code format"
-        if self.expected_namespace is not None and namespace != self.expected_namespace:
-            return (
-                f"the snapshot assigns namespace {namespace!r} to store {store}, but the "
-                f"config's store.namespace says {self.expected_namespace!r}"
-            )
-        return None
+        return self.minter.problem()
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -251,11 +217,7 @@ class IssueService:
 
     def _decide(self, conn: sqlite3.Connection, checkout: Checkout) -> OfferDecision:
         member_id = checkout.member_id
-        campaigns: dict[str, Promotion] = {}
-        for campaign_id in sorted(self.policy.campaign_ids()):
-            promotion = self.cache.promotion(campaign_id)
-            if promotion is not None:
-                campaigns[campaign_id] = promotion
+        campaigns = self.cache.promotions(self.policy.campaign_ids())
         return decide(
             self.policy,
             member_id=member_id,
@@ -275,19 +237,6 @@ class IssueService:
                 self._logged_skips.add(skip)
                 log.warning("receipt offer campaign %s skipped: %s", skip.campaign_id, skip.why)
 
-    def _mint(self, conn: sqlite3.Connection) -> str:
-        namespace = self.cache.minting_namespace()
-        assert namespace is not None  # issue() refused before deciding otherwise
-        prefix = len(self.fmt.prefix)
-        for _ in range(MINT_ATTEMPTS):
-            code = self._draw() if self._draw is not None else new_code(self.fmt, namespace)
-            if parse(code, self.fmt) != code or code[prefix:].find(namespace) != 0:
-                raise ValueError(f"minted {code!r} is not a code of namespace {namespace}")
-            if conn.execute(issue_schema.CODE_TAKEN_SQL, (code,)).fetchone() is None:
-                return code
-            log.warning("freshly minted code %s already exists; drawing another", code)
-        raise CodeSpaceExhaustedError(namespace=namespace, attempts=MINT_ATTEMPTS)
-
     def _attribution(self, checkout: Checkout, offer: Offer) -> Attribution:
         return Attribution(
             store_id=self.cache.store_id,
@@ -304,7 +253,7 @@ class IssueService:
         self, conn: sqlite3.Connection, checkout: Checkout, decision: Grant, digest: str
     ) -> IssueOutcome:
         offer = decision.offer
-        code = self._mint(conn)
+        code = self.minter.mint(conn)
         claims = CouponClaims(
             code=code,
             campaign_id=offer.campaign_id,

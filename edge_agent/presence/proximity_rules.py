@@ -59,6 +59,7 @@ class SuppressReason(StrEnum):
     CAP_DAY = "cap_day"
     CAMPAIGN_UNAVAILABLE = "campaign_unavailable"
     HOLDOUT = "holdout"
+    NO_NAMESPACE = "no_namespace"  # the box may not mint (set by the integrator, not decide)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -33,6 +33,8 @@ EXPECTED_ERRORS = {
     ("post", "/v1/links"): {"400", "401", "404", "409", "413", "422", "503"},
     ("get", "/v1/members/{member_id}/linked-codes"): {"401", "422", "503"},
     ("get", "/v1/codes/{code}"): {"401", "404", "422", "503"},
+    ("get", "/v1/tills/{till_id}/member"): {"401", "403", "422", "503"},
+    ("delete", "/v1/tills/{till_id}/member"): {"401", "403", "422", "503"},
     ("post", "/v1/receipt-coupons"): {"400", "401", "409", "413", "422", "503"},
     ("get", "/v1/receipt-coupons/{transaction_id}/print"): {"401", "404", "422", "503"},
     ("post", "/v1/receipt-coupons/{transaction_id}/reprint"): {"401", "404", "422", "503"},

@@ -36,6 +36,8 @@ OPERATIONS = [
     ("POST", "/v1/links"),
     ("GET", "/v1/members/{member_id}/linked-codes"),
     ("GET", "/v1/codes/{code}"),
+    ("GET", "/v1/tills/{till_id}/member"),
+    ("DELETE", "/v1/tills/{till_id}/member"),
     ("POST", "/v1/receipt-coupons"),
     ("GET", "/v1/receipt-coupons/{transaction_id}/print"),
     ("POST", "/v1/receipt-coupons/{transaction_id}/reprint"),

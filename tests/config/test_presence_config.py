@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from config.load import ConfigError, parse_config
 from config.model import AgentConfig
+from config.presence import PresenceConfig
 
 ZONES = [
     {"id": "coffee", "sources": ["scan-c1", "scan-c2"]},
@@ -79,3 +82,22 @@ def test_a_rule_on_a_missing_zone_names_its_path() -> None:
 )
 def test_refusals_name_the_path(section: dict[str, Any], fragment: str) -> None:
     assert fragment in problems(**section)
+
+
+def test_the_commented_presence_example_in_agent_example_toml_is_valid() -> None:
+    text = (Path(__file__).resolve().parents[2] / "config" / "agent.example.toml").read_text()
+    commented = text[text.index("# [presence]") :].splitlines()
+    block = "\n".join(line.removeprefix("#").removeprefix(" ") for line in commented)
+    presence = PresenceConfig.model_validate(tomllib.loads(block)["presence"])
+    assert presence.enabled and [r.id for r in presence.rules] == ["coffee-dwell"]
+    assert {r.till for r in presence.readers} == {"till-1", None}
+
+
+def test_scanners_and_readers_must_be_placed() -> None:
+    stray = problems(scanners=[{"id": "aisle-9", "kind": "bleak"}])
+    assert "scanners[0].id" in stray and "no zone's source" in stray
+    both = problems(readers=[{"id": "r1", "till": "till-1", "zone": "entrance"}])
+    assert "exactly one" in both
+    nowhere = problems(readers=[{"id": "r1", "zone": "car-park"}])
+    assert "readers[0].zone" in nowhere
+    assert "scenario" in problems(scanners=[{"id": "aisle-9", "kind": "simulated"}])

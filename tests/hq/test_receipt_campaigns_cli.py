@@ -10,7 +10,9 @@ import sqlite3
 from pathlib import Path
 
 from config.model import AgentConfig
+from config.presence import PresenceConfig
 from edge_agent.domain.offer_policy import DEFAULT_CAMPAIGN_IDS
+from edge_agent.presence.proximity_rules import DEFAULT_CAMPAIGN_IDS as PROXIMITY_IDS
 from tests.hq.conftest import run_hq
 
 
@@ -45,3 +47,26 @@ def test_receipt_campaigns_are_created_once_unless_replaced(tmp_path: Path) -> N
     assert run_hq("--db", db, "receipt-campaigns", "create", "--replace").returncode == 0
     bad = run_hq("--db", db, "receipt-campaigns", "create", "--starts-at", "soon", "--replace")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_proximity_campaigns_reach_the_store_snapshot_for_every_default_rule(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "hq.db")
+    assert run_hq("--db", db, "init").returncode == 0
+    done = run_hq("--db", db, "proximity-campaigns", "create", "--days", "30")
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    again = run_hq("--db", db, "proximity-campaigns", "create")
+    assert again.returncode == 2 and "--replace" in again.stderr
+    assert run_hq("--db", db, "snapshot", "--store", "S1", str(tmp_path / "s1.db")).returncode == 0
+    with sqlite3.connect(tmp_path / "s1.db") as snap:
+        shipped = {str(c) for (c,) in snap.execute("SELECT campaign_id FROM campaigns")}
+    presence = PresenceConfig.model_validate(
+        {
+            "enabled": True,
+            "zones": [{"id": "coffee", "sources": ["box"]}],
+            "rules": [{"id": "coffee", "zone": "coffee"}],
+        }
+    )
+    assert presence.to_policy().campaign_ids() <= shipped
+    assert set(PROXIMITY_IDS.values()) <= shipped

@@ -17,7 +17,7 @@ from edge_agent.domain.basket import Basket, BasketLine
 from edge_agent.domain.code_format import CodeFormat
 from edge_agent.domain.coupon_token import CouponClaims
 from edge_agent.domain.offer_policy import DEFAULT_CAMPAIGN_IDS, OfferPolicy
-from edge_agent.domain.promotion import Member
+from edge_agent.domain.promotion import Member, Promotion
 from edge_agent.domain.receipt_campaigns import default_receipt_campaigns
 from edge_agent.issuing.outcome import Checkout, IssuedCoupon
 from edge_agent.issuing.service import IssueService
@@ -74,7 +74,11 @@ def member_id(
 
 
 def open_cache(
-    path: Path, *, members: tuple[Member, ...] = (), namespace: str = NAMESPACE
+    path: Path,
+    *,
+    members: tuple[Member, ...] = (),
+    namespace: str = NAMESPACE,
+    campaigns: tuple[Promotion, ...] | None = None,
 ) -> CodeCache:
     """A cache loaded from a real snapshot carrying the receipt campaigns, ``members`` and
     the store's minting ``namespace`` ('' for none), as HQ ships them."""
@@ -82,7 +86,9 @@ def open_cache(
     snapshot = store_factories.write_snapshot(
         path.with_name(f"{path.stem}.snapshot.db"),
         store_id=STORE,
-        campaigns=default_receipt_campaigns(starts_at=CAMPAIGN_START, ends_at=CAMPAIGN_END),
+        campaigns=campaigns
+        if campaigns is not None
+        else default_receipt_campaigns(starts_at=CAMPAIGN_START, ends_at=CAMPAIGN_END),
         members=members,
         namespace=namespace,
     )

@@ -23,8 +23,9 @@ from edge_agent.domain.receipt_campaigns import default_receipt_campaigns
 from edge_agent.errors import IdempotencyConflictError, MissingTransactionError
 from edge_agent.follow import issues_elsewhere
 from edge_agent.issuing import issue_schema
+from edge_agent.issuing.minter import CodeSpaceExhaustedError
 from edge_agent.issuing.outcome import STORED_FORM
-from edge_agent.issuing.service import CodeSpaceExhaustedError, IssueService
+from edge_agent.issuing.service import IssueService
 from edge_agent.redemption.service import RedemptionService
 from tests.cache.factories import write_snapshot
 from tests.issuing.factories import (

@@ -1,0 +1,1 @@
+"""Proximity offers on the box: presence decisions made real (coupons minted, events logged)."""

@@ -1,0 +1,80 @@
+"""The presence parts as supervised device tasks: each scanner, its feed, the tracker's tick, the
+offers' delivery and the identities' follower (``proximity/presence_loop.py``).
+
+All are ``Kind.DEVICE``: a failing scanner or a bug in the presence path is restarted with
+backoff and shown in health, and the tills never notice. Scanners report BlueZ trouble in their
+own state and recover by themselves (``ble_port.py``); a task ending here is a bug.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from config.presence import PresenceConfig
+from edge_agent.presence.ble_port import BeaconScanner
+from edge_agent.proximity.presence_loop import PollIdentities, PresenceLoop
+from edge_agent.proximity.till_members import TillMembers
+from edge_agent.runtime.supervisor import Kind, TaskSpec
+
+IDENTITIES_POLL_S = 1.0  # how soon a delta's new or withdrawn identities reach the resolver
+
+
+@dataclass(slots=True, kw_only=True)
+class Presence:
+    """The running presence parts of one agent."""
+
+    cfg: PresenceConfig
+    loop: PresenceLoop
+    till_members: TillMembers
+    scanners: Mapping[str, BeaconScanner] = field(default_factory=dict)
+    poll_identities: PollIdentities | None = None
+
+    def tasks(self) -> list[TaskSpec]:
+        loop = self.loop
+        specs: list[TaskSpec] = []
+        for source, scanner in self.scanners.items():
+            specs.append(TaskSpec(name=f"ble:{source}", kind=Kind.DEVICE, run=scanner.run))
+            specs.append(
+                TaskSpec(
+                    name=f"presence_feed:{source}",
+                    kind=Kind.DEVICE,
+                    run=lambda s=source, sc=scanner: loop.feed(s, sc),  # type: ignore[misc]
+                )
+            )
+        every = self.cfg.tick_interval_s
+        specs.append(
+            TaskSpec(name="presence_tick", kind=Kind.DEVICE, run=lambda: loop.tick_forever(every))
+        )
+        specs.append(TaskSpec(name="proximity_offers", kind=Kind.DEVICE, run=loop.deliver_forever))
+        poll = self.poll_identities
+        if poll is not None:
+            specs.append(
+                TaskSpec(
+                    name="presence_identities",
+                    kind=Kind.DEVICE,
+                    run=lambda: loop.follow_identities(poll, IDENTITIES_POLL_S),
+                )
+            )
+        return specs
+
+    def state(self) -> dict[str, Any]:
+        """For ``/v1/health``: counts only, never a member or a device."""
+        return {
+            "scanners": {
+                source: {
+                    "phase": s.state.phase.value,
+                    "reason": s.state.reason,
+                    "mode": s.state.mode,
+                    "adverts_kept": s.state.adverts_kept,
+                    "dropped_queue_full": s.state.dropped_queue_full,
+                    "restarts": s.state.restarts,
+                    "resets": s.state.resets,
+                }
+                for source, s in self.scanners.items()
+            },
+            "present": {zone: len(ids) for zone, ids in self.loop.tracker.present().items()},
+            "identities_version": self.loop.identities_version,
+            "counts": dict(self.loop.counts),
+        }
