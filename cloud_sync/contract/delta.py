@@ -45,6 +45,15 @@ naming ``changes[i].field``)::
                                                         count (a box ignores the ones naming
                                                         itself); one fact per sale (till and
                                                         transaction id), never changed
+    member.identities         member_id, card_salt, body
+                                                        the member's whole set of presence
+                                                        identities (rotating-id keys, beacon
+                                                        tags, card UID digests), replacing
+                                                        what the box held: the body is
+                                                        ``member_identities`` JSON text, empty
+                                                        for a member without proximity
+                                                        consent; card_salt the programme's
+                                                        (32 hex)
     campaign.changed          campaign_id, body         the campaign's rules (promotion_codec
                                                         JSON text, as snapshot rows hold it)
     campaign.used_elsewhere   campaign_id, store_id, box_id, redemptions, discount
@@ -71,7 +80,7 @@ from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Any, Final
 
-from cloud_sync.contract import message_codec
+from cloud_sync.contract import member_identities, message_codec
 from cloud_sync.contract.decode_errors import (
     BadValueError,
     MissingFieldError,
@@ -105,6 +114,7 @@ class Op(StrEnum):
     CODE_REDEEMED_ELSEWHERE = "code.redeemed_elsewhere"
     MEMBER_CHANGED = "member.changed"
     MEMBER_ISSUED_ELSEWHERE = "member.issued_elsewhere"
+    MEMBER_IDENTITIES = "member.identities"
     CAMPAIGN_CHANGED = "campaign.changed"
     CAMPAIGN_USED_ELSEWHERE = "campaign.used_elsewhere"
     STORE_KEY_REGISTERED = "store_key.registered"
@@ -159,6 +169,9 @@ CHANGE_FIELDS: Final[Mapping[Op, Mapping[str, _T]]] = {
         "transaction_id": _T.STR,
         "at": _T.TIME,
     },
+    # The body is decoded by the box (``member_identities.decode_body``), as campaign bodies
+    # are, so a set it cannot take refuses that one delta with a reason, not the stream.
+    Op.MEMBER_IDENTITIES: {"member_id": _T.STR, "card_salt": _T.STR, "body": _T.STR},
     Op.CAMPAIGN_CHANGED: {"campaign_id": _T.STR, "body": _T.STR},
     Op.CAMPAIGN_USED_ELSEWHERE: {
         "campaign_id": _T.STR,
@@ -328,6 +341,8 @@ def _check(op: Op, where: str, fields: dict[str, Any]) -> None:
     if op in (Op.STORE_KEY_REGISTERED, Op.STORE_KEY_REVOKED):
         key = fields["key_id"]
         require(_KEY_ID.fullmatch(key) is not None, f"{where}.key_id", key, "not 8 hex")
+    if op is Op.MEMBER_IDENTITIES:
+        member_identities.salt_from_text(f"{where}.card_salt", fields["card_salt"])
     if op is Op.CODE_ISSUED:
         issued, expires = fields["issued_at"], fields["expires_at"]
         ok = issued is None or expires is None or expires > issued

@@ -36,6 +36,17 @@ ignores it), the fleet's recent receipt coupon issues to members, for the freque
 
 The box adds them to its own table of the name (``edge_agent/follow/issues_elsewhere.py``),
 never deleting: an issue is a fact of its sale, and the box prunes by its own lookback.
+
+Optionally, in any snapshot (an HQ from before it leaves it out; a box from before it ignores
+it), consenting members' presence identities, for recognising them in the store::
+
+    member_identities  member_id, body   (one row per consenting member with at least one
+                       identity; body: ``member_identities.encode_body`` JSON text, the same
+                       as the ``member.identities`` delta op carries)
+    snapshot_meta.card_salt  the programme's card salt, 32 hex (with the table only)
+
+A box loading a snapshot with the table replaces every identity it held with the table's; without
+it, it keeps its own, less those of members the snapshot's ``members`` say have no consent.
 """
 
 from __future__ import annotations
@@ -113,6 +124,10 @@ ISSUES_ELSEWHERE_DDL = (
     "PRIMARY KEY (box_id, till_id, transaction_id)) WITHOUT ROWID"
 )
 ISSUES_ELSEWHERE_COLUMNS = ("box_id", "till_id", "transaction_id", "member_id", "issued_us")
+MEMBER_IDENTITIES_DDL = (
+    "CREATE TABLE {name} (member_id TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID"
+)
+MEMBER_IDENTITIES_COLUMNS = ("member_id", "body")
 # The tables that come with a delta stream position, and their columns.
 FOLLOW_TABLES: dict[str, tuple[str, ...]] = {
     "uses_elsewhere": USES_ELSEWHERE_COLUMNS,
@@ -136,6 +151,7 @@ DDL_BY_TABLE = {
     "uses_elsewhere": USES_ELSEWHERE_DDL,
     "campaign_box_use": CAMPAIGN_BOX_USE_DDL,
     "issues_elsewhere": ISSUES_ELSEWHERE_DDL,
+    "member_identities": MEMBER_IDENTITIES_DDL,
 }
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from cloud_sync.hq import change_journal
+from cloud_sync.hq import change_journal, identity_store
 from cloud_sync.hq.change_journal import Kind
 from cloud_sync.hq.errors import (
     CampaignExistsError,
@@ -129,6 +129,7 @@ class CentralStore:
                     ("random_length", str(fmt.random_length)),
                 ],
             )
+            identity_store.ensure_card_salt(conn)
         return cls(conn=conn, fmt=fmt, path=path)
 
     @classmethod
@@ -141,6 +142,9 @@ class CentralStore:
             raise StoreFileError(f"{path} is not an HQ database: {exc}") from exc
         try:
             migrate(conn, path, fresh=False)
+            if identity_store.card_salt(conn) is None:  # a file from before identities
+                with transaction(conn):
+                    identity_store.ensure_card_salt(conn)
             meta = dict(conn.execute("SELECT key, value FROM hq_meta").fetchall())
             fmt = CodeFormat(
                 prefix=meta["prefix"],
@@ -324,8 +328,14 @@ class CentralStore:
     # -- members ---------------------------------------------------------------------------
 
     def upsert_members(self, rows: Sequence[MemberRow], *, now: datetime | None = None) -> None:
-        """Create or update members; a None field keeps a known member's stored value."""
+        """Create or update members; a None field keeps a known member's stored value.
+
+        A member whose proximity consent changes gets their presence identities journalled
+        too (the stores are sent the set, empty without consent); a withdrawn consent
+        deletes them here, in the same transaction (``identity_store.forget``)."""
+        given = {r.member_id: r.proximity_consent for r in rows if r.proximity_consent is not None}
         with self.write():
+            before = identity_store.consenting(self.conn, given)
             self.conn.executemany(
                 _UPSERT_MEMBER,
                 [
@@ -341,6 +351,9 @@ class CentralStore:
                 ],
             )
             change_journal.record(self.conn, Kind.MEMBER, (r.member_id for r in rows), at=_now(now))
+            changed = sorted(m for m, consent in given.items() if consent != (m in before))
+            identity_store.forget(self.conn, (m for m in changed if not given[m]))
+            change_journal.record(self.conn, Kind.IDENTITIES, changed, at=_now(now))
 
     def member(self, member_id: str) -> Member | None:
         row = self.conn.execute(

@@ -4,11 +4,12 @@ Theory of operation
 -------------------
 Every write at HQ that changes what a store's boxes hold (a code minted, imported, created,
 revoked or linked; a member created or changed; a campaign created, replaced or given a store
-allocation; a store key registered or revoked) records, in the same transaction, one journal
-row per thing it touched: its ``Kind``, its key (the code, the member id, the campaign id, the
-key id) and a ``scope`` (``ALL`` or one store). A rolled-back write leaves no row; a committed
-one always has its rows, so the fan-out (``fanout/central_journal.py``) cannot miss a change
-nor see one that did not happen.
+allocation; a store key registered or revoked; a member's presence identities enrolled or
+removed, or their proximity consent given or withdrawn) records, in the same transaction, one
+journal row per thing it touched: its ``Kind``, its key (the code, the member id, the campaign
+id, the key id) and a ``scope`` (``ALL`` or one store). A rolled-back write leaves no row; a
+committed one always has its rows, so the fan-out (``fanout/central_journal.py``) cannot miss a
+change nor see one that did not happen.
 
 A row names *what* changed, not *how*: the fan-out reads the thing's state when it turns the
 row into changes, and each change of the delta contract carries the whole new state. So a code
@@ -35,6 +36,7 @@ class Kind(StrEnum):
     MEMBER = "member"
     CAMPAIGN = "campaign"
     STORE_KEY = "store_key"
+    IDENTITIES = "identities"  # a member's presence identities (keyed by member id)
 
 
 def record(

@@ -34,6 +34,7 @@ from cloud_sync.hq.config_push.commands import add_commands as add_config_comman
 from cloud_sync.hq.errors import HqError, InputError, validation_problems
 from cloud_sync.hq.fanout import delta_log
 from cloud_sync.hq.fanout.commands import add_commands as add_fanout_commands
+from cloud_sync.hq.identity_commands import add_commands as add_identity_commands
 from cloud_sync.hq.ingest.commands import add_commands as add_ingest_commands
 from cloud_sync.hq.ingest.event_store import open_event_store
 from cloud_sync.hq.member_push.commands import add_commands as add_push_commands
@@ -441,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stores(sub)
     add_ingest_commands(sub, _whole)
     add_fanout_commands(sub)
+    add_identity_commands(sub, _whole)
     add_config_commands(sub)
     add_push_commands(sub, _whole)
     add_results_commands(sub)

@@ -13,7 +13,10 @@ and exits 2; anything else escaping is a bug and keeps its traceback.
     ├── CampaignEndedError          minting for a campaign whose end has passed
     ├── UnknownCodeError            revoke/link of a code HQ does not know
     ├── CodeExistsError             a literal (generic) code that is already taken
-    ├── UnknownMemberError          binding a code to a member HQ does not know
+    ├── UnknownMemberError          binding a code (or an identity) to a member HQ does not know
+    ├── NoConsentError              enrolling a presence identity for a member without
+    │                               proximity consent
+    ├── IdentityTakenError          a beacon tag or card already enrolled for another member
     └── NamespaceExhaustedError     every namespace of the code format is assigned
 """
 
@@ -67,6 +70,21 @@ class CodeExistsError(HqError):
 class UnknownMemberError(HqError):
     def __init__(self, member_id: str) -> None:
         super().__init__(f"no member {member_id!r}")
+        self.member_id = member_id
+
+
+class NoConsentError(HqError):
+    def __init__(self, member_id: str) -> None:
+        super().__init__(
+            f"member {member_id!r} has not given proximity consent: no presence identity is "
+            "enrolled for them (import them with proximity_consent=1 first)"
+        )
+        self.member_id = member_id
+
+
+class IdentityTakenError(HqError):
+    def __init__(self, what: str, member_id: str) -> None:
+        super().__init__(f"{what} is already enrolled for member {member_id!r}; unenrol it first")
         self.member_id = member_id
 
 

@@ -75,6 +75,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE changes (id INTEGER PRIMARY KEY AUTOINCREMENT, scope TEXT NOT NULL, "
         "kind TEXT NOT NULL, key TEXT NOT NULL, at INTEGER NOT NULL)",
     ),
+    (
+        # Consenting members' presence identities (identity_store.py), shipped to the stores
+        # as member.identities. Keys: rotating-identifier keys with their validity windows
+        # (epoch seconds, valid_until exclusive). A tag or a card names one member at most.
+        # Cards are the salted digests of their UIDs (contract card_uid.py), never the UID;
+        # the salt is hq_meta.card_salt, made once (CentralStore.open/create).
+        "CREATE TABLE identity_keys (member_id TEXT NOT NULL, key_id TEXT NOT NULL, "
+        "key BLOB NOT NULL, valid_from INTEGER NOT NULL, valid_until INTEGER, "
+        "PRIMARY KEY (member_id, key_id)) WITHOUT ROWID",
+        "CREATE TABLE identity_tags (kind TEXT NOT NULL, value BLOB NOT NULL, "
+        "member_id TEXT NOT NULL, enrolled_at INTEGER NOT NULL, PRIMARY KEY (kind, value)) "
+        "WITHOUT ROWID",
+        "CREATE INDEX identity_tags_by_member ON identity_tags (member_id)",
+        "CREATE TABLE identity_cards (digest TEXT PRIMARY KEY, member_id TEXT NOT NULL, "
+        "enrolled_at INTEGER NOT NULL) WITHOUT ROWID",
+        "CREATE INDEX identity_cards_by_member ON identity_cards (member_id)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -19,6 +19,9 @@ The agreed format (``cloud_sync/contract/snapshot_format.py``, version 2; read b
         optional (added within format 1: an agent that predates it ignores it, and a snapshot
         without it leaves the store's keys as they were); every store's coupon signing key,
         revoked ones included, whatever the snapshot's store
+    member_identities(member_id TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID
+        optional likewise, with snapshot_meta.card_salt: consenting members' presence
+        identities, one member.identities body each (``identity_store``), in every snapshot
 
 A snapshot for one store may carry where it was cut in the store's delta stream
 (``snapshot_meta.delta_stream`` and ``delta_seq``) and the fleet's use of codes and campaigns
@@ -55,7 +58,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cloud_sync.contract.member_identities import encode_body, salt_text
 from cloud_sync.contract.snapshot_format import ALL_STORES, DDL_BY_TABLE, FORMAT_VERSION
+from cloud_sync.hq import identity_store
 from cloud_sync.hq.central_store import CentralStore, to_epoch
 from cloud_sync.hq.errors import InputError
 from cloud_sync.hq.hq_schema import transaction
@@ -63,6 +68,7 @@ from edge_agent.domain.promotion_codec import promotion_to_dict
 
 # The format itself (tables, columns, version) is the wire contract's, shared with the box.
 _DDL = tuple(ddl.format(name=f"snap.{table}") for table, ddl in DDL_BY_TABLE.items())
+_IDENTITY_CHUNK = 500  # members' sets read at a time
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -169,6 +175,7 @@ def write_snapshot(
                 "INSERT INTO snap.store_keys SELECT key_id, store_id, public_key, registered_at, "
                 "revoked_at FROM main.store_keys ORDER BY key_id"
             )
+            _write_identities(conn)
             counts = [
                 int(conn.execute(f"SELECT count(*) FROM snap.{table}").fetchone()[0])  # noqa: S608
                 for table in ("campaigns", "members", "codes")
@@ -189,6 +196,23 @@ def write_snapshot(
         codes=counts[2],
         follow=follow,
     )
+
+
+def _write_identities(conn: sqlite3.Connection) -> None:
+    """Consenting members' identity sets and the card salt (``identity_store``)."""
+    salt = identity_store.card_salt(conn)
+    if salt is None:  # made when the file is opened: nothing can have been enrolled
+        return
+    conn.execute(
+        "INSERT INTO snap.snapshot_meta (key, value) VALUES ('card_salt', ?)", (salt_text(salt),)
+    )
+    members = identity_store.enrolled_members(conn)
+    for start in range(0, len(members), _IDENTITY_CHUNK):
+        found = identity_store.sets(conn, members[start : start + _IDENTITY_CHUNK])
+        conn.executemany(
+            "INSERT INTO snap.member_identities (member_id, body) VALUES (?, ?)",
+            ((m, encode_body(s)) for m, s in sorted(found.items()) if not s.empty),
+        )
 
 
 def _store_namespace(central: CentralStore, store_id: str) -> str | None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import sqlite_utils
 
 from cloud_sync.contract import snapshot_format
-from edge_agent.cache import key_schema, till_scope_schema
+from edge_agent.cache import key_schema, member_identities, till_scope_schema
 from edge_agent.cache.transaction import transaction
 from edge_agent.config_push import config_push_schema
 from edge_agent.errors import CacheError, SchemaTooNewError
@@ -122,6 +122,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     config_push_schema.migrate,  # v11: the config HQ pushed: the last seen, the last good
     issues_elsewhere.migrate,  # v12: receipt coupons other boxes issued, for the caps here
     offer_schema.migrate,  # v13: proximity offers given or held out here
+    member_identities.migrate,  # v14: consenting members' presence identities from HQ
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -31,6 +31,11 @@ carry HQ's recent receipt coupon issues to members (``issues_elsewhere``, option
 added to the box's own table for its frequency caps (``edge_agent/follow/issues_elsewhere.py``),
 so a new or lost cache does not hand a member a second coupon another store just gave them.
 
+The optional ``member_identities`` table (consenting members' presence identities, with
+``snapshot_meta.card_salt``) is checked whole (every body decodes) and, in the swap, replaces
+every identity the box held; with or without it, the swap drops the identities of members the
+new ``members`` table says have no consent (``edge_agent/cache/member_identities.py``).
+
 The optional ``store_keys`` table (the chain's coupon signing keys) replaces the cache's in the
 swap when the snapshot has it; a snapshot from an HQ that predates it leaves the keys alone
 rather than distrusting every store. Its rows are checked like the rest: a key id that is not
@@ -62,6 +67,7 @@ from cloud_sync.contract.snapshot_format import (
     STORE_KEY_COLUMNS,
     USES_ELSEWHERE_COLUMNS,
 )
+from edge_agent.cache import member_identities
 from edge_agent.cache.transaction import transaction
 from edge_agent.domain.code_format import ALPHABET
 from edge_agent.domain.promotion_codec import PromotionFormatError, promotion_from_dict
@@ -144,6 +150,7 @@ class _Checked:
     has_keys: bool
     follow: tuple[str, int] | None  # (stream, seq) the snapshot was cut at
     has_issues: bool = False  # it carries issues_elsewhere (with a position only)
+    card_salt: str | None = None  # it carries member_identities, with this salt
 
 
 def _namespace(meta: dict[str, str], path: Path) -> str | None:
@@ -203,6 +210,7 @@ def _check(path: Path, *, store_id: str) -> _Checked:
         has_keys = _check_keys(snap, path)
         follow = _follow(snap, meta, path, store_id=snap_store)
         has_issues = follow is not None and _has_issues(snap, path)
+        has_identities = member_identities.check_snapshot(snap, meta, path)
     except sqlite3.DatabaseError as exc:
         raise SnapshotError(f"{path}: {exc}") from exc
     finally:
@@ -215,6 +223,7 @@ def _check(path: Path, *, store_id: str) -> _Checked:
         has_keys=has_keys,
         follow=follow,
         has_issues=has_issues,
+        card_salt=meta.get("card_salt") if has_identities else None,
     )
 
 
@@ -304,6 +313,9 @@ def _swap(conn: sqlite3.Connection, checked: _Checked) -> None:
         for table in ("codes", "campaigns", "members"):
             conn.execute(f"DROP TABLE {table}")
             conn.execute(f"ALTER TABLE {table}_next RENAME TO {table}")
+        member_identities.take_snapshot(
+            conn, carried=checked.card_salt is not None, card_salt=checked.card_salt
+        )
         if checked.has_keys:  # a handful of rows: replaced in place, inside the same swap
             conn.execute("DELETE FROM store_keys")
             conn.execute(

@@ -24,8 +24,11 @@ code or campaign, its cache lost, takes HQ's word for its own use instead); a li
 goes into ``code_links`` like a till's (mode ``hq``), so the member is offered the code at the
 next checkout, unless a till here linked it already; ``member.issued_elsewhere`` adds a row the
 receipt coupon caps count (``issues_elsewhere.py``), skipping this box's own issues the same
-way. A change HQ signed that the box still
-cannot take (a campaign body that is no promotion, a store key that is no key) refuses the
+way; ``member.identities`` replaces the member's presence identities
+(``edge_agent/cache/member_identities.py``; not stored for a member the box does not know as
+consenting: skipped), and ``member.changed`` withdrawing consent deletes them at once. A change
+HQ signed that the box still cannot take (a campaign body that is no promotion, a store key
+that is no key, an identity set that does not decode) refuses the
 whole delta with ``DeltaRefusedError``: nothing of it is applied, the watermark stays, and the
 caller reports it (HQ sent something broken; applying the rest would leave the cache a state HQ
 never had).
@@ -40,8 +43,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from cloud_sync.contract.decode_errors import DecodeError
 from cloud_sync.contract.delta import Change, Delta, Op, Place, place
-from edge_agent.cache import snapshot_load
+from cloud_sync.contract.member_identities import decode_body
+from edge_agent.cache import member_identities, snapshot_load
 from edge_agent.cache.code_cache import CodeCache
 from edge_agent.cache.timestamps import to_epoch_s, to_us
 from edge_agent.domain.promotion_codec import promotion_from_dict
@@ -63,6 +68,7 @@ class Refusal(StrEnum):
     OTHER_STORE = "other_store"  # a delta of another store's stream
     BAD_CAMPAIGN = "bad_campaign"  # campaign.changed whose body is no promotion
     BAD_STORE_KEY = "bad_store_key"  # store_key.registered whose key is no Ed25519 key
+    BAD_IDENTITIES = "bad_identities"  # member.identities whose body is no identity set
 
 
 class DeltaRefusedError(Exception):
@@ -171,7 +177,19 @@ def _member_changed(conn: sqlite3.Connection, c: Change, _box: str) -> bool:
         "INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?)",
         (c["member_id"], c["segment"], c["tier"], int(c["proximity_consent"])),
     )
+    if not c["proximity_consent"]:  # HQ sends the empty set too; this does not wait for it
+        member_identities.forget(conn, c["member_id"])
     return True
+
+
+def _member_identities(conn: sqlite3.Connection, c: Change, _box: str) -> bool:
+    try:
+        identities = decode_body(c["body"])
+    except DecodeError as exc:
+        why = f"member {c['member_id']}: {exc.reason}: {exc}"
+        raise DeltaRefusedError(Refusal.BAD_IDENTITIES, why) from None
+    salt = bytes.fromhex(c["card_salt"])  # checked by the delta's decoder
+    return member_identities.replace(conn, c["member_id"], identities, card_salt=salt)
 
 
 def _campaign_changed(conn: sqlite3.Connection, c: Change, _box: str) -> bool:
@@ -237,6 +255,7 @@ _APPLY: Final[dict[Op, Callable[[sqlite3.Connection, Change, str], bool]]] = {
     Op.CODE_REDEEMED_ELSEWHERE: _redeemed_elsewhere,
     Op.MEMBER_CHANGED: _member_changed,
     Op.MEMBER_ISSUED_ELSEWHERE: issues_elsewhere.apply,
+    Op.MEMBER_IDENTITIES: _member_identities,
     Op.CAMPAIGN_CHANGED: _campaign_changed,
     Op.CAMPAIGN_USED_ELSEWHERE: _campaign_used_elsewhere,
     Op.STORE_KEY_REGISTERED: _store_key_registered,

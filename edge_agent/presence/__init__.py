@@ -5,4 +5,7 @@ the proximity offers their presence earns.
 identifier, ``tracker`` turns resolved sightings into presence events, ``visits`` groups them
 into store visits, ``proximity_rules`` decides which offer (or which suppression) a presence
 event earns: all pure. ``ble_port`` is the scanner's port (the drivers are in ``hardware/ble``).
+``nfc_port`` is the NFC reader's port (the drivers are in ``hardware/nfc``); ``ndef_message``
+decodes NDEF messages, ``member_token_verify`` checks HQ-signed member tokens and
+``tap_identify`` turns a tap into a member (token, or an enrolled card's salted UID digest).
 """

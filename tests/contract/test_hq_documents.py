@@ -46,6 +46,8 @@ def _change_fields(op: Op) -> st.SearchStrategy[dict[str, Any]]:
         table |= {"store_id": levels, "box_id": levels}
     if op in (Op.STORE_KEY_REGISTERED, Op.STORE_KEY_REVOKED):
         table["key_id"] = st.from_regex(r"[0-9a-f]{8}", fullmatch=True)
+    if op is Op.MEMBER_IDENTITIES:  # the body is the box's to decode; the salt is checked here
+        table["card_salt"] = st.from_regex(r"[0-9a-f]{32}", fullmatch=True)
     fields = st.fixed_dictionaries(table)
     if op is Op.CODE_ISSUED:
         fields = fields.filter(

@@ -168,6 +168,8 @@ def test_a_file_from_before_the_rule_gets_its_literals_indexed(tmp_path: Path) -
         old.conn.execute("DROP TABLE literal_keys")
         old.conn.execute("DROP TABLE literal_codes")
         old.conn.execute("DROP TABLE changes")  # schema version 4's
+        for table in ("identity_keys", "identity_tags", "identity_cards"):  # version 5's
+            old.conn.execute(f"DROP TABLE {table}")
         old.conn.execute("PRAGMA user_version = 2")  # as schema version 2 left it
     with CentralStore.open(path) as central:
         with pytest.raises(CodeExistsError, match="one mistype away from HOLIMAN100"):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cloud_sync.contract.snapshot_format import CODE_COLUMNS
+from cloud_sync.hq import identity_store
 from cloud_sync.hq.central_store import CentralStore, MemberRow
 from cloud_sync.hq.errors import InputError
 from cloud_sync.hq.minting import mint_anonymous, mint_for_members
@@ -68,6 +69,7 @@ def test_snapshot_has_the_agreed_tables_and_only_this_stores_campaigns(
         "created_at": later.isoformat(),
         "store_id": "S1",
         "namespace": "",  # S1 has none assigned: it may not mint
+        "card_salt": (identity_store.card_salt(central.conn) or b"").hex(),  # made at create
     }
     bodies = {c: json.loads(b) for c, b in snap.execute("SELECT campaign_id, body FROM campaigns")}
     assert set(bodies) == {"SPRING", "S1ONLY"}

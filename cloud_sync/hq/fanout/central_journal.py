@@ -8,6 +8,9 @@ and turns each into the delta contract's changes, from the state the thing has *
     code       code.issued (whole), then code.revoked if it is revoked, code.linked if it
                is linked to a member at HQ
     member     member.changed
+    identities member.identities: the member's whole set of presence identities now, with
+               the programme's card salt; the empty set for a member without proximity
+               consent (``identity_store.sets``), so no key of theirs ever leaves HQ
     campaign   campaign.changed: its body as the snapshot ships it to that store (a store's
                allocation written into its copy)
     store_key  store_key.registered, then store_key.revoked if it is revoked
@@ -32,6 +35,8 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from cloud_sync.contract.delta import Change, Op
+from cloud_sync.contract.member_identities import encode_body, salt_text
+from cloud_sync.hq import identity_store
 from cloud_sync.hq.central_store import from_epoch
 from cloud_sync.hq.change_journal import ALL, Kind
 from cloud_sync.hq.fanout.producer import JournalEntry, JournalPage
@@ -121,6 +126,8 @@ class _State:
             "WHERE member_id IN ({})",
             keys[Kind.MEMBER],
         )
+        self.identities = identity_store.sets(conn, keys[Kind.IDENTITIES])
+        self.card_salt = identity_store.card_salt(conn) if self.identities else None
         self.store_keys = _by_key(
             conn,
             "SELECT key_id, store_id, public_key, registered_at, revoked_at FROM store_keys "
@@ -153,6 +160,8 @@ class _State:
             return self._campaign(scope, key)
         if kind == Kind.STORE_KEY:
             return self._store_key(scope, key)
+        if kind == Kind.IDENTITIES:
+            return self._identities(row[0], scope, key)
         log.warning("fan-out: journal row %s of unknown kind %r skipped", row[0], kind)
         return []
 
@@ -206,6 +215,17 @@ class _State:
             "proximity_consent": bool(consent),
         }
         return [(scope, Change(op=Op.MEMBER_CHANGED, fields=fields))]
+
+    def _identities(self, row_id: int, scope: str, key: str) -> list[tuple[str, Change]]:
+        if self.card_salt is None:  # made when the file is opened: changed behind HQ's back
+            log.warning("fan-out: journal row %s skipped: the central store has no salt", row_id)
+            return []
+        fields = {
+            "member_id": key,
+            "card_salt": salt_text(self.card_salt),
+            "body": encode_body(self.identities[key]),
+        }
+        return [(scope, Change(op=Op.MEMBER_IDENTITIES, fields=fields))]
 
     def _campaign(self, scope: str, key: str) -> list[tuple[str, Change]]:
         body = self.campaigns.get(key)

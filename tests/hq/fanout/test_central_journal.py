@@ -81,6 +81,7 @@ def test_a_link_and_members_are_journalled_as_their_state_now(central: CentralSt
         ("*", "code.issued"),
         ("*", "code.linked"),
         ("*", "member.changed"),
+        ("*", "member.identities"),  # consent given: the set (empty yet) goes too
     ]
     assert entries[1].change["member_id"] == "m-1"
     member = entries[2].change
