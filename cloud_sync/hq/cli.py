@@ -37,7 +37,9 @@ from cloud_sync.hq.fanout.commands import add_commands as add_fanout_commands
 from cloud_sync.hq.identity_commands import add_commands as add_identity_commands
 from cloud_sync.hq.ingest.commands import add_commands as add_ingest_commands
 from cloud_sync.hq.ingest.event_store import open_event_store
+from cloud_sync.hq.member_push.commands import add_commands as add_push_commands
 from cloud_sync.hq.minting import Issue, mint_anonymous, mint_for_members
+from cloud_sync.hq.proximity_results.commands import add_commands as add_results_commands
 from cloud_sync.hq.receipt_campaigns import create_proximity_campaigns, create_receipt_campaigns
 from cloud_sync.hq.snapshot import write_snapshot
 from cloud_sync.hq.store_keys import StoreKey
@@ -442,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_fanout_commands(sub)
     add_identity_commands(sub, _whole)
     add_config_commands(sub)
+    add_push_commands(sub, _whole)
+    add_results_commands(sub)
     add_broker_command(sub)
     add_fleet_sim_command(sub, _whole)
     return parser

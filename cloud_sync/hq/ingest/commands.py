@@ -122,7 +122,7 @@ class Service(Protocol):
 
 def run_service(args: argparse.Namespace, name: str, run: Service, store: EventStore) -> int:
     """Log to stderr, run ``run`` until SIGTERM or SIGINT, then close ``store``: how every
-    long-running HQ service (ingest, fanout) runs under systemd."""
+    long-running HQ service (ingest, fanout, push) runs under systemd."""
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
@@ -131,8 +131,11 @@ def run_service(args: argparse.Namespace, name: str, run: Service, store: EventS
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    broker = getattr(args, "broker", None)  # the push worker has none
     logging.getLogger(name).info(
-        "event store %s; broker %s (MQTT %s)", store.location, args.broker, args.mqtt_version
+        "event store %s%s",
+        store.location,
+        "" if broker is None else f"; broker {broker} (MQTT {args.mqtt_version})",
     )
     try:
         run(stop)

@@ -51,6 +51,16 @@ Version 4, receipt coupon issues for the other stores' frequency caps
                    member, not yet fanned out; queued in the transaction that stores it
     member_issues  per sale (box, till, transaction id): the member, the store and when, kept
                    for ``member_issues.WINDOW`` so a snapshot can seed a new cache's caps
+
+Version 5, proximity offers pushed to the member's phone or wallet
+(``cloud_sync/hq/member_push/``) and the proximity results report:
+
+    member_push    one row per stored ``offer.triggered``, queued in the transaction that
+                   stores it and kept afterwards as the offer's delivery record: its state
+                   (pending, delivered, failed), attempts, when it is next due, the claim of
+                   the worker sending it, the last HTTP status and error
+    events_presence_by_time   a partial index of the presence events by time, which the
+                   results report reads by window
 """
 
 from __future__ import annotations
@@ -144,6 +154,22 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "at {int} NOT NULL, PRIMARY KEY (box_id, till_id, transaction_id))",
         # The snapshot's window and the prune both read by age.
         "CREATE INDEX member_issues_by_time ON member_issues (at)",
+    ),
+    (
+        # Version 5: proximity offers for the member's phone or wallet (member_push/).
+        # event_id is the key the receiver deduplicates by; (box_id, seq) joins the event.
+        "CREATE TABLE member_push (event_id TEXT PRIMARY KEY, box_id TEXT NOT NULL, "
+        "seq {int} NOT NULL, state TEXT NOT NULL, attempts {int} NOT NULL, "
+        "due_at {int} NOT NULL, claim TEXT, queued_at {int} NOT NULL, "
+        "updated_at {int} NOT NULL, last_status {int}, last_error TEXT, "
+        "UNIQUE (box_id, seq))",
+        # The worker takes the due pending rows; the status view the newest failures.
+        "CREATE INDEX member_push_due ON member_push (due_at) WHERE state = 'pending'",
+        "CREATE INDEX member_push_failed ON member_push (updated_at) WHERE state = 'failed'",
+        # The results report reads a window of the presence events; the query repeats this
+        # WHERE word for word, which is what lets SQLite's planner use a partial index.
+        "CREATE INDEX events_presence_by_time ON events (occurred_at) WHERE type IN "
+        "('offer.triggered', 'offer.suppressed', 'member.checked_in')",
     ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

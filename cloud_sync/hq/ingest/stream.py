@@ -71,6 +71,7 @@ from cloud_sync.hq.ingest import quarantine, redemptions
 from cloud_sync.hq.ingest.event_store import Row, Tx, to_micros
 from cloud_sync.hq.ingest.quarantine import Quarantined, Refusal
 from cloud_sync.hq.ingest.ranges import missing_ranges
+from cloud_sync.hq.member_push import push_queue
 
 MAX_PARKED: Final = 64  # batches per box: 16 MiB at most, far more than a box has in flight
 MAX_INT64: Final = 2**63 - 1
@@ -266,6 +267,7 @@ class _EventTable:
     held: dict[str, bool] = field(default_factory=dict)  # id -> held, at HQ or by the group
     fanned: list[tuple[str, int]] = field(default_factory=list)  # (box, seq) to fan out
     issued: list[tuple[str, int]] = field(default_factory=list)  # (box, seq) of issues
+    offers: list[tuple[str, str, int, int]] = field(default_factory=list)  # to push
 
     def look_up(self, ids: Sequence[str]) -> None:
         """Learn which of ``ids`` HQ holds (pending rows count as held)."""
@@ -294,6 +296,9 @@ class _EventTable:
         self.issued.extend(
             (r[0], r[1]) for r in rows if r[_TYPE] in ISSUES and r[_MEMBER] is not None
         )
+        self.offers.extend(
+            (r[_EVENT_ID], r[0], r[1], r[_RECEIVED_AT]) for r in rows if r[_TYPE] == OFFERS
+        )
 
     def query(self, sql: str, params: Sequence[object]) -> list[Row]:
         """A read of the table: after the pending rows are in it."""
@@ -312,15 +317,24 @@ class _EventTable:
         if self.issued:
             self.tx.insert_many("issue_queue", ("box_id", "seq"), self.issued)
             self.issued = []
+        if self.offers:
+            # The member's phone or wallet hears of each proximity offer once it is stored
+            # (``cloud_sync/hq/member_push/``): queued in this transaction, so exactly once.
+            push_queue.enqueue(self.tx, self.offers)
+            self.offers = []
 
 
 _EVENT_ID: Final = EVENT_COLUMNS.index("event_id")
 _TYPE: Final = EVENT_COLUMNS.index("type")
 _MEMBER: Final = EVENT_COLUMNS.index("member_id")
+_RECEIVED_AT: Final = EVENT_COLUMNS.index("received_at")
 # The events that change a code's or a campaign's use, which other stores' boxes count.
 FANNED_OUT: Final = frozenset({EventType.REDEEMED.value, EventType.REVERSED.value})
 # The receipt coupon issues every box's frequency cap counts, held-out checkouts included.
 ISSUES: Final = frozenset({EventType.COUPON_ISSUED.value, EventType.COUPON_WITHHELD.value})
+# The proximity offers pushed to the member (every one: one the webhook cannot take is
+# recorded as failed with its reason, never dropped unseen).
+OFFERS: Final = push_queue.QUEUED
 
 
 @dataclass(slots=True, kw_only=True)
