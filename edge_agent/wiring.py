@@ -19,16 +19,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import MappingProxyType
 
 from fastapi import FastAPI
 
 from cloud_sync.contract.config_result import FieldError
 from config.diff import ConfigDiff, diff_configs
 from config.model import AgentConfig
-from config.presence import ScannerConfig
+from config.presence import ReaderConfig, ScannerConfig
 from config.printer import PrinterConfig
 from edge_agent.api.app import create_app
 from edge_agent.api.auth import TillAuthenticator
+from edge_agent.cache import member_identities
 from edge_agent.cache.code_cache import CodeCache
 from edge_agent.cache.trusted_keys import TrustedKeys
 from edge_agent.config_push import kept_push
@@ -37,19 +39,23 @@ from edge_agent.config_push.health_check import check_health
 from edge_agent.config_push.kept_push import KeptPush
 from edge_agent.domain.coupon_token import CouponSigner
 from edge_agent.domain.throttle import ThrottleConfig
+from edge_agent.domain.token_codec import public_key_from_text
+from edge_agent.follow import hq_keys
 from edge_agent.issuing import signing_key
 from edge_agent.issuing.minter import Minter
 from edge_agent.issuing.print_hook import print_on_issue
 from edge_agent.issuing.service import IssueService
 from edge_agent.presence.ble_port import BeaconScanner, KeepFilter
 from edge_agent.presence.frames.beacon_filter import BeaconFilter
+from edge_agent.presence.nfc_port import TagReader
 from edge_agent.presence.rotating_id_resolver import RotatingIdResolver
+from edge_agent.presence.tap_identify import CardEnrolment
 from edge_agent.printing import print_queue
 from edge_agent.printing.layout import Layout
 from edge_agent.printing.print_queue import RetryPolicy
 from edge_agent.printing.print_worker import PrintWorker
 from edge_agent.printing.printer_port import ReceiptPrinter
-from edge_agent.proximity.presence_loop import PresenceLoop
+from edge_agent.proximity.presence_loop import Identities, PresenceLoop, ReaderPlace
 from edge_agent.proximity.service import PresenceMoment, ProximityService, Recorded
 from edge_agent.proximity.till_members import TillMembers
 from edge_agent.redemption.service import RedemptionService
@@ -64,9 +70,12 @@ from edge_agent.runtime.sync_task import sync_task
 from edge_agent.runtime.timer import Timer
 from edge_agent.services import StoreServices
 from edge_agent.sync.credentials import read_password
+from edge_agent.sync.hq_trust import HqTrust
 from edge_agent.sync.outbox_pump import ConfigInbox, OutboxPump, PumpIdentity
 from hardware.ble.bleak_scanner import BleakBeaconScanner
 from hardware.ble.sim_scanner import SimBeaconScanner, load_scenario
+from hardware.nfc.nfcpy_reader import NfcpyReader
+from hardware.nfc.sim_reader import Scenario, SimulatedReader
 from hardware.printer.escpos_printer import EscposPrinter
 from hardware.printer.sim_printer import SimulatedPrinter
 
@@ -181,14 +190,44 @@ def make_scanner(cfg: ScannerConfig, keep: KeepFilter) -> BeaconScanner:
     return BleakBeaconScanner(keep=keep, adapter=cfg.adapter, passive=cfg.passive)
 
 
+def make_reader(cfg: ReaderConfig) -> TagReader:
+    if cfg.kind == "simulated":
+        assert cfg.scenario is not None  # the config refuses a simulated reader without one
+        return SimulatedReader(reader_id=cfg.id, scenario=Scenario.load(Path(cfg.scenario)))
+    return NfcpyReader(reader_id=cfg.id, path=cfg.path)
+
+
+def _read_identities(last: int | None, services: StoreServices) -> Identities | None:
+    """On the DB thread: the cache's presence identities, when they changed since ``last``."""
+    conn = services.cache.conn
+    version = member_identities.identities_version(conn)
+    if version == last:
+        return None
+    held = member_identities.read_identities(conn)
+    cards = None
+    if held.card_salt is not None:
+        cards = CardEnrolment(salt=held.card_salt, members=dict(held.cards))
+    return Identities(version=version, keys=held.keys, tags=held.tags, cards=cards)
+
+
+def _hq_trust(cfg: AgentConfig, services: StoreServices) -> HqTrust:
+    """On the DB thread: the HQ keys a member token may be signed by (none without a pin)."""
+    text = cfg.sync.hq_public_key
+    pinned = None if text is None else public_key_from_text(text)
+    if pinned is None:
+        return HqTrust(MappingProxyType({}))
+    return HqTrust.pinned(pinned, hq_keys.read(services.cache.conn))
+
+
 def make_presence(
     cfg: AgentConfig,
     db: DbThread,
     clock: Callable[[], datetime],
     scanners: Mapping[str, BeaconScanner] | None = None,
+    readers: Mapping[str, TagReader] | None = None,
 ) -> Presence | None:
-    """The presence parts of ``cfg`` (None when presence is off). ``scanners`` overrides the
-    configured ones by source id (tests, demo)."""
+    """The presence parts of ``cfg`` (None when presence is off). ``scanners`` and ``readers``
+    override the configured ones by id (tests, demo)."""
     p = cfg.presence
     if not p.enabled:
         return None
@@ -207,6 +246,31 @@ def make_presence(
     async def ask(moment: PresenceMoment) -> tuple[Recorded, ...]:
         return await db.run(lambda s: () if s.proximity is None else s.proximity.consider(moment))
 
+    async def poll(last: int | None) -> Identities | None:
+        return await db.run(lambda s: _read_identities(last, s))
+
+    async def trust() -> HqTrust:
+        return await db.run(lambda s: _hq_trust(cfg, s))
+
+    async def check_in(
+        *, member_id: str, place: ReaderPlace, how: str, first_of_visit: bool
+    ) -> None:
+        def record(s: StoreServices) -> None:
+            if s.proximity is None:
+                log.warning("check-in of %s not recorded: no coupon signing key", member_id)
+                return
+            s.proximity.check_in(
+                member_id=member_id,
+                reader=place.reader_id,
+                zone=place.zone or "",
+                how=how,
+                first_of_visit=first_of_visit,
+                now=clock(),
+            )
+
+        await db.run(record)
+
+    till_members = TillMembers(ttl=timedelta(seconds=p.till_member_ttl_s))
     loop = PresenceLoop(
         tracker=p.to_tracker_config(),
         policy=policy,
@@ -216,12 +280,23 @@ def make_presence(
         visit_gap_s=p.visit_gap_min * 60.0,
         ask=ask,
         clock=clock,
+        till_members=till_members,
+        trust=trust,
+        check_in=check_in,
     )
+    made = {
+        r.id: readers[r.id] if readers and r.id in readers else make_reader(r) for r in p.readers
+    }
     return Presence(
         cfg=p,
         loop=loop,
-        till_members=TillMembers(ttl=timedelta(seconds=p.till_member_ttl_s)),
+        till_members=till_members,
         scanners=built,
+        readers={
+            r.id: (ReaderPlace(reader_id=r.id, till=r.till, zone=r.zone), made[r.id])
+            for r in p.readers
+        },
+        poll_identities=poll,
     )
 
 
@@ -523,14 +598,15 @@ def build_app(
     file_cfg: AgentConfig | None = None,
     kept: KeptPush | None = None,
     scanners: Mapping[str, BeaconScanner] | None = None,
+    readers: Mapping[str, TagReader] | None = None,
 ) -> Agent:
     """Wire the agent. ``printer`` overrides the configured one (tests, demo); ``timer`` paces
     the supervisor's restarts and the periodic jobs (a fake one in tests). ``cfg`` is the
     config to run; ``file_cfg`` the file's, under HQ's overlay (default ``cfg``), and ``kept``
     what the cache keeps of HQ's pushes (``read_kept_push``); ``scanners`` replace the
-    configured BLE scanners by source id (tests, demo)."""
+    configured BLE scanners and NFC readers by id (tests, demo)."""
     db = DbThread(lambda: open_services(cfg))
-    presence = make_presence(cfg, db, clock, scanners)
+    presence = make_presence(cfg, db, clock, scanners, readers)
     the_printer = printer if printer is not None else make_printer(cfg.printer)
     worker = make_print_worker(cfg, the_printer, clock)
     supervisor = Supervisor(timer=timer)

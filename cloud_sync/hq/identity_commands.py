@@ -5,6 +5,7 @@
     identities tag-enrol|tag-unenrol MEMBER KIND HEX   (ibeacon, altbeacon, eddystone_uid)
     identities card-enrol|card-unenrol MEMBER UID_HEX
     identities show MEMBER                     key ids and windows, tags, card digests
+    identities token MEMBER [--hq-key F] [--days 30]   an NFC member token for the member's phone
 
 A new key is printed once, as its id and base64 (standard alphabet, padded), to provision the
 member app; it is on stdout only, never in a log, and ``show`` never prints a key. Every
@@ -20,7 +21,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cloud_sync.hq import identity_enrolment
+from cloud_sync.contract import member_token
+from cloud_sync.hq import hq_key_file, identity_enrolment, member_tokens
 from cloud_sync.hq.central_store import CentralStore
 from cloud_sync.hq.identity_enrolment import NewKey
 
@@ -81,6 +83,18 @@ def _card_unenrol(args: argparse.Namespace, now: datetime) -> int:
     return 0
 
 
+def _token(args: argparse.Namespace, now: datetime) -> int:
+    key = hq_key_file.load(Path(args.hq_key))
+    with _open(args) as central:
+        payload = member_tokens.issue(
+            central, args.member, key=key, now=now, valid=timedelta(days=args.days)
+        )
+    print(f"record_type {member_token.EXTERNAL_TYPE}")
+    print(f"payload {payload.hex()}")
+    print(f"expires_at {(now.replace(microsecond=0) + timedelta(days=args.days)).isoformat()}")
+    return 0
+
+
 def _show(args: argparse.Namespace, now: datetime) -> int:
     with _open(args) as central:
         found = identity_enrolment.show(central, args.member)
@@ -134,6 +148,11 @@ def add_commands(sub: Any, whole: Callable[[int, int], Callable[[str], int]]) ->
         p.add_argument("member")
         p.add_argument("uid", help="the card's UID in hex (4, 7 or 10 bytes)")
         p.set_defaults(handler=handler)
+    p = group.add_parser("token", help="an NFC member token (an NDEF record) for the member app")
+    p.add_argument("member")
+    p.add_argument("--hq-key", default="hq-signing.key", help="HQ's signing key")
+    p.add_argument("--days", type=whole(1, 365), default=30, help="how long it lives (30)")
+    p.set_defaults(handler=_token)
     p = group.add_parser("show", help="a member's key ids and windows, tags and card digests")
     p.add_argument("member")
     p.set_defaults(handler=_show)

@@ -24,6 +24,15 @@ Everything here runs on the agent's one event loop, as a few supervised tasks sh
   loop) and swaps it in; a member who is no longer among them (consent withdrawn, keys
   revoked) is forgotten by the tracker and the visit book at once.
 
+* ``taps_forever``: each NFC tap the readers hand over (``tap_heard``, on this loop) is
+  identified (``tap_identify``: an HQ-signed member token, checked against HQ's keys as the
+  cache holds them, or an enrolled card's salted UID digest). At a till's reader the member is
+  named for that till (``TillMembers``, read by the POS through ``/v1/tills/{till}/member``); at
+  a reader in a zone (the entrance) it is a check-in (``member.checked_in``), and on the first
+  tap of a visit the rules on that zone at 0 s are asked, so a check-in reward is given at most
+  once per visit. A tap that identifies nobody is counted and logged with its reason, never its
+  UID.
+
 A visit (``visits.py``) spans zones; its start is what the per-visit caps count from. Taps at an
 entrance reader enter the same book (``tap``), so a tap and a later walk to the coffee zone are
 one visit.
@@ -38,10 +47,13 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Protocol
 
 from edge_agent.presence.ble_port import Advertisement, BeaconScanner
 from edge_agent.presence.frames.parse import parse_advertisement
 from edge_agent.presence.frames.refusal import Refusal
+from edge_agent.presence.nfc_port import Tap
 from edge_agent.presence.proximity_rules import ProximityPolicy, Suppressed
 from edge_agent.presence.rotating_id_resolver import (
     EnrolledTag,
@@ -50,6 +62,7 @@ from edge_agent.presence.rotating_id_resolver import (
     RotatingIdResolver,
     Unresolved,
 )
+from edge_agent.presence.tap_identify import CardEnrolment, Identified, Unidentified, identify
 from edge_agent.presence.tracker import (
     Dropped,
     Dwelled,
@@ -63,20 +76,49 @@ from edge_agent.presence.tracker import (
 from edge_agent.presence.visits import VisitBook
 from edge_agent.presence.zones import TrackerConfig
 from edge_agent.proximity.service import PresenceMoment, Recorded
+from edge_agent.proximity.till_members import AtTill, TillMembers
+from edge_agent.sync.hq_trust import HqTrust
 
 log = logging.getLogger(__name__)
 
 MOMENT_QUEUE = 1000  # moments waiting for the cache's thread; beyond, dropped and counted
+TAP_QUEUE = 100  # taps waiting to be identified (a reader gives a few a minute)
 Ask = Callable[[PresenceMoment], Awaitable[tuple[Recorded, ...]]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Identities:
-    """The resolver's input as the cache holds it, with the version it was read at."""
+    """The resolver's and the tap identifier's input as the cache holds it, and its version."""
 
     version: int
     keys: tuple[MemberKey, ...]
     tags: tuple[EnrolledTag, ...]
+    cards: CardEnrolment | None = None  # None: HQ has sent no card salt yet
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReaderPlace:
+    """Where a reader stands: at a till, or in a zone (config ``presence.readers``)."""
+
+    reader_id: str
+    till: str | None = None
+    zone: str | None = None
+
+
+class CheckIn(Protocol):
+    async def __call__(
+        self, *, member_id: str, place: ReaderPlace, how: str, first_of_visit: bool
+    ) -> None: ...
+
+
+async def _no_check_in(
+    *, member_id: str, place: ReaderPlace, how: str, first_of_visit: bool
+) -> None:
+    del member_id, place, how, first_of_visit
+
+
+async def _no_trust() -> HqTrust:
+    return HqTrust(MappingProxyType({}))
 
 
 # make_resolver(keys, tags): the config's exponent and skew window over them
@@ -99,6 +141,9 @@ class PresenceLoop:
         clock: Callable[[], datetime],
         mono: Callable[[], float] = time.monotonic,
         on_recorded: Callable[[Recorded], None] | None = None,
+        till_members: TillMembers | None = None,
+        trust: Callable[[], Awaitable[HqTrust]] = _no_trust,
+        check_in: CheckIn = _no_check_in,
     ) -> None:
         self.tracker = PresenceTracker(tracker)
         self.visits = VisitBook(gap_s=visit_gap_s)
@@ -113,6 +158,11 @@ class PresenceLoop:
         self._members: frozenset[str] | None = None  # of the identities last taken
         self.counts: Counter[str] = Counter()  # health: what happened to what was heard
         self.identities_version: int | None = None
+        self.till_members = till_members or TillMembers(ttl=timedelta(minutes=3))
+        self._trust = trust
+        self._check_in = check_in
+        self._cards = CardEnrolment(salt=b"", members={})
+        self._taps: asyncio.Queue[tuple[ReaderPlace, Tap]] = asyncio.Queue(TAP_QUEUE)
 
     # -- synchronous steps (tests drive these directly) -----------------------------------------
 
@@ -156,6 +206,8 @@ class PresenceLoop:
             self._handle(self.tracker.forget(member_id, now), now)
             self.visits.forget(member_id)
         self._members = members
+        if identities.cards is not None:
+            self._cards = identities.cards
         self.identities_version = identities.version
         if gone:
             log.info("presence: %d member(s) no longer have presence identities", len(gone))
@@ -180,7 +232,49 @@ class PresenceLoop:
             member_id=member_id, zone=zone, mark_s=0.0, dwell_s=0.0, visit_started_at=now, now=now
         )
 
+    def tap_heard(self, place: ReaderPlace, tap: Tap) -> None:
+        """A reader's ``on_tap`` (on this loop): queued for ``taps_forever``."""
+        try:
+            self._taps.put_nowait((place, tap))
+        except asyncio.QueueFull:
+            self.counts["taps_dropped"] += 1
+            log.warning("nfc %s: %d taps wait; one dropped", place.reader_id, TAP_QUEUE)
+
+    async def handle_tap(self, place: ReaderPlace, tap: Tap) -> Identified | Unidentified:
+        """Who tapped, and what that does where the reader stands (see the module docstring)."""
+        now = self._clock()
+        who = identify(tap, trust=await self._trust(), cards=self._cards, now=now)
+        if isinstance(who, Unidentified):
+            self.counts[f"tap_refused:{who.reason}"] += 1
+            log.info("nfc %s: tap refused: %s %s", place.reader_id, who.reason, who.detail)
+            return who
+        self.counts["taps_identified"] += 1
+        if place.till is not None:
+            self.till_members.tapped(
+                place.till,
+                AtTill(member_id=who.member_id, how=who.how, reader=place.reader_id, at=now),
+            )
+            log.info("nfc %s: member %s at till %s", place.reader_id, who.member_id, place.till)
+        if place.zone is not None:
+            opened = self.tap(member_id=who.member_id, zone=place.zone)
+            await self._check_in(
+                member_id=who.member_id, place=place, how=who.how, first_of_visit=opened
+            )
+            moment = self.moment_for_tap(member_id=who.member_id, zone=place.zone)
+            if opened and moment is not None:
+                await self.deliver(moment)
+        return who
+
     # -- tasks --------------------------------------------------------------------------------
+
+    async def taps_forever(self) -> None:
+        while True:
+            place, tap = await self._taps.get()
+            try:
+                await self.handle_tap(place, tap)
+            except Exception:  # a bug must not stop the readers: log it, drop this tap
+                self.counts["errors"] += 1
+                log.exception("nfc %s: a tap could not be handled", place.reader_id)
 
     async def feed(self, source: str, scanner: BeaconScanner) -> None:
         queue = scanner.adverts

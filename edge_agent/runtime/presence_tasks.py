@@ -1,5 +1,6 @@
-"""The presence parts as supervised device tasks: each scanner, its feed, the tracker's tick, the
-offers' delivery and the identities' follower (``proximity/presence_loop.py``).
+"""The presence parts as supervised device tasks: each scanner and its feed, each NFC reader, the
+tracker's tick, the offers' delivery, the taps' handling and the identities' follower
+(``proximity/presence_loop.py``).
 
 All are ``Kind.DEVICE``: a failing scanner or a bug in the presence path is restarted with
 backoff and shown in health, and the tills never notice. Scanners report BlueZ trouble in their
@@ -8,13 +9,15 @@ own state and recover by themselves (``ble_port.py``); a task ending here is a b
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from config.presence import PresenceConfig
 from edge_agent.presence.ble_port import BeaconScanner
-from edge_agent.proximity.presence_loop import PollIdentities, PresenceLoop
+from edge_agent.presence.nfc_port import TagReader
+from edge_agent.proximity.presence_loop import PollIdentities, PresenceLoop, ReaderPlace
 from edge_agent.proximity.till_members import TillMembers
 from edge_agent.runtime.supervisor import Kind, TaskSpec
 
@@ -29,6 +32,7 @@ class Presence:
     loop: PresenceLoop
     till_members: TillMembers
     scanners: Mapping[str, BeaconScanner] = field(default_factory=dict)
+    readers: Mapping[str, tuple[ReaderPlace, TagReader]] = field(default_factory=dict)
     poll_identities: PollIdentities | None = None
 
     def tasks(self) -> list[TaskSpec]:
@@ -40,9 +44,20 @@ class Presence:
                 TaskSpec(
                     name=f"presence_feed:{source}",
                     kind=Kind.DEVICE,
-                    run=lambda s=source, sc=scanner: loop.feed(s, sc),  # type: ignore[misc]
+                    run=functools.partial(loop.feed, source, scanner),
                 )
             )
+        for reader_id, (place, reader) in self.readers.items():
+            specs.append(
+                TaskSpec(
+                    name=f"nfc:{reader_id}",
+                    kind=Kind.DEVICE,
+                    run=functools.partial(reader.run, functools.partial(loop.tap_heard, place)),
+                    stop=reader.stop,
+                )
+            )
+        if self.readers:
+            specs.append(TaskSpec(name="nfc_taps", kind=Kind.DEVICE, run=loop.taps_forever))
         every = self.cfg.tick_interval_s
         specs.append(
             TaskSpec(name="presence_tick", kind=Kind.DEVICE, run=lambda: loop.tick_forever(every))
@@ -73,6 +88,16 @@ class Presence:
                     "resets": s.state.resets,
                 }
                 for source, s in self.scanners.items()
+            },
+            "readers": {
+                reader_id: {
+                    "state": h.state.value,
+                    "taps": h.taps,
+                    "reads_lost": h.reads_lost,
+                    "disconnects": h.disconnects,
+                    "last_error": h.last_error,
+                }
+                for reader_id, h in ((i, r.health()) for i, (_, r) in self.readers.items())
             },
             "present": {zone: len(ids) for zone, ids in self.loop.tracker.present().items()},
             "identities_version": self.loop.identities_version,

@@ -8,16 +8,21 @@ from __future__ import annotations
 import base64
 import logging
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from cloud_sync.contract import member_token
 from cloud_sync.contract.card_uid import uid_digest
-from cloud_sync.hq import identity_store
+from cloud_sync.hq import hq_key_file, identity_store
 from cloud_sync.hq.central_store import CentralStore, MemberRow
 from cloud_sync.hq.cli import main
 from cloud_sync.hq.identity_enrolment import rotate_key
+from edge_agent.presence.member_token_verify import decode_and_verify
+from edge_agent.presence.ndef_message import NdefRecord
+from edge_agent.sync.hq_trust import HqTrust
 from tests.hq.conftest import FMT, NOW
 
 UID = "04:A1:B2:C3:D4:E5:F6"
@@ -171,3 +176,22 @@ def test_the_card_salt_is_made_once_and_kept(tmp_path: Path) -> None:
     with CentralStore.open(path) as central:
         assert identity_store.card_salt(central.conn) == again
     assert salt is not None and again is not None and len(again) == 16 and again != salt
+
+
+def test_a_member_token_from_hq_is_what_a_box_verifies_offline(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key_path = tmp_path / "hq-signing.key"
+    hq_key_file.create(key_path)
+    public = hq_key_file.load(key_path).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    status, out, err = hq(db, capsys, "token", "bob", "--hq-key", str(key_path), "--days", "7")
+    assert (status, err) == (0, "")  # a tap is deliberate: no proximity consent needed
+    fields = dict(line.split(" ", 1) for line in out.splitlines())
+    record = NdefRecord(type=member_token.RECORD_TYPE, payload=bytes.fromhex(fields["payload"]))
+    trust = HqTrust.pinned(public)
+    assert decode_and_verify(record, trust=trust, now=datetime.now(UTC)) == "bob"
+    later = datetime.now(UTC) + timedelta(days=8)
+    refused = decode_and_verify(record, trust=trust, now=later)
+    assert not isinstance(refused, str) and refused.reason.value == "expired"
+    status, _, err = hq(db, capsys, "token", "nobody", "--hq-key", str(key_path))
+    assert status == 2 and "nobody" in err
