@@ -16,6 +16,7 @@ from demo.event_log import event_log_story
 from demo.follow import follow_story
 from demo.hq import hq
 from demo.narration import say, step
+from demo.presence import presence_section, presence_story
 from demo.receipts import receipt_story
 from demo.reconfigure import reconfigure_story
 from demo.sync import HqLink, hq_link, sync_story
@@ -33,10 +34,15 @@ STORES = ("store-001", "store-002")  # each mints in the namespace HQ's snapshot
 
 
 def store_config(
-    store_id: str, tokens: dict[str, str], printer: dict[str, Any], link: HqLink
+    store_id: str,
+    tokens: dict[str, str],
+    printer: dict[str, Any],
+    link: HqLink,
+    presence: dict[str, Any] | None = None,
 ) -> AgentConfig:
     return AgentConfig.model_validate(
         {
+            **({} if presence is None else {"presence": presence}),
             "store": {"store_id": store_id, "box_id": link.boxes[store_id].box_id},
             "sync": link.sync_section(store_id),
             "cache": {"path": str(WORK / f"{store_id}.cache.db")},
@@ -56,7 +62,8 @@ def main() -> None:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
     now = datetime.now(UTC)
-    say("Storeside demo: two stores of one chain, on real SQLite, real HTTP, real ESC/POS bytes")
+    say("Storeside demo: two stores of one chain, on real SQLite, real HTTP, real ESC/POS bytes,")
+    say("with simulated BLE beacons and NFC readers at store-001")
     sink = PrinterSink()  # store-001's receipt printer: a raw TCP printer on loopback
     printer = {"kind": "network", "host": "127.0.0.1", "port": sink.port, "timeout_s": 1.0}
     tokens = {s: {t: new_token() for t in ("till-1", "till-2")} for s in STORES}
@@ -66,10 +73,12 @@ def main() -> None:
         info = signing_key.create(WORK / f"{store_id}.key")
         keys[store_id] = info.public_key
         say(f"   {store_id}: key {info.key_id}")
-    snapshots, codes = hq(now, WORK, keys)
+    snapshots, codes, phone_key = hq(now, WORK, keys)
     with hq_link(WORK, STORES) as link:
         cfgs = {
-            "store-001": store_config("store-001", tokens["store-001"], printer, link),
+            "store-001": store_config(
+                "store-001", tokens["store-001"], printer, link, presence_section(WORK)
+            ),
             "store-002": store_config(
                 "store-002", tokens["store-002"], {"kind": "simulated"}, link
             ),
@@ -82,6 +91,7 @@ def main() -> None:
             sink=sink,
             printer=printer,
             link=link,
+            phone_key=phone_key,
         )
     for store_id, cfg in cfgs.items():
         event_log_story(Path(cfg.cache.path), store_id)
@@ -101,6 +111,7 @@ def _stores(
     sink: PrinterSink,
     printer: dict[str, Any],
     link: HqLink,
+    phone_key: bytes,
 ) -> None:
 
     step("The store boxes load their snapshots and start their POS APIs and links to HQ")
@@ -133,6 +144,14 @@ def _stores(
         follow_story(link, agents, urls, tokens, codes, work=WORK)
         config_story(
             link, agents["store-001"], urls["store-001"], tokens["store-001"]["till-1"], work=WORK
+        )
+        presence_story(
+            link,
+            agents["store-001"],
+            urls["store-001"],
+            tokens["store-001"]["till-1"],
+            work=WORK,
+            phone_key=phone_key,
         )
 
 

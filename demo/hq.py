@@ -5,16 +5,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from cloud_sync.hq import store_keys
+from cloud_sync.hq import identity_enrolment, store_keys
 from cloud_sync.hq.central_store import CentralStore, MemberRow
+from cloud_sync.hq.errors import HqError
 from cloud_sync.hq.minting import Issue, mint_anonymous, mint_for_members
-from cloud_sync.hq.receipt_campaigns import create_receipt_campaigns
+from cloud_sync.hq.receipt_campaigns import create_proximity_campaigns, create_receipt_campaigns
 from cloud_sync.hq.snapshot import write_snapshot
 from config.model import AgentConfig
 from demo.narration import say, step
 from edge_agent.domain.promotion import Benefit, BenefitKind, Limits, Promotion, StackingRule
 
 GENERIC = "HOLIMAN100"
+CHEN_CARD = "04a1b2c3d4e5f6"  # the UID of Chen's member card
 MEMBERS = (
     ("alice", "loyal"),
     ("bob", "at_risk"),
@@ -23,10 +25,13 @@ MEMBERS = (
 )
 
 
-def hq(now: datetime, work: Path, keys: dict[str, str]) -> tuple[dict[str, Path], dict[str, str]]:
+def hq(
+    now: datetime, work: Path, keys: dict[str, str]
+) -> tuple[dict[str, Path], dict[str, str], bytes]:
     """HQ's side: campaigns, minting, store keys, each store's snapshot.
 
-    Returns the snapshot of each store and the spring coupon code of each member.
+    Returns the snapshot of each store, the spring coupon code of each member, and the rotating
+    identifier key of Chen's phone (she opted in to in-store offers).
     """
     step("HQ: campaigns minted, store keys registered, a snapshot for each store")
     central = CentralStore.create(work / "hq.db", fmt=AgentConfig().code_format.to_format())
@@ -81,6 +86,11 @@ def hq(now: datetime, work: Path, keys: dict[str, str]) -> tuple[dict[str, Path]
         central, now=now, starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=90)
     )
     say("   created the five receipt campaigns, one per segment (DOMAIN.md section 3)")
+    create_proximity_campaigns(
+        central, now=now, starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=30)
+    )
+    say("   created the five proximity campaigns (in-store offers, same depths)")
+    phone_key = _enrol_chen(central, now)
     for store_id, public_key in keys.items():
         key = store_keys.register(central, store_id, public_key, now=now)
         say(f"   registered {store_id}'s coupon signing key {key.key_id}")
@@ -95,4 +105,21 @@ def hq(now: datetime, work: Path, keys: dict[str, str]) -> tuple[dict[str, Path]
             f"namespace {namespace}"
         )
     central.close()
-    return snapshots, codes
+    return snapshots, codes, phone_key
+
+
+def _enrol_chen(central: CentralStore, now: datetime) -> bytes:
+    """Chen opts in to in-store offers; HQ enrols her phone app's key and her member card."""
+    central.upsert_members([MemberRow(member_id="chen", proximity_consent=True)], now=now)
+    # An hour ago, so the demo can replay an identifier her phone sent half an hour ago.
+    made = identity_enrolment.new_key(central, "chen", now=now - timedelta(hours=1))
+    identity_enrolment.enrol_card(central, "chen", CHEN_CARD, now=now)
+    say(
+        f"   Chen opted in to in-store offers: her app's rotating-identifier key {made.key_id} "
+        "and her member card enrolled (storeside-hq identities key-new / card-enrol)"
+    )
+    try:
+        identity_enrolment.new_key(central, "bob", now=now)
+    except HqError as exc:
+        say(f"   Bob did not opt in: HQ refuses to enrol him ({exc})")
+    return made.key

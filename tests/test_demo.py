@@ -52,5 +52,12 @@ def test_demo_runs_end_to_end() -> None:
         "till-3 after the change: HTTP 200",
         "refused: api.port",
         "the failure limit stays 20",
+        # in-store presence
+        "member.checked_in: chen, first of this visit: True",
+        "offer.triggered for chen",
+        "refused as stale (1)",
+        "the member app's backend got it, HMAC-signed: chen",
+        "GET /v1/tills/till-1/member: chen (by card)",
+        "applied without typing a code: -",
     ):
         assert expected in out, f"demo no longer shows {expected}"

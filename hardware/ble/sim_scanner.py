@@ -159,6 +159,7 @@ class SimBeaconScanner(BookedScanner):
         self._last_heard = 0.0
         self._adapter = True
         self._bluez = True
+        self._loop: asyncio.AbstractEventLoop | None = None  # run()'s, for inject_threadsafe
 
     @property
     def scenario_time(self) -> float:
@@ -168,7 +169,15 @@ class SimBeaconScanner(BookedScanner):
         """Add a step (its ``t`` is scenario time; one in the past is applied at once)."""
         self._steps.put_nowait(step)
 
+    def inject_threadsafe(self, step: Step) -> None:
+        """``inject`` from another thread (the demo's story runs beside the agent's loop)."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the simulated scanner is not running")
+        loop.call_soon_threadsafe(self.inject, step)
+
     async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._book.set_phase(Phase.STARTING)
         self._scanning()  # a simulated adapter starts at once
         try:

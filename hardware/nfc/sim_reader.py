@@ -107,6 +107,7 @@ class SimulatedReader:
         self._wake: asyncio.Event | None = None
         self._pushed: list[_Present] = []
         self.plugged_in = True  # a test flips it: absent while False
+        self._loop: asyncio.AbstractEventLoop | None = None  # run()'s, for present_threadsafe
 
     @property
     def reader_id(self) -> str:
@@ -134,7 +135,17 @@ class SimulatedReader:
         if self._wake is not None:
             self._wake.set()
 
+    def present_threadsafe(
+        self, *, uid: bytes | None = None, records: tuple[NdefRecord, ...] = ()
+    ) -> None:
+        """``present`` from another thread (the demo's story runs beside the agent's loop)."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the simulated reader is not running")
+        loop.call_soon_threadsafe(lambda: self.present(uid=uid, records=records))
+
     async def run(self, on_tap: TapCallback) -> None:
+        self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         try:
             if self._stopping:
