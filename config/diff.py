@@ -45,6 +45,13 @@ class Rule:
     why: str
 
 
+# The offers' policy: HQ pushes these as campaigns change, so they apply without a restart.
+PRESENCE_LIVE = (
+    "rules", "offers_enabled", "max_per_visit", "max_per_day", "quiet_hours",
+    "holdout_percent", "holdout_key", "timezone",
+)  # fmt: skip
+
+
 def _live(why: str) -> Rule:
     return Rule(Apply.LIVE, why)
 
@@ -96,8 +103,17 @@ RULES: Mapping[str, Rule] = {
     "sync": _live(
         "the link to HQ reconnects with it; the outbox keeps every event until HQ has it"
     ),
-    # Issue 10: the integrator may make rules live once the engine is wired for a rebuild.
-    "presence": _restart("the presence tracker, its zones and its rules are built at start"),
+    "presence": _restart(
+        "the scanners, readers and zones are opened and placed at start (the offer rules, caps, "
+        "quiet hours, holdout and time zone change live)"
+    ),
+    **{
+        f"presence.{name}": _live(
+            "the proximity service is rebuilt and the presence loop takes the new rules; members "
+            "in a zone are followed afresh (the caps still count what they were given)"
+        )
+        for name in PRESENCE_LIVE
+    },
 }
 _UNRULED = _restart("no rule says this setting can change while the agent runs")
 

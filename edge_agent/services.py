@@ -39,15 +39,23 @@ class StoreServices:
             )
         return self.issuing_service
 
-    def swap(self, *, redemption: RedemptionService, issuing_service: IssueService | None) -> None:
+    def swap(
+        self,
+        *,
+        redemption: RedemptionService,
+        issuing_service: IssueService | None,
+        proximity: ProximityService | None,
+    ) -> None:
         """Replace the services over the same cache. Call it on the DB thread only, as a job
         of its own (``DbThread.run``), so no other job is half-way through the old ones."""
-        if redemption.cache is not self.cache or (
-            issuing_service is not None and issuing_service.cache is not self.cache
+        if any(
+            s is not None and s.cache is not self.cache
+            for s in (redemption, issuing_service, proximity)
         ):
             raise ValueError("a rebuilt service must run over the same cache")
         self.redemption = redemption
         self.issuing_service = issuing_service
+        self.proximity = proximity
 
     def housekeeping(self, *, now: datetime, keep: timedelta) -> PruneReport:
         """Everything that keeps the box's tables and memory bounded, off the hot path."""

@@ -24,7 +24,7 @@ from types import MappingProxyType
 from fastapi import FastAPI
 
 from cloud_sync.contract.config_result import FieldError
-from config.diff import ConfigDiff, diff_configs
+from config.diff import PRESENCE_LIVE, ConfigDiff, diff_configs
 from config.model import AgentConfig
 from config.presence import ReaderConfig, ScannerConfig
 from config.printer import PrinterConfig
@@ -172,6 +172,8 @@ _DEVICE_FIELDS = frozenset(
         "paper_width_mm", "query_status",
     }
 )  # fmt: skip
+# The presence fields that change the offers' policy live (config/diff.py).
+_PRESENCE_POLICY = tuple(f"presence.{name}" for name in PRESENCE_LIVE)
 # Printer fields read when a coupon is issued (its document), not when it is printed.
 _ISSUED_WITH = ("printer.header_lines", "printer.reminder")
 
@@ -372,7 +374,10 @@ def _rebuild(services: StoreServices, cfg: AgentConfig, diff: ConfigDiff) -> Non
     issuing = services.issuing_service
     if diff.touches("receipt_offers", *_ISSUED_WITH):
         issuing = issue_service(services.cache, cfg, services.signer)
-    services.swap(redemption=redemption, issuing_service=issuing)
+    proximity = services.proximity
+    if diff.touches(*_PRESENCE_POLICY):
+        proximity = proximity_service(services.cache, cfg, services.signer)
+    services.swap(redemption=redemption, issuing_service=issuing, proximity=proximity)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -540,6 +545,8 @@ class Agent:
                 wake_printer=ctx.wake_printer if worker is None else worker.wake,
             )
             self.cfg = new
+            if self.presence is not None and diff.touches(*_PRESENCE_POLICY):
+                self.presence.take_policy(new.presence)
             if not new.api.tills:
                 log.warning("no tills configured: every POS API call will be refused (401)")
             await self._restart_tasks(worker, diff)

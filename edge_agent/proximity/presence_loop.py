@@ -232,6 +232,15 @@ class PresenceLoop:
             member_id=member_id, zone=zone, mark_s=0.0, dwell_s=0.0, visit_started_at=now, now=now
         )
 
+    def take_policy(self, policy: ProximityPolicy, tracker: TrackerConfig) -> None:
+        """New rules (a reconfigure). New dwell marks need a new tracker: who is in a zone is
+        followed afresh from the next sighting (an offer already given still counts toward
+        the caps, which the cache keeps); visits go on."""
+        self._marks = frozenset((r.zone, r.min_dwell_s) for r in policy.rules)
+        if tracker != self.tracker.config:
+            self.tracker = PresenceTracker(tracker)
+            log.info("presence: new rules; zones are followed afresh")
+
     def tap_heard(self, place: ReaderPlace, tap: Tap) -> None:
         """A reader's ``on_tap`` (on this loop): queued for ``taps_forever``."""
         try:

@@ -74,6 +74,11 @@ class Presence:
             )
         return specs
 
+    def take_policy(self, cfg: PresenceConfig) -> None:
+        """A reconfigure changed the offers' policy (``config.diff.PRESENCE_LIVE``)."""
+        self.cfg = cfg
+        self.loop.take_policy(cfg.to_policy(), cfg.to_tracker_config())
+
     def state(self) -> dict[str, Any]:
         """For ``/v1/health``: counts only, never a member or a device."""
         return {
