@@ -69,6 +69,14 @@ class ZoneConfig(Section):
         float,
         Field(gt=0, le=600, description="No sighting for this long: exited, and forgotten."),
     ] = 10.0
+    screen_url: Annotated[
+        str | None,
+        Field(
+            pattern=r"^(https?://[^\s]{1,200}|simulated)$",
+            description="A shelf screen shown each offer given here (JSON POST; names nobody); "
+            "'simulated' for the twin.",
+        ),
+    ] = None
 
     @model_validator(mode="after")
     def _hysteresis(self) -> ZoneConfig:

@@ -42,6 +42,7 @@ from edge_agent.presence.ndef_message import NdefRecord
 from edge_agent.wiring import Agent
 from hardware.ble.sim_scanner import SimAdvert, SimBeaconScanner
 from hardware.nfc.sim_reader import SimulatedReader
+from hardware.screen.sim_screen import SimShelfScreen
 
 T = TypeVar("T")
 WAIT_S = 20.0
@@ -64,7 +65,7 @@ def presence_section(work: Path) -> dict[str, Any]:
         "enabled": True,
         "scanners": [{"id": "coffee-scanner", "kind": "simulated", "scenario": str(ble)}],
         "zones": [
-            {"id": "coffee", "sources": ["coffee-scanner"]},
+            {"id": "coffee", "sources": ["coffee-scanner"], "screen_url": "simulated"},
             {"id": "entrance", "sources": ["entrance-reader"]},
         ],
         "rules": [{"id": "coffee-dwell", "zone": "coffee", "min_dwell_s": 3}],
@@ -168,11 +169,21 @@ def presence_story(
     say(f"   after {d['dwell_s']:.1f} s in the coffee zone: offer.triggered for "
         f"{offer['member_id']} ({d['segment']}): {d['benefit']}, coupon {d['display']} bound to "
         f"her, valid to {d['expires_at'][:10]}")  # fmt: skip
+    screen = presence.shelf.screen("coffee")
+    assert isinstance(screen, SimShelfScreen)
+    shown = _until("the shelf screen", lambda: screen.shown)[0]
+    say(f"   the coffee counter's screen shows: {shown.campaign_name}: {shown.benefit} "
+        "(it names nobody: the code goes to her phone)")  # fmt: skip
     health = httpx.get(f"{url}/v1/health", timeout=5).json()["presence"]["counts"]
     say(f"   the passer-by's and Bob's phones: heard, recognised as nobody, nothing kept "
         f"({health.get('unresolved:unknown', 0)} adverts); the replayed identifier: refused as "
         f"stale ({health.get('unresolved:stale', 0)})")  # fmt: skip
 
+    _push_to_app(link)
+    _at_till(url, token, till_reader)
+
+
+def _push_to_app(link: HqLink) -> None:
     step("HQ pushes the offer to Chen's app (storeside-hq push run)")
     with _member_app_backend() as (webhook, received):
         _until("the offer at HQ", lambda: _pushable(link))
@@ -181,6 +192,8 @@ def presence_story(
     say(f"   the member app's backend got it, HMAC-signed: {pushed[0]['member_id']}, "
         f"{pushed[0].get('benefit', '')} ({len(received)} push)")  # fmt: skip
 
+
+def _at_till(url: str, token: str, till_reader: SimulatedReader) -> None:
     step("At till 1 Chen taps her member card; the POS asks who is at till 1")
     till_reader.present_threadsafe(uid=bytes.fromhex(CHEN_CARD))
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as till:

@@ -55,8 +55,9 @@ from edge_agent.printing.layout import Layout
 from edge_agent.printing.print_queue import RetryPolicy
 from edge_agent.printing.print_worker import PrintWorker
 from edge_agent.printing.printer_port import ReceiptPrinter
-from edge_agent.proximity.presence_loop import Identities, PresenceLoop, ReaderPlace
+from edge_agent.proximity.presence_loop import Identities, PresenceLoop, ReaderPlace, log_recorded
 from edge_agent.proximity.service import PresenceMoment, ProximityService, Recorded
+from edge_agent.proximity.shelf_screen import ShelfScreen, ShelfScreens
 from edge_agent.proximity.till_members import TillMembers
 from edge_agent.redemption.service import RedemptionService
 from edge_agent.runtime.db_thread import DbThread
@@ -78,6 +79,8 @@ from hardware.nfc.nfcpy_reader import NfcpyReader
 from hardware.nfc.sim_reader import Scenario, SimulatedReader
 from hardware.printer.escpos_printer import EscposPrinter
 from hardware.printer.sim_printer import SimulatedPrinter
+from hardware.screen.http_screen import HttpShelfScreen
+from hardware.screen.sim_screen import SimShelfScreen
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +202,10 @@ def make_reader(cfg: ReaderConfig) -> TagReader:
     return NfcpyReader(reader_id=cfg.id, path=cfg.path)
 
 
+def make_screen(url: str) -> ShelfScreen:
+    return SimShelfScreen() if url == "simulated" else HttpShelfScreen(url)
+
+
 def _read_identities(last: int | None, services: StoreServices) -> Identities | None:
     """On the DB thread: the cache's presence identities, when they changed since ``last``."""
     conn = services.cache.conn
@@ -273,6 +280,14 @@ def make_presence(
         await db.run(record)
 
     till_members = TillMembers(ttl=timedelta(seconds=p.till_member_ttl_s))
+    shelf = ShelfScreens(
+        {z.id: make_screen(z.screen_url) for z in p.zones if z.screen_url is not None}
+    )
+
+    def on_recorded(recorded: Recorded) -> None:
+        log_recorded(recorded)
+        shelf.on_recorded(recorded)
+
     loop = PresenceLoop(
         tracker=p.to_tracker_config(),
         policy=policy,
@@ -285,6 +300,7 @@ def make_presence(
         till_members=till_members,
         trust=trust,
         check_in=check_in,
+        on_recorded=on_recorded,
     )
     made = {
         r.id: readers[r.id] if readers and r.id in readers else make_reader(r) for r in p.readers
@@ -299,6 +315,7 @@ def make_presence(
             for r in p.readers
         },
         poll_identities=poll,
+        shelf=shelf,
     )
 
 

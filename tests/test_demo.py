@@ -56,6 +56,7 @@ def test_demo_runs_end_to_end() -> None:
         "member.checked_in: chen, first of this visit: True",
         "offer.triggered for chen",
         "refused as stale (1)",
+        "the coffee counter's screen shows: ",
         "the member app's backend got it, HMAC-signed: chen",
         "GET /v1/tills/till-1/member: chen (by card)",
         "applied without typing a code: -",

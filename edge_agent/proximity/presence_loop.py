@@ -152,7 +152,7 @@ class PresenceLoop:
         self._ask = ask
         self._clock = clock
         self._mono = mono
-        self._on_recorded = on_recorded or _log_recorded
+        self._on_recorded = on_recorded or log_recorded
         self._marks = frozenset((r.zone, r.min_dwell_s) for r in policy.rules)
         self._moments: asyncio.Queue[PresenceMoment] = asyncio.Queue(MOMENT_QUEUE)
         self._members: frozenset[str] | None = None  # of the identities last taken
@@ -373,7 +373,7 @@ class PresenceLoop:
             log.warning("presence: %d moments wait for the cache; one dropped", MOMENT_QUEUE)
 
 
-def _log_recorded(recorded: Recorded) -> None:
+def log_recorded(recorded: Recorded) -> None:
     outcome = recorded.outcome
     if recorded.coupon is not None:
         log.info(

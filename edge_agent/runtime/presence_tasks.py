@@ -18,6 +18,7 @@ from config.presence import PresenceConfig
 from edge_agent.presence.ble_port import BeaconScanner
 from edge_agent.presence.nfc_port import TagReader
 from edge_agent.proximity.presence_loop import PollIdentities, PresenceLoop, ReaderPlace
+from edge_agent.proximity.shelf_screen import ShelfScreens
 from edge_agent.proximity.till_members import TillMembers
 from edge_agent.runtime.supervisor import Kind, TaskSpec
 
@@ -34,6 +35,7 @@ class Presence:
     scanners: Mapping[str, BeaconScanner] = field(default_factory=dict)
     readers: Mapping[str, tuple[ReaderPlace, TagReader]] = field(default_factory=dict)
     poll_identities: PollIdentities | None = None
+    shelf: ShelfScreens = field(default_factory=lambda: ShelfScreens({}))
 
     def tasks(self) -> list[TaskSpec]:
         loop = self.loop
@@ -106,5 +108,6 @@ class Presence:
             },
             "present": {zone: len(ids) for zone, ids in self.loop.tracker.present().items()},
             "identities_version": self.loop.identities_version,
+            "shelf_screens": {"shown": self.shelf.shown, "failed": self.shelf.failed},
             "counts": dict(self.loop.counts),
         }

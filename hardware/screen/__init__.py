@@ -1,0 +1,1 @@
+"""Shelf screens: the optional local display of proximity offers."""
