@@ -18,15 +18,13 @@ import time
 from datetime import UTC, datetime
 from uuid import UUID
 
+from bench.presence_loop_fixture import presence_loop
 from bench.report import figure
-from config.presence import PresenceConfig
 from edge_agent.presence.ble_port import Phase
 from edge_agent.presence.frames.beacon_filter import BeaconFilter
 from edge_agent.presence.frames.parse import TagIdentity
 from edge_agent.presence.frames.refusal import FrameKind
-from edge_agent.presence.rotating_id_resolver import EnrolledTag, RotatingIdResolver
-from edge_agent.proximity.presence_loop import Identities, PresenceLoop
-from edge_agent.proximity.service import PresenceMoment, Recorded
+from edge_agent.presence.rotating_id_resolver import EnrolledTag
 from hardware.ble.bleak_scanner import BleakBeaconScanner
 from tests.ble.harness import wait_phase
 from tests.ble.mock_bluez import MockBluez, PrivateBus
@@ -39,27 +37,9 @@ UUID_ = UUID(bytes=IBEACON[2:18])
 SOURCE = "bench-scanner"
 
 
-def presence_loop() -> PresenceLoop:
-    """The agent's presence loop over 1,000 members' enrolled tags; offers are not asked for."""
-    cfg = PresenceConfig.model_validate(
-        {
-            "enabled": True,
-            "zones": [{"id": "bench", "sources": [SOURCE], "enter_dbm": -80, "exit_dbm": -90}],
-        }
-    )
-
-    async def ask(_moment: PresenceMoment) -> tuple[Recorded, ...]:
-        return ()
-
-    loop = PresenceLoop(
-        tracker=cfg.to_tracker_config(),
-        policy=cfg.to_policy(),
-        make_resolver=lambda keys, tags: RotatingIdResolver(keys, tags=tags),
-        visit_gap_s=1200.0,
-        ask=ask,
-        clock=lambda: datetime.now(UTC),
-    )
-    tags = [
+def enrolled_tags() -> tuple[EnrolledTag, ...]:
+    """1,000 members' beacon tags of the store's UUID (major n, minor 2)."""
+    return tuple(
         EnrolledTag(
             member_id=f"member-{n}",
             identity=TagIdentity(
@@ -67,9 +47,7 @@ def presence_loop() -> PresenceLoop:
             ),
         )
         for n in range(1000)
-    ]
-    loop.take_identities(Identities(version=1, keys=(), tags=tuple(tags)))
-    return loop
+    )
 
 
 async def _run(bus_address: str) -> None:
@@ -82,7 +60,7 @@ async def _run(bus_address: str) -> None:
         await wait_phase(scanner, Phase.SCANNING)
         received = 0
         last_at = 0.0
-        loop = presence_loop()
+        loop = presence_loop(SOURCE, tags=enrolled_tags(), clock=lambda: datetime.now(UTC))
 
         async def consume() -> None:
             nonlocal received, last_at
