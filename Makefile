@@ -28,7 +28,10 @@ typecheck: $(STAMP)
 
 # Two workers: the suite mostly waits (brokers restarting, processes killed, timeouts), so the
 # 2-core machine runs it in about half the time. Every test owns its ports, files and database.
+# python-escpos writes its capabilities pickle on first import: made here, once, not by two
+# workers at the same time (one read the other's half-written file).
 unit: $(STAMP)
+	$(PY) -c "import escpos.capabilities"
 	$(PY) -m pytest -q -n 2
 
 bench: $(STAMP)
