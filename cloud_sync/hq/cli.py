@@ -130,12 +130,25 @@ def _campaign_create(args: argparse.Namespace, now: datetime) -> int:
     return 0
 
 
-def _receipt_campaigns_create(args: argparse.Namespace, now: datetime) -> int:
+def _window(args: argparse.Namespace, now: datetime) -> tuple[datetime, datetime]:
+    """The default campaigns' run: ``--starts-at`` (default now) for ``--days``."""
     starts = now if args.starts_at is None else parse_time(args.starts_at, "--starts-at")
     try:
-        ends = starts + timedelta(days=args.days)
+        return starts, starts + timedelta(days=args.days)
     except OverflowError:
         raise InputError("--starts-at: the campaigns would end out of range") from None
+
+
+def _window_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--starts-at", help="ISO 8601 with offset (default: now)")
+    p.add_argument(
+        "--days", type=_whole(1, MAX_VALID_DAYS), default=90, help="how long they run (default 90)"
+    )
+    p.add_argument("--replace", action="store_true", help="redefine them if they exist")
+
+
+def _receipt_campaigns_create(args: argparse.Namespace, now: datetime) -> int:
+    starts, ends = _window(args, now)
     with _open(args) as central:
         made = create_receipt_campaigns(
             central,
@@ -159,11 +172,7 @@ def _receipt_campaigns_create(args: argparse.Namespace, now: datetime) -> int:
 
 
 def _proximity_campaigns_create(args: argparse.Namespace, now: datetime) -> int:
-    starts = now if args.starts_at is None else parse_time(args.starts_at, "--starts-at")
-    try:
-        ends = starts + timedelta(days=args.days)
-    except OverflowError:
-        raise InputError("--starts-at: the campaigns would end out of range") from None
+    starts, ends = _window(args, now)
     with _open(args) as central:
         made = create_proximity_campaigns(
             central, now=now, starts_at=starts, ends_at=ends, replace=args.replace
@@ -488,10 +497,7 @@ def _add_setup(sub: _Sub[_Parser]) -> None:
     p = receipt.add_parser(
         "create", help="the five segment campaigns the default [receipt_offers] config names"
     )
-    p.add_argument("--starts-at", help="ISO 8601 with offset (default: now)")
-    p.add_argument(
-        "--days", type=_whole(1, MAX_VALID_DAYS), default=90, help="how long they run (default 90)"
-    )
+    _window_args(p)
     p.add_argument(
         "--nudge-category",
         action="append",
@@ -499,7 +505,6 @@ def _add_setup(sub: _Sub[_Parser]) -> None:
         metavar="CATEGORY",
         help="narrow the loyal and one-timer offers to this category (repeatable)",
     )
-    p.add_argument("--replace", action="store_true", help="redefine them if they exist")
     p.set_defaults(handler=_receipt_campaigns_create)
 
     proximity = sub.add_parser(
@@ -508,11 +513,7 @@ def _add_setup(sub: _Sub[_Parser]) -> None:
     p = proximity.add_parser(
         "create", help="the five segment campaigns the default [presence] rules name"
     )
-    p.add_argument("--starts-at", help="ISO 8601 with offset (default: now)")
-    p.add_argument(
-        "--days", type=_whole(1, MAX_VALID_DAYS), default=90, help="how long they run (default 90)"
-    )
-    p.add_argument("--replace", action="store_true", help="redefine them if they exist")
+    _window_args(p)
     p.set_defaults(handler=_proximity_campaigns_create)
 
     members = sub.add_parser("members", help="member lists").add_subparsers(
