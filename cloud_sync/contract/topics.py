@@ -8,7 +8,7 @@ give each box exactly its own subtree with one pattern, and HQ subscribes to all
 ``+`` wildcards::
 
     channel  from -> to   QoS  retained  payload        what
-    events   box  -> HQ   1    no        batch.py       signed batches of ledger events
+    events   box  -> HQ   1    no        batch.py       signed batches of event-log events
     ack      HQ   -> box  1    no        ack.py         the highest contiguous seq HQ stored
     resend   HQ   -> box  1    no        ack.py         ranges HQ asks the box to send again
     state    box  -> all  1    yes       presence.py    online (birth) / offline (last will)

@@ -25,7 +25,7 @@ attempt gets the next session number and registers a retained ``offline`` of tha
 its will; once connected the pump publishes a retained ``online`` and a health summary, and
 refreshes the summary every ``health_interval_s``. Health is the telemetry lane: only the
 latest summary matters, so a box that is offline keeps none queued and sends the current one
-when it is back (the oldest are dropped by construction). Ledger events are never dropped:
+when it is back (the oldest are dropped by construction). Events of the event log are never dropped:
 they leave the outbox only on HQ's ack.
 
 HQ's config pushes (the retained ``config`` topic) are handed, as they come, to the agent's
