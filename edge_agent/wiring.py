@@ -346,6 +346,7 @@ def make_pump(
     printer_state: Callable[[], str],
     clock: Callable[[], datetime],
     config_inbox: ConfigInbox | None = None,
+    devices_state: Callable[[], str | None] = lambda: None,
 ) -> OutboxPump:
     """The outbox pump of ``cfg``, its secrets read now (a restart of its task rereads them)."""
     password_file = cfg.sync.password_file
@@ -367,6 +368,7 @@ def make_pump(
         printer_state=printer_state,
         clock=clock,
         config_inbox=config_inbox,
+        devices_state=devices_state,
     )
 
 
@@ -483,8 +485,12 @@ class Agent:
             printer_state=self._printer_state,
             clock=self.clock,
             config_inbox=self.config_push,
+            devices_state=self._devices_state,
         )
         return self.pump
+
+    def _devices_state(self) -> str | None:
+        return None if self.presence is None else self.presence.summary()
 
     def _printer_state(self) -> str:
         status = self.supervisor.states().get("print_worker")

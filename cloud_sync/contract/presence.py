@@ -18,8 +18,9 @@ config and what came of the last push), its printer, and its clock's offset from
 fleet view reads it; nothing depends on it for correctness, so it is a snapshot, never a log.
 
 Both are flat JSON objects decoded with ``message_codec``'s checks; state is schema version 1,
-health version 2 (version 1 is version 2 without the four ``config_`` fields: boxes and HQ
-upgrade separately, so HQ reads both, and a version 1 health has ``ConfigHealth()``)::
+health version 3 (version 1 is version 2 without the four ``config_`` fields, version 2 is
+version 3 without ``devices_state``: boxes and HQ upgrade separately, so HQ reads all three; a
+version 1 health has ``ConfigHealth()``, versions 1 and 2 no devices state)::
 
     State   store_id, box_id, state ("online" | "offline"), session (int >= 1)
     Health  store_id, box_id, session, at (ISO 8601 with offset: when it was measured),
@@ -33,6 +34,9 @@ upgrade separately, so HQ reads both, and a version 1 health has ``ConfigHealth(
             yet), config_outcome_version (int >= 1 | null: the version that outcome is about,
             null when the push could not be read that far), config_outcome_at (time | null:
             when; null exactly when config_outcome is)
+      v3 +  devices_state (str | null: the in-store devices, one short clause each, e.g.
+            "ble coffee-scanner scanning; nfc till-1-reader absent: not_found"; null: the box
+            has none configured)
 
 The config fields summarise the box's retained ``config_result`` (whose ``running`` is
 ``config_version``; its errors stay there), so one look at the fleet shows which box runs
@@ -60,10 +64,11 @@ from cloud_sync.contract.message_codec import (
 from cloud_sync.contract.topics import level_fault
 
 SCHEMA_VERSION: Final = 1  # the state's
-HEALTH_VERSION: Final = 2  # what a box writes; HQ reads 1 too (HEALTH_FIELDS)
+HEALTH_VERSION: Final = 3  # what a box writes; HQ reads 1 and 2 too (HEALTH_FIELDS)
 MAX_STATE_BYTES: Final = 1024
 MAX_HEALTH_BYTES: Final = 4096
 MAX_TEXT_CHARS: Final = 200  # versions and printer states are short words, not logs
+MAX_DEVICES_CHARS: Final = 600  # a clause per scanner and reader (at most 8 + 16)
 
 
 class BoxState(StrEnum):
@@ -107,6 +112,7 @@ class Health:
     oldest_retained_seq: int | None
     clock_offset_ms: int | None
     config: ConfigHealth = ConfigHealth()
+    devices_state: str | None = None  # BLE scanners and NFC readers (v3); None: none
 
 
 _IDS: Final = {
@@ -130,15 +136,17 @@ _HEALTH_V1: Final = {
     "oldest_retained_seq": Kind.OPT_INT,
     "clock_offset_ms": Kind.OPT_INT,
 }
+_HEALTH_V2: Final = {
+    **_HEALTH_V1,
+    "config_version": Kind.OPT_INT,
+    "config_outcome": Kind.OPT_STR,
+    "config_outcome_version": Kind.OPT_INT,
+    "config_outcome_at": Kind.OPT_STR,
+}
 HEALTH_FIELDS: Final = {
     1: _HEALTH_V1,
-    HEALTH_VERSION: {
-        **_HEALTH_V1,
-        "config_version": Kind.OPT_INT,
-        "config_outcome": Kind.OPT_STR,
-        "config_outcome_version": Kind.OPT_INT,
-        "config_outcome_at": Kind.OPT_STR,
-    },
+    2: _HEALTH_V2,
+    HEALTH_VERSION: {**_HEALTH_V2, "devices_state": Kind.OPT_STR},
 }
 _STATES: Final = {s.value: s for s in BoxState}
 _OUTCOMES: Final = {o.value: o for o in Outcome}
@@ -181,6 +189,7 @@ def encode_health(health: Health) -> bytes:
         "config_outcome": None if config.outcome is None else config.outcome.value,
         "config_outcome_version": config.outcome_version,
         "config_outcome_at": _time_text(config.outcome_at),
+        "devices_state": health.devices_state,
     }
     return message_codec.canonical(doc).encode("ascii")
 
@@ -198,10 +207,13 @@ def decode_state(data: str | bytes) -> State:
 
 
 def decode_health(data: str | bytes) -> Health:
-    """The health summary in ``data`` (version 1 or 2); a ``MessageError`` naming the first
+    """The health summary in ``data`` (version 1, 2 or 3); a ``MessageError`` naming the first
     fault if none."""
     version, doc = message_codec.read(data, max_bytes=MAX_HEALTH_BYTES, fields=HEALTH_FIELDS)
     _common(doc)
+    devices = doc.get("devices_state")
+    require(devices is None or len(devices) <= MAX_DEVICES_CHARS, "devices_state", devices,
+            "too long")  # fmt: skip
     for name in ("agent_version", "cache_version", "printer_state"):
         value = doc[name]
         require(value is None or len(value) <= MAX_TEXT_CHARS, name, value, "too long")
@@ -226,6 +238,7 @@ def decode_health(data: str | bytes) -> Health:
         oldest_retained_seq=doc["oldest_retained_seq"],
         clock_offset_ms=doc["clock_offset_ms"],
         config=ConfigHealth() if version == 1 else _config_health(doc),
+        devices_state=devices,
     )
 
 

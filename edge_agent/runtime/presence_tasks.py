@@ -81,6 +81,22 @@ class Presence:
         self.cfg = cfg
         self.loop.take_policy(cfg.to_policy(), cfg.to_tracker_config())
 
+    def summary(self) -> str | None:
+        """One clause per scanner and reader, for the health HQ's fleet view shows (``ble
+        coffee-scanner scanning; nfc till-1-reader absent: not_found``); None: no devices."""
+        clauses = [
+            f"ble {source} {s.state.phase.value}"
+            + (f": {s.state.reason}" if s.state.reason else "")
+            for source, s in self.scanners.items()
+        ]
+        for reader_id, (_, reader) in self.readers.items():
+            health = reader.health()
+            clauses.append(
+                f"nfc {reader_id} {health.state.value}"
+                + (f": {health.last_error}" if health.last_error else "")
+            )
+        return "; ".join(clauses) or None
+
     def state(self) -> dict[str, Any]:
         """For ``/v1/health``: counts only, never a member or a device."""
         return {

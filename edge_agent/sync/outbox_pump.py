@@ -148,6 +148,7 @@ class OutboxPump:
         printer_state: Callable[[], str],
         clock: Callable[[], datetime],
         config_inbox: ConfigInbox | None = None,
+        devices_state: Callable[[], str | None] = lambda: None,
     ) -> None:
         endpoint = cfg.endpoint
         if endpoint is None:
@@ -158,6 +159,7 @@ class OutboxPump:
         self._id = identity
         self._key_id = key_id(identity.key.public_key())
         self._printer_state = printer_state
+        self._devices_state = devices_state
         self._clock = clock
         self._config_inbox = config_inbox
         self.counters = PumpCounters()
@@ -515,6 +517,7 @@ class OutboxPump:
                 if self._config_inbox is None
                 else self._config_inbox.config_health()
             ),
+            devices_state=_clip(self._devices_state(), presence.MAX_DEVICES_CHARS),
         )
         self._link.publish(
             self._topics[Channel.HEALTH], presence.encode_health(health), retain=True
@@ -540,3 +543,10 @@ def _leading_run(rows: Rows) -> Rows:
             break
         run.append(row)
     return run
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    """``text`` cut to ``limit`` characters, marked with "..." when it was cut."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 3] + "..."

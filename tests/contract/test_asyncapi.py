@@ -5,6 +5,7 @@ the box, and for every message exactly the fields its decoder reads; and its pay
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -102,18 +103,26 @@ def test_each_payload_has_exactly_the_fields_its_decoder_reads(message: str) -> 
     assert payload["additionalProperties"] is False
     if len(tables) == 1:
         assert payload["properties"]["schema_version"] == {"const": 1}
-    else:  # health: version 2 requires what it adds, version 1 refuses it
-        assert payload["properties"]["schema_version"] == {"enum": sorted(tables)}
-        assert set(payload["then"]["required"]) == set(newest) - set(oldest)
+    else:  # health: each later version requires what it adds, the earlier ones refuse it
+        versions = sorted(tables)
+        assert payload["properties"]["schema_version"] == {"enum": versions}
+        added = [set(tables[v]) - set(tables[u]) for u, v in itertools.pairwise(versions)]
+        assert [set(gate["then"]["required"]) for gate in payload["allOf"]] == added
 
 
-def test_a_version_1_health_fits_and_a_mix_of_versions_does_not() -> None:
+def test_older_healths_fit_and_a_mix_of_versions_does_not() -> None:
     doc = json.loads(presence.encode_health(presence.decode_health(json.dumps(BASE["health"]))))
-    v1 = {k: v for k, v in doc.items() if not k.startswith("config_")} | {"schema_version": 1}
-    assert PAYLOADS["Health"].is_valid(v1)
-    assert not PAYLOADS["Health"].is_valid({**v1, "config_version": 1})
-    assert not PAYLOADS["Health"].is_valid({**v1, "schema_version": 2})
-    assert not PAYLOADS["Health"].is_valid({**doc, "config_outcome": "maybe"})
+    v2 = {k: v for k, v in doc.items() if k != "devices_state"} | {"schema_version": 2}
+    v1 = {k: v for k, v in v2.items() if not k.startswith("config_")} | {"schema_version": 1}
+    health = PAYLOADS["Health"]
+    assert health.is_valid(doc) and health.is_valid(v2) and health.is_valid(v1)
+    assert not health.is_valid({**v1, "config_version": 1})
+    assert not health.is_valid({**v1, "schema_version": 2})
+    assert not health.is_valid({**v2, "devices_state": None})
+    assert not health.is_valid({**v2, "schema_version": 3})
+    assert not health.is_valid({**doc, "config_outcome": "maybe"})
+    for version, older in ((1, v1), (2, v2)):
+        assert presence.decode_health(json.dumps(older)).devices_state is None, version
 
 
 def test_the_envelope_schema_is_every_readable_version() -> None:

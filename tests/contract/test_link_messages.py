@@ -359,3 +359,17 @@ def test_the_config_in_health_is_read_as_the_box_said_it() -> None:
         outcome_version=3,
         outcome_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
+
+
+def test_version_3_carries_the_devices_state_and_version_2_does_not() -> None:
+    said = "ble coffee-scanner scanning; nfc till-1-reader absent: not_found"
+    v3 = {**BASE["health"], "schema_version": 3, "devices_state": said}
+    health = presence.decode_health(json.dumps(v3))
+    assert health.devices_state == said
+    assert presence.decode_health(presence.encode_health(health)) == health
+    with pytest.raises(UnknownFieldError) as extra:
+        presence.decode_health(json.dumps({**v3, "schema_version": 2}))
+    assert extra.value.field == "devices_state"
+    with pytest.raises(BadValueError) as long:
+        presence.decode_health(json.dumps({**v3, "devices_state": "x" * 601}))
+    assert long.value.field == "devices_state"

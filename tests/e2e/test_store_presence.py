@@ -203,6 +203,10 @@ def test_a_member_is_checked_in_offered_a_coupon_and_known_at_the_till(tmp_path:
             assert till2.get("/v1/tills/till-1/member").status_code == 403
             assert till1.delete("/v1/tills/till-1/member").json()["member"] is None
             health = httpx.get(f"{url}/v1/health").json()
+            assert agent.presence is not None
+            summary = agent.presence.summary() or ""  # what the box's MQTT health tells HQ
+            assert "ble coffee-scanner scanning" in summary
+            assert "nfc till-1-reader connected" in summary
     finally:
         agent.close()
     events = _events(cache_path)

@@ -72,13 +72,20 @@ def append_events(db: DbThread, count: int, *, start_at: datetime | None = None)
     return db.call(write)
 
 
+DEVICES = "ble coffee-scanner scanning; nfc till-1-reader absent: not_found"
+
+
 class RunningPump:
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
         self.db = DbThread(lambda: open_services(cfg, receipts=False))
         # Built as `edge-agent serve` builds it, on a loop of the test's own.
         self.pump = make_pump(
-            cfg, self.db, printer_state=lambda: "simulated", clock=lambda: datetime.now(UTC)
+            cfg,
+            self.db,
+            printer_state=lambda: "simulated",
+            clock=lambda: datetime.now(UTC),
+            devices_state=lambda: DEVICES,
         )
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._main, daemon=True)

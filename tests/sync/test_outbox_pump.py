@@ -22,7 +22,14 @@ from edge_agent.sync import outbox_access
 from tests.mqtt.broker import BrokerFiles, MosquittoBroker
 from tests.mqtt.fixtures import ClientFactory
 from tests.sync.ack_responder import AckResponder
-from tests.sync.pump_harness import STORE, RunningPump, append_events, box_config, running
+from tests.sync.pump_harness import (
+    DEVICES,
+    STORE,
+    RunningPump,
+    append_events,
+    box_config,
+    running,
+)
 
 BOX = "box-a"
 
@@ -144,6 +151,7 @@ def test_the_box_announces_itself_and_its_health_retained(
         watcher.subscribe(topic(STORE, BOX, Channel.HEALTH))
         health = presence.decode_health(watcher.expect().payload)
         assert health.box_id == BOX and health.next_seq >= 1
+        assert health.devices_state == DEVICES  # what HQ's fleet view shows of its devices
     # A clean stop says offline itself (retained), for the same session.
     late = mqtt_client("hq-ingest", client_id="late")
     late.connect()

@@ -210,6 +210,7 @@ def _fleet(args: argparse.Namespace, now: datetime) -> int:
             "deltas_behind",
             "config",
             "config_outcome",
+            "devices",
         ),
         lambda r: (
             r.store_id,
@@ -225,6 +226,7 @@ def _fleet(args: argparse.Namespace, now: datetime) -> int:
             "needs snapshot" if r.needs_snapshot else r.deltas_behind,
             r.config_version,
             _outcome(r.config_outcome, r.config_outcome_version),
+            r.devices_state,
         ),
     )
 

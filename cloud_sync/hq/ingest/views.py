@@ -46,6 +46,7 @@ class FleetRow:
     config_version: int | None = None  # the pushed version it runs
     config_outcome: str | None = None  # what came of the last push (config_result.Outcome)
     config_outcome_version: int | None = None  # the version that outcome is about
+    devices_state: str | None = None  # its BLE scanners and NFC readers (health v3)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,7 +182,7 @@ def _first_store(*rows: Row | None) -> object:
 
 
 def _config(health: presence.Health | None) -> dict[str, Any]:
-    """The ``config_`` fields of a box's row, from its latest health."""
+    """The ``config_`` fields and the devices state of a box's row, from its latest health."""
     if health is None:
         return {}
     c = health.config
@@ -189,6 +190,7 @@ def _config(health: presence.Health | None) -> dict[str, Any]:
         "config_version": c.version,
         "config_outcome": None if c.outcome is None else c.outcome.value,
         "config_outcome_version": c.outcome_version,
+        "devices_state": health.devices_state,
     }
 
 
