@@ -139,6 +139,19 @@ def main() -> None:
     started = time.perf_counter()
     resolver.advance(START + timedelta(seconds=2**rid.DEFAULT_EXPONENT))
     refresh_s = time.perf_counter() - started
+    # As the agent does it: the entering period computed ahead (off the loop), then the change.
+    following = rid.period_start(
+        rid.counter_at(START + timedelta(seconds=2**rid.DEFAULT_EXPONENT)) + 1
+    )
+    entering = resolver.upcoming(following - timedelta(seconds=5), lead_s=10)
+    if entering is None:
+        raise SystemExit("the next period's counter was not offered for computing ahead")
+    started = time.perf_counter()
+    resolver.install(resolver.precompute(entering))
+    ahead_s = time.perf_counter() - started
+    started = time.perf_counter()
+    resolver.advance(following)
+    change_s = time.perf_counter() - started
     tracemalloc.start()
     measured = RotatingIdResolver(keys, tags=tags)
     measured.advance(START)
@@ -149,6 +162,8 @@ def main() -> None:
     figure("resolver table entries", resolver.table_size(), "ids")
     figure("resolver table memory", table_bytes / 2**20, "MiB")
     figure("resolver refresh, one period", refresh_s * 1000, "ms")
+    figure("resolver next period computed ahead (worker thread)", ahead_s * 1000, "ms")
+    figure("resolver period change after it (on the loop)", change_s * 1000, "ms")
 
     for name, members_only in (("mixed shop stream", False), ("member frames only", True)):
         stream = _stream(rng, keys, members_only=members_only)

@@ -13,7 +13,9 @@ Everything here runs on the agent's one event loop, as a few supervised tasks sh
   never by a radio address, and nothing about an unresolved advertisement is kept.
 * ``tick_forever``: every ``tick_interval_s`` the tracker completes due enters, exits and dwell
   marks (``tracker.py``: the 1 s decision budget), and the resolver's table moves to the
-  current period ahead of the next advertisement.
+  current period ahead of the next advertisement; the new period's identifiers are computed
+  in a worker thread in the seconds before it starts (``RotatingIdResolver.upcoming``), so the
+  move is dictionary inserts, not a pause of the loop.
 * ``deliver_forever``: the tracker's ``Entered`` and ``Dwelled`` events that some rule is on
   become ``PresenceMoment``\\s on a bounded queue; this task hands them one at a time to the
   cache's thread (``ProximityService.consider``: decide, mint, record), so the scanners never
@@ -82,6 +84,7 @@ from edge_agent.sync.hq_trust import HqTrust
 log = logging.getLogger(__name__)
 
 MOMENT_QUEUE = 1000  # moments waiting for the cache's thread; beyond, dropped and counted
+PRECOMPUTE_LEAD_S = 10.0  # how long before a period starts its identifiers are computed
 TAP_QUEUE = 100  # taps waiting to be identified (a reader gives a few a minute)
 Ask = Callable[[PresenceMoment], Awaitable[tuple[Recorded, ...]]]
 
@@ -296,9 +299,18 @@ class PresenceLoop:
                 log.exception("presence: an advertisement from %s could not be handled", source)
 
     async def tick_forever(self, every_s: float) -> None:
+        preparing: asyncio.Task[None] | None = None
         while True:
             await asyncio.sleep(every_s)
             self.tick()
+            entering = self.resolver.upcoming(self._clock(), lead_s=PRECOMPUTE_LEAD_S)
+            if entering is not None and (preparing is None or preparing.done()):
+                preparing = asyncio.create_task(self._prepare(self.resolver, entering))
+
+    @staticmethod
+    async def _prepare(resolver: RotatingIdResolver, counter: int) -> None:
+        """The next period's identifiers, computed off the loop and handed to ``resolver``."""
+        resolver.install(await asyncio.to_thread(resolver.precompute, counter))
 
     async def deliver_forever(self) -> None:
         while True:

@@ -284,3 +284,38 @@ def test_any_key_resolves_within_the_window(
     assert answer == Resolved(
         member_id="m", via=Via.ROTATING_ID, key_id="k", counter=counter, skew_periods=offset
     )
+
+
+def test_the_next_period_computed_ahead_resolves_as_one_computed_at_the_change() -> None:
+    ahead, plain = members(), members()
+    start = rid.period_start(rid.counter_at(NOW) + 1)  # the next period begins here
+    early = start - timedelta(seconds=30)
+    for resolver in (ahead, plain):
+        resolver.advance(early)
+    assert ahead.upcoming(early, lead_s=10) is None  # not yet: 30 s to go
+    soon = start - timedelta(seconds=5)
+    entering = ahead.upcoming(soon, lead_s=10)
+    assert entering == rid.counter_at(start) + 2  # the skew window's new edge
+    assert ahead.install(ahead.precompute(entering))
+    assert ahead.upcoming(soon, lead_s=10) is None  # ready: not asked for twice
+    later = start + timedelta(seconds=1)
+    for key in KEYS:
+        for at in (later, later + 2 * PERIOD, later - 2 * PERIOD):
+            assert ahead.resolve_id(id_at(key, at), later) == plain.resolve_id(
+                id_at(key, at), later
+            )
+    assert ahead.table_size() == plain.table_size()
+
+
+def test_entries_computed_for_replaced_keys_are_dropped() -> None:
+    resolver = members()
+    start = rid.period_start(rid.counter_at(NOW) + 1)
+    resolver.advance(start - timedelta(seconds=5))
+    entering = resolver.upcoming(start - timedelta(seconds=5), lead_s=10)
+    assert entering is not None
+    computed = resolver.precompute(entering)
+    resolver.replace([], [])  # HQ withdrew every member meanwhile
+    assert resolver.install(computed) is False
+    later = start + timedelta(seconds=1)
+    found = resolver.resolve_id(id_at(KEYS[0], later + 2 * PERIOD), later)
+    assert found == Unresolved(UnresolvedReason.UNKNOWN)
