@@ -89,8 +89,8 @@ def test_a_fleet_push_reaches_two_stores_boxes_and_both_say_so(
     )
     assert cli.main(["fleet", "--db", hq.events]) == 0
     table = capsys.readouterr().out
-    assert table.splitlines()[0].endswith("\tconfig\tconfig_outcome")
-    assert table.count("\t1\tapplied 1\n") == 2, table
+    assert table.splitlines()[0].endswith("\tconfig\tconfig_outcome\tdevices")
+    assert table.count("\t1\tapplied 1\t-\n") == 2, table  # no BLE or NFC devices: "-"
     assert cli.main(["fleet", "--db", hq.events, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["box_id"]: r["config_version"] for r in rows} == {"box-a": 1, "box-b": 1}
