@@ -22,8 +22,8 @@ expiry run debits. After every step:
 from __future__ import annotations
 
 from collections import Counter, deque
-from dataclasses import replace
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -48,6 +48,14 @@ points = st.integers(1, 120)
 US = timedelta(microseconds=1)
 
 
+@dataclass(slots=True)
+class _Lot:
+    """The model's own lot: points credited at ``at``, not yet spent or expired."""
+
+    at: datetime
+    points: int
+
+
 class LedgerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -57,7 +65,7 @@ class LedgerMachine(RuleBasedStateMachine):
         # -- the model --
         self.applied: list[LedgerEvent] = []
         self.balances: Counter[Account] = Counter()
-        self.lots: dict[Account, deque[list[object]]] = {}
+        self.lots: dict[Account, deque[_Lot]] = {}
         self.deficit: Counter[Account] = Counter()
 
     def next_id(self, kind: str) -> str:
@@ -77,14 +85,14 @@ class LedgerMachine(RuleBasedStateMachine):
                 paid = min(p.signed, self.deficit[p.account])
                 self.deficit[p.account] -= paid
                 if p.signed > paid:
-                    queue.append([event.at, p.signed - paid])
+                    queue.append(_Lot(at=event.at, points=p.signed - paid))
                 continue
             wanted = -p.signed
             while wanted and queue:
-                taken = min(wanted, queue[0][1])  # type: ignore[call-overload]
-                queue[0][1] -= taken  # type: ignore[operator]
+                taken = min(wanted, queue[0].points)
+                queue[0].points -= taken
                 wanted -= taken
-                if queue[0][1] == 0:
+                if queue[0].points == 0:
                     queue.popleft()
             self.deficit[p.account] += wanted
 
@@ -217,11 +225,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(m=members, c=categories)
     def expire(self, m: str, c: Category) -> None:
         account = acct(m, c)
-        due = sum(
-            n
-            for at, n in self.lots.get(account, ())
-            if at <= self.now - VALIDITY  # type: ignore[misc, operator]
-        )
+        due = sum(lot.points for lot in self.lots.get(account, ()) if lot.at <= self.now - VALIDITY)
 
         def run() -> LedgerEvent | None:
             return expiry(

@@ -8,7 +8,9 @@ import json
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+from edge_agent.cache.code_cache import CodeCache
 from edge_agent.domain.decision import Accepted, Reason, Refused, ValidationRequest
 from edge_agent.domain.promotion import Member
 from edge_agent.presence.proximity_rules import Suppressed, SuppressReason, Trigger
@@ -18,7 +20,7 @@ from tests.issuing.factories import BASKET, FMT, NOW, STORE
 from tests.proximity.factories import member_id, moment, open_cache, presence, service
 
 
-def _events(cache, type_: str) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+def _events(cache: CodeCache, type_: str) -> list[dict[str, Any]]:
     rows = cache.conn.execute("SELECT payload FROM outbox ORDER BY seq").fetchall()
     return [e for e in (json.loads(r[0]) for r in rows) if e["type"] == type_]
 
@@ -28,13 +30,13 @@ TREATED = member_id("loyal", held_out=False, pol=POLICY)
 HELD = member_id("loyal", held_out=True, pol=POLICY)
 
 
-def _cache(tmp_path: Path, **kw: object):  # type: ignore[no-untyped-def]
+def _cache(tmp_path: Path, *, namespace: str = "23") -> CodeCache:
     members = (
         Member(member_id=TREATED, segment="loyal", tier="gold", proximity_consent=True),
         Member(member_id=HELD, segment="loyal", tier="gold", proximity_consent=True),
         Member(member_id="no-consent", segment="loyal", tier="gold", proximity_consent=False),
     )
-    return open_cache(tmp_path / "cache.db", members=members, **kw)  # type: ignore[arg-type]
+    return open_cache(tmp_path / "cache.db", members=members, namespace=namespace)
 
 
 def test_a_trigger_mints_a_member_bound_coupon_that_validates_here(tmp_path: Path) -> None:
@@ -51,13 +53,14 @@ def test_a_trigger_mints_a_member_bound_coupon_that_validates_here(tmp_path: Pat
     assert details["zone"] == "coffee" and details["rule_id"] == "coffee-dwell"
     assert details["qr_payload"] == recorded.coupon.qr_payload
     assert details["default_sizing_bp"] == 1000 and details["in_holdout"] is False
+    coupon = recorded.coupon
     redemption = RedemptionService(cache, fmt=FMT)
     cache.set_synced_at(NOW)
 
     def validate(member: str) -> object:
         [decision] = redemption.validate(
             ValidationRequest(
-                codes=(recorded.coupon.display,), store_id=STORE, till_id="till-1",
+                codes=(coupon.display,), store_id=STORE, till_id="till-1",
                 cashier_id="c-1", basket=BASKET, now=NOW + timedelta(minutes=5), member_id=member,
             )
         )  # fmt: skip
