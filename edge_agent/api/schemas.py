@@ -57,6 +57,7 @@ class LineIn(Body):
     quantity: Quantity
     unit_price: MinorUnits
     margin_band: MarginBand = "B"
+    unit_cost: MinorUnits | None = None  # points rules: the exact margin (points_rules/margin)
 
 
 class AppliedIn(Body):

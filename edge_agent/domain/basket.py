@@ -12,6 +12,10 @@ class BasketLine:
     quantity: int
     unit_price: int  # minor units, after any price already applied at the shelf
     margin_band: str = "B"  # A (>= 45%), B, C (<= 15%): DOMAIN.md section 5
+    # Minor units per unit, when the POS sends it. Points rules need it to keep burn above the
+    # margin floor exactly; without it they trust margin_band and assume its worst margin
+    # (edge_agent/domain/points_rules/margin.py).
+    unit_cost: int | None = None
 
     @property
     def total(self) -> int:
