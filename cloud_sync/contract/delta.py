@@ -61,6 +61,15 @@ naming ``changes[i].field``)::
                                                         budget so far, in all (not a step):
                                                         a box sums every other box's, and
                                                         its store's for the store allocation
+    member.points             member_id, programme, balance, marks
+                                                        the member's regular points balance
+                                                        in the programme as HQ's ledger holds
+                                                        it (may be negative), and ``marks``:
+                                                        ``points_balance`` JSON text naming,
+                                                        per box, the last of its events that
+                                                        balance includes; a box adds its own
+                                                        later postings to know what the
+                                                        member may spend offline
     store_key.registered      key_id, store_id, public_key, registered_at
     store_key.revoked         key_id, revoked_at
 
@@ -115,6 +124,7 @@ class Op(StrEnum):
     MEMBER_CHANGED = "member.changed"
     MEMBER_ISSUED_ELSEWHERE = "member.issued_elsewhere"
     MEMBER_IDENTITIES = "member.identities"
+    MEMBER_POINTS = "member.points"
     CAMPAIGN_CHANGED = "campaign.changed"
     CAMPAIGN_USED_ELSEWHERE = "campaign.used_elsewhere"
     STORE_KEY_REGISTERED = "store_key.registered"
@@ -127,6 +137,7 @@ class _T(Enum):
     STR = "a string"
     OPT_STR = "a string or null"
     INT = "an integer"
+    SIGNED = "a signed integer"
     BOOL = "true or false"
     TIME = "an ISO 8601 time with offset"
     OPT_TIME = "an ISO 8601 time with offset, or null"
@@ -172,6 +183,13 @@ CHANGE_FIELDS: Final[Mapping[Op, Mapping[str, _T]]] = {
     # The body is decoded by the box (``member_identities.decode_body``), as campaign bodies
     # are, so a set it cannot take refuses that one delta with a reason, not the stream.
     Op.MEMBER_IDENTITIES: {"member_id": _T.STR, "card_salt": _T.STR, "body": _T.STR},
+    # Marks are decoded by the box (``points_balance.decode_marks``), like identities' body.
+    Op.MEMBER_POINTS: {
+        "member_id": _T.STR,
+        "programme": _T.STR,
+        "balance": _T.SIGNED,
+        "marks": _T.STR,
+    },
     Op.CAMPAIGN_CHANGED: {"campaign_id": _T.STR, "body": _T.STR},
     Op.CAMPAIGN_USED_ELSEWHERE: {
         "campaign_id": _T.STR,
@@ -319,6 +337,11 @@ def _value(path: str, value: object, kind: _T) -> Any:
         if type(value) is not int:  # JSON true/false parse as bool, a subclass of int
             raise WrongTypeError(path, kind.value)
         require(0 <= value <= MAX_INT64, path, value, "a count is >= 0 (64-bit)")
+        return value
+    if kind is _T.SIGNED:
+        if type(value) is not int:
+            raise WrongTypeError(path, kind.value)
+        require(-MAX_INT64 <= value <= MAX_INT64, path, value, "out of 64-bit range")
         return value
     if kind is _T.BOOL:
         if type(value) is not bool:

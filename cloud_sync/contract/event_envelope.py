@@ -118,6 +118,10 @@ class EventType(StrEnum):
     OFFER_TRIGGERED = "offer.triggered"  # a proximity offer: a coupon bound to the member
     OFFER_SUPPRESSED = "offer.suppressed"  # a proximity rule gave none (cap, quiet, holdout...)
     MEMBER_CHECKED_IN = "member.checked_in"  # a member's tap at the entrance reader
+    # A points ledger event booked at a till (earn, burn, refund return, burn reversal):
+    # details.ledger is ``edge_agent/domain/points/codec.py``'s object, details.lines what
+    # each basket line earned or burned (band, campaign), for HQ's reports.
+    POINTS_POSTED = "points.posted"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

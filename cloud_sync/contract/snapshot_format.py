@@ -47,6 +47,13 @@ it), consenting members' presence identities, for recognising them in the store:
 
 A box loading a snapshot with the table replaces every identity it held with the table's; without
 it, it keeps its own, less those of members the snapshot's ``members`` say have no consent.
+
+Optionally, the points balances HQ's ledger holds (issue 11), for bounding burns offline::
+
+    points_balances  member_id, programme, balance, marks   (balance may be negative; marks:
+                     ``points_balance.encode_marks`` text, as ``member.points`` carries)
+
+A box loading a snapshot with the table replaces the balances it heard with the table's.
 """
 
 from __future__ import annotations
@@ -128,6 +135,14 @@ MEMBER_IDENTITIES_DDL = (
     "CREATE TABLE {name} (member_id TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID"
 )
 MEMBER_IDENTITIES_COLUMNS = ("member_id", "body")
+# HQ's regular points balance of each member with points, and what it includes
+# (``points_balance.py``: ``marks`` is that module's text).
+POINTS_BALANCES_DDL = (
+    "CREATE TABLE {name} (member_id TEXT NOT NULL, programme TEXT NOT NULL, "
+    "balance INTEGER NOT NULL, marks TEXT NOT NULL, PRIMARY KEY (member_id, programme)) "
+    "WITHOUT ROWID"
+)
+POINTS_BALANCES_COLUMNS = ("member_id", "programme", "balance", "marks")
 # The tables that come with a delta stream position, and their columns.
 FOLLOW_TABLES: dict[str, tuple[str, ...]] = {
     "uses_elsewhere": USES_ELSEWHERE_COLUMNS,
@@ -152,6 +167,7 @@ DDL_BY_TABLE = {
     "campaign_box_use": CAMPAIGN_BOX_USE_DDL,
     "issues_elsewhere": ISSUES_ELSEWHERE_DDL,
     "member_identities": MEMBER_IDENTITIES_DDL,
+    "points_balances": POINTS_BALANCES_DDL,
 }
 
 

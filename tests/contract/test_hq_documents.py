@@ -37,6 +37,7 @@ def _change_fields(op: Op) -> st.SearchStrategy[dict[str, Any]]:
         "STR": names,
         "OPT_STR": st.none() | names,
         "INT": counts,
+        "SIGNED": st.integers(min_value=-(2**63 - 1), max_value=2**63 - 1),
         "BOOL": st.booleans(),
         "TIME": times,
         "OPT_TIME": st.none() | times,
