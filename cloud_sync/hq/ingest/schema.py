@@ -61,6 +61,30 @@ Version 5, proximity offers pushed to the member's phone or wallet
                    the worker sending it, the last HTTP status and error
     events_presence_by_time   a partial index of the presence events by time, which the
                    results report reads by window
+
+Version 6, the points ledger (``cloud_sync/hq/ledger/``, issue 11). An account is
+(programme, holder, category): ``holder`` is the member id, or ``''`` for the programme's own
+accounts, whose ``category`` is then ``liability`` or ``breakage``:
+
+    ledger_events    every booked event once: ``pos`` its place in booking order, its id (the
+                     programme-wide idempotency key), kind, time, origin, campaign, the codec
+                     text (``edge_agent/domain/points/codec.py``) and, for a till's event,
+                     the box event (box_id, box_seq) it travelled in
+    ledger_entries   one row per posting, append-only: (pos, idx) its key; the columns the
+                     ledger API filters on copied from its event; ``signed`` the balance change
+    ledger_accounts  per account: its running balance, when its opening entry was dated
+                     (null for the programme's accounts, which need none) and its last pos
+    ledger_daily     per account and UTC day: the net of its entries dated that day, so a
+                     closing balance at any time sums days, not entries
+    ledger_lines     what each basket line of a till's event earned or burned (band,
+                     campaign): the finance reports per campaign and margin band
+    ledger_marks     per member, programme and box: the last box seq booked for the member,
+                     which ``member.points`` carries to the boxes
+    points_queue     (box_id, seq) of each stored ``points.posted`` not yet booked; queued in
+                     the transaction that stores the event, so booked exactly once
+    points_refusals  a till's event the ledger could not book (a conflict, an unreadable
+                     body), with its reason: never dropped unseen
+    points_balance_queue   (programme, member) whose balance the stores must hear again
 """
 
 from __future__ import annotations
@@ -170,6 +194,38 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         # WHERE word for word, which is what lets SQLite's planner use a partial index.
         "CREATE INDEX events_presence_by_time ON events (occurred_at) WHERE type IN "
         "('offer.triggered', 'offer.suppressed', 'member.checked_in')",
+    ),
+    (
+        # Version 6: the points ledger (cloud_sync/hq/ledger/). Times are epoch microseconds.
+        "CREATE TABLE ledger_events (pos {id}, event_id TEXT NOT NULL UNIQUE, "
+        "kind TEXT NOT NULL, at {int} NOT NULL, programme TEXT NOT NULL, "
+        "channel TEXT NOT NULL, store_id TEXT, till_id TEXT, campaign_id TEXT, "
+        "body TEXT NOT NULL, booked_at {int} NOT NULL, box_id TEXT, box_seq {int})",
+        "CREATE TABLE ledger_entries (pos {int} NOT NULL, idx {int} NOT NULL, "
+        "programme TEXT NOT NULL, holder TEXT NOT NULL, category TEXT NOT NULL, "
+        "side TEXT NOT NULL, points {int} NOT NULL, signed {int} NOT NULL, at {int} NOT NULL, "
+        "kind TEXT NOT NULL, channel TEXT NOT NULL, store_id TEXT, till_id TEXT, "
+        "campaign_id TEXT, PRIMARY KEY (pos, idx))",
+        # A member's page, newest first, is a keyset walk of this index (at, pos, idx).
+        "CREATE INDEX ledger_entries_by_holder ON ledger_entries (programme, holder, at, pos, idx)",
+        "CREATE TABLE ledger_accounts (programme TEXT NOT NULL, holder TEXT NOT NULL, "
+        "category TEXT NOT NULL, balance {int} NOT NULL, opened_at {int}, "
+        "last_pos {int} NOT NULL, PRIMARY KEY (programme, holder, category))",
+        "CREATE TABLE ledger_daily (programme TEXT NOT NULL, holder TEXT NOT NULL, "
+        "category TEXT NOT NULL, day {int} NOT NULL, net {int} NOT NULL, "
+        "PRIMARY KEY (programme, holder, category, day))",
+        "CREATE TABLE ledger_lines (pos {int} NOT NULL, line {int} NOT NULL, "
+        "side TEXT NOT NULL, band TEXT, campaign_id TEXT, points {int} NOT NULL, "
+        "PRIMARY KEY (pos, line, side))",
+        "CREATE TABLE ledger_marks (programme TEXT NOT NULL, member_id TEXT NOT NULL, "
+        "box_id TEXT NOT NULL, seq {int} NOT NULL, PRIMARY KEY (programme, member_id, box_id))",
+        "CREATE TABLE points_queue (box_id TEXT NOT NULL, seq {int} NOT NULL, "
+        "PRIMARY KEY (box_id, seq))",
+        "CREATE TABLE points_refusals (box_id TEXT NOT NULL, seq {int} NOT NULL, "
+        "event_id TEXT, reason TEXT NOT NULL, detail TEXT NOT NULL, refused_at {int} NOT NULL, "
+        "PRIMARY KEY (box_id, seq))",
+        "CREATE TABLE points_balance_queue (programme TEXT NOT NULL, member_id TEXT NOT NULL, "
+        "PRIMARY KEY (programme, member_id))",
     ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
