@@ -14,7 +14,7 @@ from cloud_sync.contract.event_envelope import EventEnvelope, EventType
 from cloud_sync.hq.ingest.event_store import EventStore, Row, Tx, to_micros
 from cloud_sync.hq.ledger.book import holder_and_category
 from edge_agent.domain.points import codec, kinds
-from edge_agent.domain.points.accounts import Account, MemberAccount
+from edge_agent.domain.points.accounts import Account, Category, MemberAccount
 from edge_agent.domain.points.event import Channel, LedgerEvent, Origin
 from edge_agent.domain.points.ledger import Ledger
 from tests.contract.streams import event
@@ -24,8 +24,8 @@ PROGRAMME = "main"
 TILL = Origin(Channel.IN_STORE, store=STORE, till="till-1")
 
 
-def acct(member: str) -> MemberAccount:
-    return MemberAccount(PROGRAMME, member)
+def acct(member: str, category: Category = Category.REGULAR) -> MemberAccount:
+    return MemberAccount(PROGRAMME, member, category)
 
 
 def earn(event_id: str, member: str, points: int, *, hours: float = 0) -> LedgerEvent:
