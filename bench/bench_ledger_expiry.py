@@ -45,8 +45,8 @@ from cloud_sync.contract.event_envelope import Attribution, EventEnvelope, Event
 from cloud_sync.contract.topics import Channel as TopicChannel
 from cloud_sync.hq.ingest.core import Ingest
 from cloud_sync.hq.ingest.event_store import EventStore, Tx, open_event_store, to_micros
-from cloud_sync.hq.ingest.schema import Dialect
 from cloud_sync.hq.ingest.keyring import Keyring
+from cloud_sync.hq.ingest.schema import Dialect
 from cloud_sync.hq.ledger import expiry_run
 from cloud_sync.hq.ledger.book import codec_text
 from cloud_sync.hq.ledger.openings import zero_opening
@@ -208,13 +208,14 @@ class IngestLoad:
                     "lines": [],
                     "rules_version": "r1",
                     "variant": None,
-                },  # fmt: skip
+                },
                 prev_hash=self.prev,
             )
             sealed = Sealed.seal(event)
             self.prev = envelope.event_hash(sealed.text)
             rows.append((self.seq, sealed.text))
-        batch = batches.pack(store_id=STORE, box_id=BOX, key_id=key_id(self.key.public_key()), events=rows)  # fmt: skip
+        kid = key_id(self.key.public_key())
+        batch = batches.pack(store_id=STORE, box_id=BOX, key_id=kid, events=rows)
         return batches.encode(sign(batch, self.key))
 
     def _run(self) -> None:
@@ -239,19 +240,11 @@ class IngestLoad:
 
 
 def expire(store: EventStore, page: int) -> tuple[expiry_run.ExpiryTally, list[float]]:
-    total = expiry_run.ExpiryTally()
     pages: list[float] = []
-    cursor: expiry_run.Cursor | None = expiry_run.START
-    while cursor is not None:
-        started = time.perf_counter()
-        cursor, done = store.run(
-            partial(expiry_run.expire_page, after=cursor, now=NOW, validity=VALIDITY, limit=page)
-        )
-        pages.append(time.perf_counter() - started)
-        total.members += done.members
-        total.expired_accounts += done.expired_accounts
-        total.points += done.points
-    return total, pages
+    done = expiry_run.run(
+        store, now=NOW, validity=VALIDITY, limit=page, progress=lambda _, s: pages.append(s)
+    )
+    return done, pages
 
 
 def measure(name: str, location: str, members: int, page: int, build: Callable[[], None]) -> None:
