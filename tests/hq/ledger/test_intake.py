@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from cloud_sync.hq.ingest.core import Ingest
-from cloud_sync.hq.ingest.event_store import EventStore, Tx
+from cloud_sync.hq.ingest.event_store import EventStore, Tx, open_event_store
 from cloud_sync.hq.ledger import intake, operations
 from cloud_sync.hq.ledger.intake import TILL_POLICY, post_all, post_page
 from cloud_sync.hq.ledger.openings import zero_opening
@@ -212,3 +214,28 @@ def test_codec_text_of_a_stored_event_is_the_tills(ingest: Ingest, store: EventS
     ][0]
     assert codec.decode(json.loads(body)) == e
     assert intake.Refusal.OVERDRAFT.value == "overdraft"
+
+
+def test_the_running_poster_books_what_arrives_and_stops_when_told(
+    ingest: Ingest, store: EventStore, location: str
+) -> None:
+    own = open_event_store(location)  # a service of its own: its own connection
+    poster = intake.PointsPoster(store=own, clock=lambda: AT, idle_s=0.02, limit=2)
+    stop = threading.Event()
+    thread = threading.Thread(target=poster.run, args=(stop,))
+    thread.start()
+    try:
+        events = [earn(f"e{i}", "ann", i, hours=i) for i in range(1, 6)]
+        sealed = rechain([posted(i, e) for i, e in enumerate(events, 1)])
+        ingest.handle(events_topic(BOX_A), payload(sealed[:3]), AT)
+        ingest.handle(events_topic(BOX_A), payload(sealed[3:]), AT)
+        deadline = time.monotonic() + 10
+        while balance_at(store, acct("ann")) != 15 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        own.close()
+    assert not thread.is_alive()
+    assert balance_at(store, acct("ann")) == 15
+    assert marks(store) == {("ann", BOX_A): 5}
