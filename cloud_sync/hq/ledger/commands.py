@@ -142,22 +142,27 @@ def _award(args: argparse.Namespace, now: datetime) -> int:
     at = now if args.at is None else parse_time(args.at, "--at")
 
     def work(store: EventStore) -> int:
-        try:
-            done = store.run(
-                lambda tx: operations.bulk_award(
-                    tx,
-                    programme=args.programme,
-                    campaign=args.campaign,
-                    award=args.award,
-                    members=members,
-                    points=args.points,
-                    category=Category(args.category),
-                    at=at,
-                    now=now,
+        done: list[Admission] = []
+        for n, chunk in enumerate(operations.award_chunks(members)):
+            try:
+                done.append(
+                    store.run(
+                        partial(
+                            operations.bulk_award,
+                            programme=args.programme,
+                            campaign=args.campaign,
+                            award=args.award,
+                            chunk=n,
+                            members=chunk,
+                            points=args.points,
+                            category=Category(args.category),
+                            at=at,
+                            now=now,
+                        )
+                    )
                 )
-            )
-        except LedgerError as exc:
-            raise InputError(str(exc)) from None
+            except LedgerError as exc:
+                raise InputError(f"{exc} ({n} events before it were booked)") from None
         booked = sum(isinstance(d, Admitted) for d in done)
         print(f"awarded {args.points} points to {len(set(members))} members in {len(done)} "
               f"events ({booked} booked now, {len(done) - booked} already booked)")  # fmt: skip

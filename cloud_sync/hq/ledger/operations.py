@@ -103,41 +103,38 @@ def import_balance(
     return _book(tx, event, now=now)
 
 
+def award_chunks(members: Sequence[str]) -> list[list[str]]:
+    """``members`` deduplicated, in member order, cut into ``BULK_CHUNK``s: chunk ``n`` is
+    the award's event ``n`` (so the same list always makes the same events)."""
+    ordered = sorted(set(members))
+    return [ordered[i : i + BULK_CHUNK] for i in range(0, len(ordered), BULK_CHUNK)]
+
+
 def bulk_award(
     tx: Tx,
     *,
     programme: str,
     campaign: str,
     award: str,
+    chunk: int,
     members: Sequence[str],
     points: int,
     category: Category = Category.REGULAR,
     at: datetime,
     now: datetime,
-) -> list[Admission]:
-    """``points`` to each of ``members`` (deduplicated, in member order), one event per
-    ``BULK_CHUNK`` of them."""
-    tx.lock_keys([openings.LOCK])
-    accounts = [MemberAccount(programme, m, category) for m in sorted(set(members))]
-    done: list[Admission] = []
-    for n, start in enumerate(range(0, len(accounts), BULK_CHUNK)):
-        chunk = accounts[start : start + BULK_CHUNK]
-        event = kinds.bulk_award(
-            event_id=f"bulk:{programme}:{campaign}:{award}:{n}",
-            at=at,
-            origin=HQ_ORIGIN,
-            accounts=chunk,
-            points=points,
-            campaign=campaign,
-        )
-        replayed = _rerun(tx, event)
-        if replayed is not None:
-            done.append(replayed)
-            continue
-        for account in chunk:
-            ensure_open(tx, account, booked_at=now)
-        done.append(book(tx, event, policy=POLICY, booked_at=now))
-    return done
+) -> Admission:
+    """``points`` to each of ``members`` (``award_chunks(...)[chunk]``): one event, in the
+    caller's transaction; the CLI gives each chunk a transaction of its own."""
+    accounts = [MemberAccount(programme, m, category) for m in members]
+    event = kinds.bulk_award(
+        event_id=f"bulk:{programme}:{campaign}:{award}:{chunk}",
+        at=at,
+        origin=HQ_ORIGIN,
+        accounts=accounts,
+        points=points,
+        campaign=campaign,
+    )
+    return _credit_then_book(tx, event, accounts, now=now)
 
 
 def transfer(

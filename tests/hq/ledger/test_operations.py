@@ -130,3 +130,26 @@ def test_merge_of_a_negative_victim_flips_the_signs_and_keeps_two_ledgers(
     assert [tuple(r) for r in entries] == [("", 2), ("sue", 2), ("vic", 2)]  # separate ledgers
     book()  # the imports again: already booked
     assert balance_at(store, acct("sue")) == 60
+
+
+def test_a_large_award_is_one_event_and_transaction_per_chunk(
+    location: str, store: EventStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(operations, "BULK_CHUNK", 2)
+    members = tmp_path / "members.csv"
+    members.write_text("member_id\n" + "".join(f"m{i}\n" for i in (4, 1, 3, 0, 2, 1)))
+    award = ["award", "--campaign", "SPRING", "--award", "a1", "--points", "3", "--members"]
+    assert points(location, *award, str(members), "--at", WHEN) == 0
+    assert points(location, *award, str(members)) == 0
+    rows = store.run(
+        lambda tx: tx.query(
+            "SELECT e.event_id, COUNT(*) FROM ledger_events e JOIN ledger_entries n "
+            "ON n.pos = e.pos WHERE e.kind = 'bulk_award' GROUP BY e.event_id ORDER BY 1"
+        )
+    )
+    assert [tuple(r) for r in rows] == [
+        ("bulk:main:SPRING:a1:0", 3),  # m0, m1 and the liability
+        ("bulk:main:SPRING:a1:1", 3),
+        ("bulk:main:SPRING:a1:2", 2),
+    ]
+    assert [balance_at(store, acct(f"m{i}")) for i in range(5)] == [3] * 5
