@@ -26,9 +26,10 @@ The agreed format (``cloud_sync/contract/snapshot_format.py``, version 2; read b
 A snapshot for one store may carry where it was cut in the store's delta stream
 (``snapshot_meta.delta_stream`` and ``delta_seq``) and the fleet's use of codes and campaigns
 by then (``uses_elsewhere``, ``campaign_box_use``) and the fleet's recent receipt coupon
-issues to members (``issues_elsewhere``, for the frequency caps): a ``FollowPoint`` the fan-out
+issues to members (``issues_elsewhere``, for the frequency caps) and HQ's points balances
+(``points_balances``, from the ledger in the event store): a ``FollowPoint`` the fan-out
 reads in one event store transaction (``fanout.delta_log.follow_point``), so the box follows
-the stream from exactly there. The three tables are always created, and empty without a
+the stream from exactly there. These tables are always created, and empty without a
 position.
 
 Version 2 added ``namespace``: the store mints only there, so the registry is the one place a
@@ -82,6 +83,7 @@ class FollowPoint:
     uses: Sequence[tuple[object, ...]]
     campaign_uses: Sequence[tuple[object, ...]]
     issues: Sequence[tuple[object, ...]] = ()
+    points: Sequence[tuple[object, ...]] = ()  # ``POINTS_BALANCES_COLUMNS`` rows
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,6 +156,9 @@ def write_snapshot(
                 )
                 conn.executemany(
                     "INSERT INTO snap.issues_elsewhere VALUES (?, ?, ?, ?, ?)", follow.issues
+                )
+                conn.executemany(
+                    "INSERT INTO snap.points_balances VALUES (?, ?, ?, ?)", follow.points
                 )
             conn.executemany(
                 "INSERT INTO snap.campaigns (campaign_id, body) VALUES (?, ?)",

@@ -33,7 +33,7 @@ from cloud_sync.contract.delta import Change, Delta
 from cloud_sync.contract.follow_position import FollowPosition
 from cloud_sync.contract.hq_document import Kind
 from cloud_sync.hq import hq_signer
-from cloud_sync.hq.fanout import member_issues
+from cloud_sync.hq.fanout import member_issues, member_points
 from cloud_sync.hq.ingest.event_store import Tx, to_micros
 from cloud_sync.hq.snapshot import FollowPoint
 
@@ -111,6 +111,7 @@ def follow_point(tx: Tx, store_id: str, *, now: datetime) -> FollowPoint:
         uses=uses,
         campaign_uses=campaign_uses,
         issues=member_issues.recent(tx, now=now),
+        points=member_points.balances(tx),
     )
 
 

@@ -5,8 +5,9 @@ Theory of operation
 Two sources change what a store's boxes must hold: HQ's own decisions, journalled by the
 central store in the transaction that makes them (codes minted or revoked, links, members,
 campaigns, store keys; each scoped to one store or to every store, ``*``), and what the fleet
-did, queued by ingest: redemptions and returns (``use_totals``) and receipt coupons issued to
-members (``member_issues``). ``step`` takes a page of each,
+did, queued by ingest: redemptions and returns (``use_totals``), receipt coupons issued to
+members (``member_issues``) and members' points balances the ledger moved
+(``member_points``). ``step`` takes a page of each,
 groups the changes by the store that must see them, and appends each store's as its next
 deltas (``delta_log.append``), in one event store transaction that also moves the journal
 cursor (``fanout_meta.journal_id``) and empties the queue rows it took. So a crash repeats a
@@ -41,7 +42,7 @@ from typing import Final, Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud_sync.contract.delta import Change
-from cloud_sync.hq.fanout import delta_log, member_issues, use_totals
+from cloud_sync.hq.fanout import delta_log, member_issues, member_points, use_totals
 from cloud_sync.hq.fanout.delta_log import Published
 from cloud_sync.hq.ingest.event_store import Tx
 
@@ -106,6 +107,7 @@ def step(
     journal_page: int = JOURNAL_PAGE,
     use_page: int = use_totals.PAGE,
     issue_page: int = member_issues.PAGE,
+    points_page: int = member_points.PAGE,
     resync_rows: int = RESYNC_ROWS,
 ) -> list[Published]:
     """One step (see the module docstring): the deltas made, to publish."""
@@ -123,7 +125,11 @@ def step(
                 changes.setdefault(store, []).append(entry.change)
         if page.through > cursor:
             _move_cursor(tx, page.through)
-    used = use_totals.take(tx, limit=use_page) + member_issues.take(tx, limit=issue_page)
+    used = (
+        use_totals.take(tx, limit=use_page)
+        + member_issues.take(tx, limit=issue_page)
+        + member_points.take(tx, limit=points_page)
+    )
     published: list[Published] = []
     for store in sorted(changes):
         mine = changes[store] + used if store in stores else changes[store]

@@ -83,7 +83,8 @@ accounts, whose ``category`` is then ``liability`` or ``breakage``:
     points_queue     (box_id, seq) of each stored ``points.posted`` not yet booked; queued in
                      the transaction that stores the event, so booked exactly once
     points_refusals  a till's event the ledger could not book (a conflict, an unreadable
-                     body), with its reason: never dropped unseen
+                     body), with its reason: never dropped unseen; reason ``overdraft`` is
+                     the exception, an event booked below zero and flagged (``intake.py``)
     points_balance_queue   (programme, member) whose balance the stores must hear again
 """
 

@@ -268,6 +268,7 @@ class _EventTable:
     fanned: list[tuple[str, int]] = field(default_factory=list)  # (box, seq) to fan out
     issued: list[tuple[str, int]] = field(default_factory=list)  # (box, seq) of issues
     offers: list[tuple[str, str, int, int]] = field(default_factory=list)  # to push
+    posted: list[tuple[str, int]] = field(default_factory=list)  # (box, seq) to book
 
     def look_up(self, ids: Sequence[str]) -> None:
         """Learn which of ``ids`` HQ holds (pending rows count as held)."""
@@ -299,6 +300,7 @@ class _EventTable:
         self.offers.extend(
             (r[_EVENT_ID], r[0], r[1], r[_RECEIVED_AT]) for r in rows if r[_TYPE] == OFFERS
         )
+        self.posted.extend((r[0], r[1]) for r in rows if r[_TYPE] == POINTS_POSTED)
 
     def query(self, sql: str, params: Sequence[object]) -> list[Row]:
         """A read of the table: after the pending rows are in it."""
@@ -322,6 +324,10 @@ class _EventTable:
             # (``cloud_sync/hq/member_push/``): queued in this transaction, so exactly once.
             push_queue.enqueue(self.tx, self.offers)
             self.offers = []
+        if self.posted:
+            # The points ledger books each till posting once (``cloud_sync/hq/ledger/intake``).
+            self.tx.insert_many("points_queue", ("box_id", "seq"), self.posted)
+            self.posted = []
 
 
 _EVENT_ID: Final = EVENT_COLUMNS.index("event_id")
@@ -335,6 +341,9 @@ ISSUES: Final = frozenset({EventType.COUPON_ISSUED.value, EventType.COUPON_WITHH
 # The proximity offers pushed to the member (every one: one the webhook cannot take is
 # recorded as failed with its reason, never dropped unseen).
 OFFERS: Final = push_queue.QUEUED
+# The tills' points ledger events, every one (an unreadable one is refused by the poster,
+# with its reason, never dropped here).
+POINTS_POSTED: Final = EventType.POINTS_POSTED.value
 
 
 @dataclass(slots=True, kw_only=True)

@@ -95,63 +95,108 @@ def book(
     """Admit ``event`` and, if admitted, store it (module docstring). ``source`` is the
     (box_id, seq) of the box event it came in."""
     decision = admit(event, TxLedgerView(tx), policy)
-    if not isinstance(decision, Admitted):
-        return decision
-    o = event.origin
-    at = to_micros(event.at)
-    box_id, box_seq = source if source is not None else (None, None)
-    pos = int(
-        tx.query(
-            "INSERT INTO ledger_events (event_id, kind, at, programme, channel, store_id, "
-            "till_id, campaign_id, body, booked_at, box_id, box_seq) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING pos",
-            (event.event_id, event.kind.value, at, event.programme, o.channel.value, o.store,
-             o.till, event.campaign, codec_text(event), to_micros(booked_at), box_id, box_seq),
-        )[0][0]
-    )  # fmt: skip
-    entries: list[Sequence[object]] = []
-    for idx, p in enumerate(event.postings):
-        holder, category = holder_and_category(p.account)
-        entries.append(
-            (pos, idx, event.programme, holder, category, p.side.value, p.points, p.signed, at,
-             event.kind.value, o.channel.value, o.store, o.till, event.campaign)
+    if isinstance(decision, Admitted):
+        store_admitted(tx, [(event, source)], booked_at=booked_at)
+    return decision
+
+
+def store_admitted(
+    tx: Tx,
+    events: Sequence[tuple[LedgerEvent, tuple[str, int] | None]],
+    *,
+    booked_at: datetime,
+) -> list[int]:
+    """Store ``events`` (each with its source), which ``admit`` admitted in this order
+    against the ledger as it stands plus the ones before it, in a few statements whatever
+    their number (the expiry run books a page of members' at once); their ``pos``."""
+    if not events:
+        return []
+    rows = []
+    for event, source in events:
+        o = event.origin
+        box_id, box_seq = source if source is not None else (None, None)
+        rows.append(
+            (event.event_id, event.kind.value, to_micros(event.at), event.programme,
+             o.channel.value, o.store, o.till, event.campaign, codec_text(event),
+             to_micros(booked_at), box_id, box_seq)
         )  # fmt: skip
+    tx.insert_many("ledger_events", EVENT_COLUMNS, rows)
+    ids = [e.event_id for e, _ in events]
+    pos_of: dict[str, int] = {}
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = ids[start : start + ID_CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        pos_of.update(
+            (str(i), int(p))
+            for i, p in tx.query(
+                f"SELECT event_id, pos FROM ledger_events WHERE event_id IN ({marks})",  # noqa: S608
+                chunk,
+            )
+        )
+    entries: list[Sequence[object]] = []
+    change: dict[tuple[str, str, str], int] = {}
+    opened: dict[tuple[str, str, str], int | None] = {}
+    last: dict[tuple[str, str, str], int] = {}
+    daily: dict[tuple[str, str, str, int], int] = {}
+    members: set[tuple[str, str]] = set()
+    for event, _ in events:
+        pos, at, o = pos_of[event.event_id], to_micros(event.at), event.origin
+        opening = event.kind is EventKind.OPENING
+        for idx, p in enumerate(event.postings):
+            holder, category = holder_and_category(p.account)
+            entries.append(
+                (pos, idx, event.programme, holder, category, p.side.value, p.points, p.signed,
+                 at, event.kind.value, o.channel.value, o.store, o.till, event.campaign)
+            )  # fmt: skip
+            key = (event.programme, holder, category)
+            change[key] = change.get(key, 0) + p.signed
+            last[key] = pos
+            if opening and holder != PROGRAMME_HOLDER:
+                opened[key] = at
+            else:
+                opened.setdefault(key, None)
+            day = (event.programme, holder, category, at // DAY_US)
+            daily[day] = daily.get(day, 0) + p.signed
+            if holder != PROGRAMME_HOLDER:
+                members.add((event.programme, holder))
     tx.insert_many("ledger_entries", ENTRY_COLUMNS, entries)
-    opening = event.kind is EventKind.OPENING
-    net: dict[tuple[str, str], int] = {}
-    for p in event.postings:
-        key = holder_and_category(p.account)
-        net[key] = net.get(key, 0) + p.signed
-    day = at // DAY_US
-    accounts = []
-    daily = []
-    for (holder, category), change in sorted(net.items()):
-        opened = at if opening and holder != PROGRAMME_HOLDER else None
-        accounts.append((event.programme, holder, category, change, opened, pos))
-        daily.append((event.programme, holder, category, day, change))
     tx.execute_many(
         "INSERT INTO ledger_accounts (programme, holder, category, balance, opened_at, "
         "last_pos) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (programme, holder, category) "
         "DO UPDATE SET balance = ledger_accounts.balance + excluded.balance, "
         "opened_at = COALESCE(ledger_accounts.opened_at, excluded.opened_at), "
         "last_pos = excluded.last_pos",
-        accounts,
+        [(*key, change[key], opened[key], last[key]) for key in sorted(change)],
     )
     tx.execute_many(
         "INSERT INTO ledger_daily (programme, holder, category, day, net) "
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (programme, holder, category, day) "
         "DO UPDATE SET net = ledger_daily.net + excluded.net",
-        daily,
+        [(*key, net) for key, net in sorted(daily.items())],
     )
-    members = sorted({h for h, _ in net if h != PROGRAMME_HOLDER})
     tx.execute_many(
         "INSERT INTO points_balance_queue (programme, member_id) VALUES (?, ?) "
         "ON CONFLICT (programme, member_id) DO NOTHING",
-        [(event.programme, m) for m in members],
+        sorted(members),
     )
-    return decision
+    return [pos_of[i] for i in ids]
 
 
+ID_CHUNK: Final = 500  # event ids per lookup: well inside SQLite's parameter limit
+EVENT_COLUMNS: Final = (
+    "event_id",
+    "kind",
+    "at",
+    "programme",
+    "channel",
+    "store_id",
+    "till_id",
+    "campaign_id",
+    "body",
+    "booked_at",
+    "box_id",
+    "box_seq",
+)
 ENTRY_COLUMNS: Final = (
     "pos",
     "idx",

@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from tests.hq.ingest.conftest import location, pg_database, store  # noqa: F401 (by name)
+from tests.hq.ingest.conftest import ingest, location, pg_database, store  # noqa: F401 (by name)
