@@ -1,0 +1,345 @@
+"""The ledger HTTP API for HQ operators: a member's entries and balances, the programme's
+liability, breakage forecast, campaign report and CSV export.
+
+Theory of operation
+-------------------
+Every route needs ``Authorization: Bearer <operator token>`` (``operator_tokens``): a 401
+otherwise, before any query runs. Query values are typed (enums for channel, kind, category
+and side; aware ISO 8601 times; bounded ids), so a bad one is a 422 ``invalid_request``
+naming it; a cursor the API did not hand out is a 422 ``bad_cursor``, a range whose start is
+not before its end a 422 ``empty_range``. Every error is ``{error, detail}``
+(``ErrorOut``), and the OpenAPI document (``/openapi.json``) lists each route's statuses.
+
+The store is one connection (``EventStore``), so its work runs on one thread of the app's
+own: requests take turns at the database and never block the event loop. The store being
+unreachable is a 503 ``store_unavailable``. The app only reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Final, TypeVar
+
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cloud_sync.hq.finance import campaign_report, entries_csv, liability
+from cloud_sync.hq.finance.campaign_report import Report
+from cloud_sync.hq.finance.face_value import FaceValue
+from cloud_sync.hq.finance.liability import Liability
+from cloud_sync.hq.ingest.errors import StoreUnavailableError
+from cloud_sync.hq.ingest.event_store import EventStore, Tx
+from cloud_sync.hq.ledger_api import balances, cursor, entries
+from cloud_sync.hq.ledger_api.balances import AccountBalance, Closing
+from cloud_sync.hq.ledger_api.entries import Entry
+from cloud_sync.hq.ledger_api.operator_tokens import Operators
+from cloud_sync.hq.ledger_api.view import RangeError, View
+from edge_agent.domain.points.accounts import Category
+from edge_agent.domain.points.event import Channel, EventKind, Side
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+DEFAULT_PROGRAMME: Final = "main"  # the box's default programme (config)
+
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@+-]+$")]
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="stable name to switch on")
+    detail: str
+
+
+class LedgerPageOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    member: str
+    programme: str
+    entries: list[Entry] = Field(description="newest first, at most 10")
+    next_cursor: str | None = Field(description="for the next, older page; null on the last")
+    closing: Closing
+
+
+class BalanceOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    member: str
+    programme: str
+    total: int = Field(description="the member's points over every category")
+    accounts: list[AccountBalance]
+
+
+_WHY: Final = {
+    401: "`unauthorized`: no operator bearer token, or one this HQ does not know.",
+    422: "`invalid_request` (`detail` names the parameter), `bad_cursor` (a cursor this API "
+    "did not hand out) or `empty_range` (`from` not before `to`).",
+    503: "`store_unavailable`: the ledger's database cannot be reached now.",
+}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": ErrorOut, "description": _WHY[s]} for s in statuses}
+
+
+READ_ERRORS: Final = _errors(401, 422, 503)
+
+
+class UnauthorizedError(Exception):
+    pass
+
+
+class BadQueryError(Exception):
+    def __init__(self, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    store: EventStore
+    operators: Operators
+    clock: Callable[[], datetime]
+    db: ThreadPoolExecutor
+
+    async def run(self, work: Callable[[Tx], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.db, self.store.run, work)
+
+
+_bearer = HTTPBearer(auto_error=False, description="an HQ operator's token")
+
+
+def _context(
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Context:
+    # ``_bearer`` only declares the scheme in the OpenAPI document; the check is here.
+    ctx: Context = request.app.state.ctx
+    if not ctx.operators.allows(request.headers.get("authorization")):
+        raise UnauthorizedError
+    return ctx
+
+
+Ctx = Annotated[Context, Depends(_context)]
+Programme = Annotated[Name, Query(description="the points programme")]
+
+
+@dataclass(frozen=True, slots=True)
+class ViewQuery:
+    """The filters every entries route takes, as query parameters."""
+
+    channel: Annotated[Channel | None, Query(description="source channel")] = None
+    till: Annotated[Name | None, Query(description="till id")] = None
+    store: Annotated[Name | None, Query(description="store id")] = None
+    kind: Annotated[EventKind | None, Query(description="entry type: the event's kind")] = None
+    side: Annotated[Side | None, Query(description="credit or debit")] = None
+    category: Annotated[Category | None, Query(description="points category")] = None
+    start: Annotated[
+        AwareDatetime | None,
+        Query(alias="from", description="ISO 8601 with offset, inclusive; default: to - 7 days"),
+    ] = None
+    end: Annotated[
+        AwareDatetime | None,
+        Query(alias="to", description="ISO 8601 with offset, exclusive; default: now"),
+    ] = None
+
+    def view(self, *, programme: str, holder: str | None, now: datetime) -> View:
+        try:
+            return View.of(
+                programme=programme, holder=holder, now=now, start=self.start, end=self.end,
+                category=self.category, channel=self.channel, till=self.till,
+                store=self.store, kind=self.kind, side=self.side,
+            )  # fmt: skip
+        except RangeError as exc:
+            raise BadQueryError("empty_range", str(exc)) from None
+
+
+Filters = Annotated[ViewQuery, Depends()]
+
+
+def _add_routes(app: FastAPI) -> None:
+    @app.get(
+        "/v1/members/{member}/ledger",
+        response_model=LedgerPageOut,
+        responses=READ_ERRORS,
+        tags=["ledger"],
+    )
+    async def ledger_page(
+        member: Annotated[Name, Path()],
+        ctx: Ctx,
+        filters: Filters,
+        programme: Programme = DEFAULT_PROGRAMME,
+        after: Annotated[
+            str | None,
+            Query(alias="cursor", max_length=cursor.MAX_LENGTH, description="from the last page"),
+        ] = None,
+    ) -> LedgerPageOut:
+        """A member's entries, newest first, ten a page, with the view's closing balance."""
+        view = filters.view(programme=programme, holder=member, now=ctx.clock())
+        try:
+            key = None if after is None else cursor.decode(after)
+        except cursor.CursorError as exc:
+            raise BadQueryError("bad_cursor", str(exc)) from None
+
+        def read(tx: Tx) -> LedgerPageOut:
+            got = entries.page(tx, view, key)
+            return LedgerPageOut(
+                member=member,
+                programme=programme,
+                entries=got.entries,
+                next_cursor=got.next_cursor,
+                closing=balances.closing(tx, view),
+            )
+
+        return await ctx.run(read)
+
+    @app.get(
+        "/v1/members/{member}/balance",
+        response_model=BalanceOut,
+        responses=READ_ERRORS,
+        tags=["ledger"],
+    )
+    async def balance(
+        member: Annotated[Name, Path()], ctx: Ctx, programme: Programme = DEFAULT_PROGRAMME
+    ) -> BalanceOut:
+        """The member's current balance per points category (open accounts)."""
+        accounts = await ctx.run(
+            lambda tx: balances.current(tx, programme=programme, holder=member)
+        )
+        total = sum(a.balance for a in accounts)
+        return BalanceOut(member=member, programme=programme, total=total, accounts=accounts)
+
+    @app.get(
+        "/v1/programmes/{programme}/liability",
+        response_model=Liability,
+        responses=READ_ERRORS,
+        tags=["finance"],
+    )
+    async def liability_route(
+        programme: Annotated[Name, Path()],
+        ctx: Ctx,
+        points_per_unit: Annotated[int, Query(ge=1, le=1_000_000)] = 100,
+        minor_per_unit: Annotated[int, Query(ge=1, le=1_000_000)] = 100,
+        seed: Annotated[int, Query(ge=0, le=2**32 - 1)] = liability.DEFAULT_SEED,
+    ) -> Liability:
+        """What the programme owes: face value x (1 - breakage), per cohort, with the
+        breakage forecast (Monte-Carlo, 1,000 runs, 95th percentile liability)."""
+        face = FaceValue(points_per_unit=points_per_unit, minor_per_unit=minor_per_unit)
+        return await ctx.run(
+            lambda tx: liability.value(tx, programme=programme, face=face, seed=seed)
+        )
+
+    @app.get(
+        "/v1/programmes/{programme}/campaign-report",
+        response_model=Report,
+        responses=READ_ERRORS,
+        tags=["finance"],
+    )
+    async def report_route(
+        programme: Annotated[Name, Path()], ctx: Ctx, filters: Filters
+    ) -> Report:
+        """Points earned and burned per campaign and margin band over `[from, to)`."""
+        view = filters.view(programme=programme, holder=None, now=ctx.clock())
+        return await ctx.run(
+            lambda tx: campaign_report.report(
+                tx, programme=programme, start=view.start, end=view.end
+            )
+        )
+
+    @app.get(
+        "/v1/programmes/{programme}/entries.csv",
+        response_class=StreamingResponse,
+        responses={
+            200: {"content": {"text/csv": {}}, "description": "RFC 4180, a header row first"},
+            **READ_ERRORS,
+        },
+        tags=["finance"],
+    )
+    async def export_route(
+        programme: Annotated[Name, Path()],
+        ctx: Ctx,
+        filters: Filters,
+        member: Annotated[
+            Name | None, Query(description="one member (default: every account)")
+        ] = None,
+    ) -> StreamingResponse:
+        """The view's entries in booking order, as CSV, streamed."""
+        view = filters.view(programme=programme, holder=member, now=ctx.clock())
+        rows = entries.walk(ctx.store, view)
+
+        async def body() -> AsyncIterator[str]:
+            loop = asyncio.get_running_loop()
+            lines = entries_csv.lines(rows)
+            while True:
+                chunk = await loop.run_in_executor(ctx.db, _next_chunk, lines)
+                if not chunk:
+                    return
+                yield chunk
+
+        return StreamingResponse(body(), media_type="text/csv; charset=utf-8")
+
+
+def _next_chunk(lines: Any, size: int = 500) -> str:
+    out = []
+    for line in lines:
+        out.append(line)
+        if len(out) == size:
+            break
+    return "".join(out)
+
+
+def _error(status: int, error: str, detail: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": error, "detail": detail})
+
+
+def create_app(
+    *, store: EventStore, operators: Operators, clock: Callable[[], datetime]
+) -> FastAPI:
+    """The app over ``store``; ``clock`` is the seam tests use for "now" (default ranges)."""
+    app = FastAPI(
+        title="Storeside HQ ledger API",
+        version="1",
+        summary="Members' points entries and balances; the programme's liability.",
+    )
+    app.state.ctx = Context(
+        store=store,
+        operators=operators,
+        clock=clock,
+        db=ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-db"),
+    )
+    _add_routes(app)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        return _error(422, "invalid_request", "; ".join(problems))
+
+    @app.exception_handler(BadQueryError)
+    async def _bad_query(_: Request, exc: BadQueryError) -> JSONResponse:
+        return _error(422, exc.error, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        names = {404: "not_found", 405: "method_not_allowed"}
+        return _error(exc.status_code, names.get(exc.status_code, "http_error"), str(exc.detail))
+
+    @app.exception_handler(UnauthorizedError)
+    async def _unauthorized(_: Request, __: UnauthorizedError) -> JSONResponse:
+        return JSONResponse(
+            status_code=401,
+            content={"error": "unauthorized", "detail": "an operator bearer token is required"},
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    @app.exception_handler(StoreUnavailableError)
+    async def _unavailable(_: Request, exc: StoreUnavailableError) -> JSONResponse:
+        log.warning("ledger store unavailable: %s", exc)
+        return _error(503, "store_unavailable", "the ledger's database cannot be reached now")
+
+    return app
