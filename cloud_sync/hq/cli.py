@@ -34,10 +34,12 @@ from cloud_sync.hq.config_push.commands import add_commands as add_config_comman
 from cloud_sync.hq.errors import HqError, InputError, validation_problems
 from cloud_sync.hq.fanout import delta_log
 from cloud_sync.hq.fanout.commands import add_commands as add_fanout_commands
+from cloud_sync.hq.finance.commands import add_commands as add_finance_commands
 from cloud_sync.hq.identity_commands import add_commands as add_identity_commands
 from cloud_sync.hq.ingest.commands import add_commands as add_ingest_commands
 from cloud_sync.hq.ingest.event_store import open_event_store
 from cloud_sync.hq.ledger.commands import add_commands as add_points_commands
+from cloud_sync.hq.ledger_api.commands import add_commands as add_ledger_api_commands
 from cloud_sync.hq.member_push.commands import add_commands as add_push_commands
 from cloud_sync.hq.minting import Issue, mint_anonymous, mint_for_members
 from cloud_sync.hq.proximity_results.commands import add_commands as add_results_commands
@@ -459,6 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_points_commands(sub, _whole)
     add_broker_command(sub)
     add_fleet_sim_command(sub, _whole)
+    add_ledger_api_commands(sub)
+    add_finance_commands(sub, _whole)
     return parser
 
 
