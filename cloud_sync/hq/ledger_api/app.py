@@ -7,8 +7,10 @@ Every route needs ``Authorization: Bearer <operator token>`` (``operator_tokens`
 otherwise, before any query runs. Query values are typed (enums for channel, kind, category
 and side; aware ISO 8601 times; bounded ids), so a bad one is a 422 ``invalid_request``
 naming it; a cursor the API did not hand out is a 422 ``bad_cursor``, a range whose start is
-not before its end a 422 ``empty_range``. Every error is ``{error, detail}``
-(``ErrorOut``), and the OpenAPI document (``/openapi.json``) lists each route's statuses.
+not before its end a 422 ``empty_range``, a parameter the route does not take a 422
+``unknown_parameter`` (a misspelt filter must not widen the view silently). Every error is
+``{error, detail}`` (``ErrorOut``); the OpenAPI document (``/openapi.json``) lists each
+route's statuses.
 
 The store is one connection (``EventStore``), so its work runs on one thread of the app's
 own: requests take turns at the database and never block the event loop. The store being
@@ -26,8 +28,10 @@ from datetime import datetime
 from typing import Annotated, Any, Final, TypeVar
 
 from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -80,7 +84,7 @@ class BalanceOut(BaseModel):
 _WHY: Final = {
     401: "`unauthorized`: no operator bearer token, or one this HQ does not know.",
     422: "`invalid_request` (`detail` names the parameter), `bad_cursor` (a cursor this API "
-    "did not hand out) or `empty_range` (`from` not before `to`).",
+    "did not hand out), `empty_range` (`from` not before `to`) or `unknown_parameter`.",
     503: "`store_unavailable`: the ledger's database cannot be reached now.",
 }
 
@@ -116,6 +120,14 @@ class Context:
 _bearer = HTTPBearer(auto_error=False, description="an HQ operator's token")
 
 
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameters a route takes, its dependencies' included."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
 def _context(
     request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Context:
@@ -123,6 +135,12 @@ def _context(
     ctx: Context = request.app.state.ctx
     if not ctx.operators.allows(request.headers.get("authorization")):
         raise UnauthorizedError
+    # An unknown parameter is refused, not ignored: `chanel=web` must not show every channel.
+    route = request.scope.get("route")
+    if isinstance(route, APIRoute):
+        unknown = sorted(set(request.query_params) - _query_names(route.dependant))
+        if unknown:
+            raise BadQueryError("unknown_parameter", f"unknown query parameter {unknown[0]!r}")
     return ctx
 
 
@@ -177,7 +195,12 @@ def _add_routes(app: FastAPI) -> None:
         programme: Programme = DEFAULT_PROGRAMME,
         after: Annotated[
             str | None,
-            Query(alias="cursor", max_length=cursor.MAX_LENGTH, description="from the last page"),
+            Query(
+                alias="cursor",
+                max_length=cursor.MAX_LENGTH,
+                pattern=r"^[A-Za-z0-9_-]+$",
+                description="`next_cursor` of the page before",
+            ),
         ] = None,
     ) -> LedgerPageOut:
         """A member's entries, newest first, ten a page, with the view's closing balance."""

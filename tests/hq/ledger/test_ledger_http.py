@@ -124,6 +124,7 @@ def test_a_page_walk_and_its_closing_balance(client: Client, history: History) -
         ({"till": "x" * 200}, "invalid_request", "till"),
         ({"cursor": "bm90IGEgY3Vyc29y"}, "bad_cursor", "cursor"),
         ({"from": "2025-03-02T00:00:00Z", "to": "2025-03-01T00:00:00Z"}, "empty_range", "from"),
+        ({"chanel": "web"}, "unknown_parameter", "chanel"),
     ],
 )
 def test_bad_query_values_are_typed_422s(
