@@ -3,6 +3,7 @@ other tests check, so these check the wiring, the output and the refusals."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -17,6 +18,7 @@ import pytest
 
 from cloud_sync.hq import cli
 from cloud_sync.hq.finance import entries_csv
+from cloud_sync.hq.finance.commands import add_commands, points_group
 from cloud_sync.hq.ingest.event_store import EventStore
 from tests.hq.ledger.history import History, build
 from tests.points.factories import T0, P
@@ -108,3 +110,12 @@ def test_the_ledger_api_command_serves_on_loopback(
         capsys, "ledger-api", "--bind", "nowhere", "--token-file", str(token_file)
     )
     assert status == 2 and "HOST:PORT" in err
+
+
+def test_the_points_group_is_shared_whoever_makes_it_first() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    points_group(sub).add_parser("expire")  # another part of the ledger, first
+    add_commands(sub, cli._whole)
+    assert parser.parse_args(["points", "expire"]).points_command == "expire"
+    assert parser.parse_args(["points", "breakage"]).points_command == "breakage"
