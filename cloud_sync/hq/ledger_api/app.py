@@ -321,6 +321,12 @@ def _error(status: int, error: str, detail: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": error, "detail": detail})
 
 
+def _refused(request: Request, error: str, detail: str) -> JSONResponse:
+    # The path names the route and member; the query's values stay out of the log.
+    log.info("refused %s %s: %s", request.method, request.url.path, error)
+    return _error(422, error, detail)
+
+
 def create_app(
     *, store: EventStore, operators: Operators, clock: Callable[[], datetime]
 ) -> FastAPI:
@@ -339,13 +345,13 @@ def create_app(
     _add_routes(app)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
-        return _error(422, "invalid_request", "; ".join(problems))
+        return _refused(request, "invalid_request", "; ".join(problems))
 
     @app.exception_handler(BadQueryError)
-    async def _bad_query(_: Request, exc: BadQueryError) -> JSONResponse:
-        return _error(422, exc.error, str(exc))
+    async def _bad_query(request: Request, exc: BadQueryError) -> JSONResponse:
+        return _refused(request, exc.error, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

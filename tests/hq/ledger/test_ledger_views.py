@@ -8,6 +8,8 @@ from functools import partial
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cloud_sync.hq.ingest.event_store import EventStore
 from cloud_sync.hq.ledger_api import balances, cursor, entries
@@ -173,3 +175,25 @@ def test_foreign_cursors_are_refused() -> None:
     for bad in ("", "x", "djEuMS4y", cursor.encode(key) + "A" * 100, "!!!!"):
         with pytest.raises(cursor.CursorError):
             cursor.decode(bad)
+
+
+@given(st.text(max_size=120))
+def test_any_text_is_a_cursor_or_a_typed_refusal(text: str) -> None:
+    try:
+        key = cursor.decode(text)
+    except cursor.CursorError:
+        return
+    assert cursor.decode(cursor.encode(key)) == key
+
+
+@given(
+    st.builds(
+        cursor.Key,
+        at=st.integers(-(2**62), 2**62),
+        pos=st.integers(1, 2**62),
+        idx=st.integers(0, 10_000),
+    )
+)
+def test_every_key_round_trips_through_its_cursor(key: cursor.Key) -> None:
+    token = cursor.encode(key)
+    assert len(token) <= cursor.MAX_LENGTH and cursor.decode(token) == key
