@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud_sync.hq.finance import campaign_report, entries_csv, liability
@@ -54,6 +55,17 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 DEFAULT_PROGRAMME: Final = "main"  # the box's default programme (config)
 
+_ISO: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+
+
+def _iso_text(value: object) -> object:
+    # pydantic would also read "5.0" as seconds since 1970: the document promises ISO 8601.
+    if isinstance(value, str) and not _ISO.match(value):
+        raise ValueError("want an ISO 8601 time with an offset, e.g. 2025-03-01T00:00:00Z")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@+-]+$")]
 
 
@@ -148,8 +160,35 @@ Ctx = Annotated[Context, Depends(_context)]
 Programme = Annotated[Name, Query(description="the points programme")]
 
 
-@dataclass(frozen=True, slots=True)
-class ViewQuery:
+@dataclass(frozen=True)
+class RangeQuery:
+    """The range every finance route takes, as query parameters."""
+
+    start: Annotated[
+        Instant | None,
+        Query(alias="from", description="ISO 8601 with offset, inclusive; default: to - 7 days"),
+    ] = None
+    end: Annotated[
+        Instant | None,
+        Query(alias="to", description="ISO 8601 with offset, exclusive; default: now"),
+    ] = None
+
+    def range(self, now: datetime) -> tuple[datetime, datetime]:
+        view = self.view(programme="", holder=None, now=now)
+        return view.start, view.end
+
+    def view(self, *, programme: str, holder: str | None, now: datetime) -> View:
+        return self._view(programme=programme, holder=holder, now=now)
+
+    def _view(self, **fields: Any) -> View:
+        try:
+            return View.of(start=self.start, end=self.end, **fields)
+        except RangeError as exc:
+            raise BadQueryError("empty_range", str(exc)) from None
+
+
+@dataclass(frozen=True)
+class ViewQuery(RangeQuery):
     """The filters every entries route takes, as query parameters."""
 
     channel: Annotated[Channel | None, Query(description="source channel")] = None
@@ -158,27 +197,17 @@ class ViewQuery:
     kind: Annotated[EventKind | None, Query(description="entry type: the event's kind")] = None
     side: Annotated[Side | None, Query(description="credit or debit")] = None
     category: Annotated[Category | None, Query(description="points category")] = None
-    start: Annotated[
-        AwareDatetime | None,
-        Query(alias="from", description="ISO 8601 with offset, inclusive; default: to - 7 days"),
-    ] = None
-    end: Annotated[
-        AwareDatetime | None,
-        Query(alias="to", description="ISO 8601 with offset, exclusive; default: now"),
-    ] = None
 
     def view(self, *, programme: str, holder: str | None, now: datetime) -> View:
-        try:
-            return View.of(
-                programme=programme, holder=holder, now=now, start=self.start, end=self.end,
-                category=self.category, channel=self.channel, till=self.till,
-                store=self.store, kind=self.kind, side=self.side,
-            )  # fmt: skip
-        except RangeError as exc:
-            raise BadQueryError("empty_range", str(exc)) from None
+        return self._view(
+            programme=programme, holder=holder, now=now, category=self.category,
+            channel=self.channel, till=self.till, store=self.store, kind=self.kind,
+            side=self.side,
+        )  # fmt: skip
 
 
 Filters = Annotated[ViewQuery, Depends()]
+Range = Annotated[RangeQuery, Depends()]
 
 
 def _add_routes(app: FastAPI) -> None:
@@ -264,15 +293,11 @@ def _add_routes(app: FastAPI) -> None:
         responses=READ_ERRORS,
         tags=["finance"],
     )
-    async def report_route(
-        programme: Annotated[Name, Path()], ctx: Ctx, filters: Filters
-    ) -> Report:
+    async def report_route(programme: Annotated[Name, Path()], ctx: Ctx, span: Range) -> Report:
         """Points earned and burned per campaign and margin band over `[from, to)`."""
-        view = filters.view(programme=programme, holder=None, now=ctx.clock())
+        start, end = span.range(ctx.clock())
         return await ctx.run(
-            lambda tx: campaign_report.report(
-                tx, programme=programme, start=view.start, end=view.end
-            )
+            lambda tx: campaign_report.report(tx, programme=programme, start=start, end=end)
         )
 
     @app.get(

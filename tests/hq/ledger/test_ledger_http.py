@@ -145,6 +145,8 @@ def test_finance_routes(client: Client, history: History) -> None:
     assert client.get(f"/v1/programmes/{P}/liability", params={"seed": 5}).json() == body
     report = client.get(f"/v1/programmes/{P}/campaign-report", params={"from": T0.isoformat()})
     assert report.status_code == 200 and report.json()["campaigns"] == []
+    filtered = client.get(f"/v1/programmes/{P}/campaign-report", params={"channel": "web"})
+    assert filtered.json()["error"] == "unknown_parameter"  # the report takes a range only
     csv_got = client.get(f"/v1/programmes/{P}/entries.csv", params={"from": T0.isoformat()})
     assert csv_got.status_code == 200
     assert csv_got.headers["content-type"].startswith("text/csv")
