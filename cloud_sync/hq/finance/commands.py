@@ -21,6 +21,7 @@ from cloud_sync.hq.code_io import parse_time
 from cloud_sync.hq.errors import InputError
 from cloud_sync.hq.finance import breakage, campaign_report, entries_csv, liability
 from cloud_sync.hq.finance.face_value import FaceValue
+from cloud_sync.hq.ingest import commands as ingest_commands
 from cloud_sync.hq.ingest.event_store import EventStore, open_event_store
 from cloud_sync.hq.ledger_api.entries import walk
 from cloud_sync.hq.ledger_api.view import RangeError, View
@@ -41,7 +42,7 @@ def points_group(sub: Any) -> Any:
 
 
 def _store(args: argparse.Namespace) -> EventStore:
-    return open_event_store(args.events)
+    return open_event_store(args.events_db)
 
 
 def _range(args: argparse.Namespace, now: datetime) -> tuple[datetime | None, datetime | None]:
@@ -154,9 +155,7 @@ def add_commands(sub: Any, whole: Whole) -> None:
     points = points_group(sub)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--events", default="hq-events.db", help="event store: SQLite path or postgresql:// URL"
-        )
+        ingest_commands.add_db(p)  # ``--db``: the event store, as the other points commands
         p.add_argument("--programme", default="main", help="points programme (default main)")
 
     p = points.add_parser("liability", help="what the programme owes, valued with breakage")

@@ -39,7 +39,7 @@ def test_points_commands(
     store: EventStore, history: History, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     # Trust auth on the tests' server: the location has no password to hide.
-    db = ["--events", store.location, "--programme", P]
+    db = ["--db", store.location, "--programme", P]
     status, out, _ = _run(capsys, "points", "liability", *db, "--seed", "9", "--json")
     assert status == 0
     doc = json.loads(out)
