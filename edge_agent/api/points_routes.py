@@ -25,10 +25,10 @@ from edge_agent.api.till_route import TillBodyRoute
 from edge_agent.fields import Id
 from edge_agent.points.outcomes import (
     BalanceView,
-    CheckoutOutcome,
+    PointsCheckoutOutcome,
     PointsQuote,
-    ReturnOutcome,
-    VoidOutcome,
+    PointsReturnOutcome,
+    PointsVoidOutcome,
 )
 
 router = APIRouter(tags=["points"])
@@ -60,15 +60,15 @@ async def quote(body: QuoteIn, till_id: Till, ctx: Ctx) -> PointsQuote:
     return await ctx.db.run(lambda s: s.points.quote(sale))
 
 
-@_post("/v1/points/checkout", CheckoutOutcome, 409)
-async def checkout(body: PointsCheckoutIn, till_id: Till, ctx: Ctx) -> CheckoutOutcome:
+@_post("/v1/points/checkout", PointsCheckoutOutcome, 409)
+async def checkout(body: PointsCheckoutIn, till_id: Till, ctx: Ctx) -> PointsCheckoutOutcome:
     """At payment: earn, and burn as tender, in one durable step; idempotent per sale."""
     sale = body.to_sale(till_id, ctx.clock(), body.transaction_id)
     return await ctx.db.run(lambda s: s.points.checkout(sale), group=True)
 
 
-@_post("/v1/points/void", VoidOutcome, 403, 404)
-async def void(body: PointsVoidIn, till_id: Till, ctx: Ctx) -> VoidOutcome:
+@_post("/v1/points/void", PointsVoidOutcome, 403, 404)
+async def void(body: PointsVoidIn, till_id: Till, ctx: Ctx) -> PointsVoidOutcome:
     """Cancel a sale's points (what its returns left); idempotent per sale."""
     if body.sale_till_id is not None and body.sale_till_id != till_id:
         raise OtherTillError(
@@ -87,8 +87,8 @@ async def void(body: PointsVoidIn, till_id: Till, ctx: Ctx) -> VoidOutcome:
     )
 
 
-@_post("/v1/points/returns", ReturnOutcome, 404, 409)
-async def returns(body: PointsReturnIn, till_id: Till, ctx: Ctx) -> ReturnOutcome:
+@_post("/v1/points/returns", PointsReturnOutcome, 404, 409)
+async def returns(body: PointsReturnIn, till_id: Till, ctx: Ctx) -> PointsReturnOutcome:
     """A return: exactly the returned units' share of the sale's earn and burn, reversed."""
     r = body.to_return(till_id, ctx.clock())
     return await ctx.db.run(lambda s: s.points.return_lines(r), group=True)

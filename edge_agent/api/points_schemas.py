@@ -10,10 +10,8 @@ from pydantic import Field
 
 from edge_agent.api.schemas import BasketIn, Body
 from edge_agent.domain.points_rules.returns import ReturnedLine
-from edge_agent.fields import Id, Points, Quantity
+from edge_agent.fields import MAX_LINES, Id, LineIndex, Points, Quantity
 from edge_agent.points.outcomes import Return, Sale
-
-_MAX_LINES = 500  # BasketIn's bound
 
 
 class QuoteIn(Body):
@@ -63,9 +61,7 @@ class PointsVoidIn(Body):
 
 
 class ReturnLineIn(Body):
-    line: Annotated[
-        int, Field(ge=0, lt=_MAX_LINES, strict=True, description="Position in the sale's basket.")
-    ]
+    line: LineIndex
     quantity: Quantity
 
 
@@ -82,7 +78,7 @@ class PointsReturnIn(Body):
         Id | None, Field(description="The till that made that sale; omit when it is this till.")
     ] = None
     cashier_id: Id
-    lines: Annotated[list[ReturnLineIn], Field(min_length=1, max_length=_MAX_LINES)]
+    lines: Annotated[list[ReturnLineIn], Field(min_length=1, max_length=MAX_LINES)]
 
     def to_return(self, till_id: str, now: datetime) -> Return:
         return Return(

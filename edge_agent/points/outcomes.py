@@ -180,7 +180,7 @@ class PointsQuote:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CheckoutOutcome:
+class PointsCheckoutOutcome:
     """A checkout's points: booked (``ok``), or refused with the reason and numbers."""
 
     ok: bool
@@ -201,7 +201,7 @@ class CheckoutOutcome:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class VoidOutcome:
+class PointsVoidOutcome:
     """A sale's points cancelled: what was left of its earn taken back, of its burn given back."""
 
     transaction_id: str
@@ -214,7 +214,7 @@ class VoidOutcome:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ReturnOutcome:
+class PointsReturnOutcome:
     """A return's points: exactly the returned units' share of the sale's earn and burn."""
 
     ok: bool
@@ -233,6 +233,6 @@ class ReturnOutcome:
     replayed: Replayed = False
 
 
-CHECKOUT_FORM = StoredForm(CheckoutOutcome)
-VOID_FORM = StoredForm(VoidOutcome)
-RETURN_FORM = StoredForm(ReturnOutcome)
+CHECKOUT_FORM = StoredForm(PointsCheckoutOutcome)
+VOID_FORM = StoredForm(PointsVoidOutcome)
+RETURN_FORM = StoredForm(PointsReturnOutcome)

@@ -67,13 +67,13 @@ from edge_agent.points.outcomes import (
     VOID_FORM,
     BalanceView,
     BurnOffer,
-    CheckoutOutcome,
+    PointsCheckoutOutcome,
     PointsLine,
     PointsQuote,
+    PointsReturnOutcome,
+    PointsVoidOutcome,
     Return,
-    ReturnOutcome,
     Sale,
-    VoidOutcome,
     burn_lines,
     earn_lines,
 )
@@ -149,7 +149,7 @@ class PointsService:
 
     # -- writes -------------------------------------------------------------------------------
 
-    def checkout(self, sale: Sale) -> CheckoutOutcome:
+    def checkout(self, sale: Sale) -> PointsCheckoutOutcome:
         """Earn, and burn ``burn_points``, on a sale, in one transaction; idempotent per sale."""
         if not sale.transaction_id:
             raise MissingTransactionError("a points checkout needs a transaction_id")
@@ -183,7 +183,7 @@ class PointsService:
 
     def void(
         self, *, till_id: str, transaction_id: str, cashier_id: str, now: datetime
-    ) -> VoidOutcome:
+    ) -> PointsVoidOutcome:
         """Cancel what is left of a sale's points (its returns already reversed the rest)."""
         _aware(now)
         with self.cache.transaction() as conn:
@@ -222,7 +222,7 @@ class PointsService:
                     transaction_id=transaction_id,
                 )
                 event_id = event.event_id
-            outcome = VoidOutcome(
+            outcome = PointsVoidOutcome(
                 transaction_id=transaction_id,
                 till_id=till_id,
                 taken_back=reversal.points_taken_back,
@@ -233,7 +233,7 @@ class PointsService:
             conn.execute(points_schema.VOID_SQL, (VOID_FORM.dump(outcome), till_id, transaction_id))
             return outcome
 
-    def return_lines(self, r: Return) -> ReturnOutcome:
+    def return_lines(self, r: Return) -> PointsReturnOutcome:
         """A return of some units of a sale: its exact share of the sale's points reversed."""
         _aware(r.now)
         digest = idempotency.fingerprint(
@@ -302,7 +302,7 @@ class PointsService:
                     points_schema.ADD_RETURNED_SQL,
                     (r.sale_till_id, r.transaction_id, line.index, line.quantity),
                 )
-            outcome = ReturnOutcome(
+            outcome = PointsReturnOutcome(
                 ok=True,
                 reason=None,
                 message=(
@@ -366,7 +366,7 @@ class PointsService:
         earn: EarnResult,
         plan: BurnPlan | None,
         digest: str,
-    ) -> CheckoutOutcome:
+    ) -> PointsCheckoutOutcome:
         store, till, txn = self.cache.store_id, sale.till_id, sale.transaction_id
         origin = Origin(Channel.IN_STORE, store, till)
         account = self._account(sale.member_id)
@@ -410,7 +410,7 @@ class PointsService:
             )  # fmt: skip
             booked.append(event.event_id)
         burned = 0 if plan is None else plan.granted
-        outcome = CheckoutOutcome(
+        outcome = PointsCheckoutOutcome(
             ok=True,
             reason=None,
             message=f"{earn.points} points earned, {burned} burned.",
@@ -481,8 +481,8 @@ class PointsService:
 
     def _refused(
         self, sale: Sale, reason: str, message: str, details: dict[str, int | str | None]
-    ) -> CheckoutOutcome:
-        return CheckoutOutcome(
+    ) -> PointsCheckoutOutcome:
+        return PointsCheckoutOutcome(
             ok=False,
             reason=reason,
             message=message,
@@ -491,11 +491,11 @@ class PointsService:
             details=details,
         )
 
-    def _short(self, sale: Sale, plan: BurnPlan, mark: int) -> CheckoutOutcome:
+    def _short(self, sale: Sale, plan: BurnPlan, mark: int) -> PointsCheckoutOutcome:
         short = plan.shortfall
         assert short is not None
         a = short.availability
-        return CheckoutOutcome(
+        return PointsCheckoutOutcome(
             ok=False,
             reason=short.reason.value,
             message=_burn_message(plan),
@@ -547,8 +547,8 @@ def _reversal_lines(sale: _StoredSale, reversal: Reversal) -> list[PointsLine]:
 
 def _return_refused(
     r: Return, reason: str, message: str, details: dict[str, int | str | None]
-) -> ReturnOutcome:
-    return ReturnOutcome(
+) -> PointsReturnOutcome:
+    return PointsReturnOutcome(
         ok=False,
         reason=reason,
         message=message,

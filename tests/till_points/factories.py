@@ -11,11 +11,11 @@ from edge_agent.cache.code_cache import CodeCache
 from edge_agent.domain.basket import Basket, BasketLine
 from edge_agent.domain.points import codec
 from edge_agent.domain.points.event import LedgerEvent
+from edge_agent.domain.points_rules.returns import ReturnedLine
 from edge_agent.domain.promotion import Member
 from edge_agent.points import balances
 from edge_agent.points.outcomes import Return, Sale
 from edge_agent.points.service import PointsService
-from edge_agent.domain.points_rules.returns import ReturnedLine
 from tests.cache.factories import NOW, STORE
 
 BOX = "box-001"
@@ -81,7 +81,7 @@ def hq_says(cache: CodeCache, member: str, balance: int, marks: str) -> None:
 
 
 def count(cache: CodeCache, table: str) -> int:
-    return int(cache.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+    return int(cache.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
 def posted(cache: CodeCache) -> list[tuple[int, dict[str, Any], LedgerEvent]]:
