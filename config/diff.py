@@ -107,6 +107,14 @@ RULES: Mapping[str, Rule] = {
         "the scanners, readers and zones are opened and placed at start (the offer rules, caps, "
         "quiet hours, holdout and time zone change live)"
     ),
+    "points": _live(
+        "the points service is rebuilt between two requests with the new rules; sales already "
+        "booked keep the rules they were booked under, so their returns reverse them exactly"
+    ),
+    "points.programme": _restart(
+        "the programme names the ledger accounts every posting of this box is booked in; "
+        "balances and marks from HQ are per programme"
+    ),
     **{
         f"presence.{name}": _live(
             "the proximity service is rebuilt and the presence loop takes the new rules; members "

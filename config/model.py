@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from cloud_sync.contract.topics import level_fault
 from config.base import Section
+from config.points import PointsConfig
 from config.presence import PresenceConfig
 from config.printer import PrinterConfig
 from config.receipt_offers import ReceiptOffersConfig
@@ -207,6 +208,7 @@ class AgentConfig(Section):
     signing: SigningConfig = SigningConfig()
     sync: SyncConfig = SyncConfig()
     presence: PresenceConfig = PresenceConfig()
+    points: PointsConfig = PointsConfig()
 
     @model_validator(mode="after")
     def _namespace_width(self) -> AgentConfig:

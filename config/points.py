@@ -146,6 +146,13 @@ class BurnConfig(Section):
 
 class PointsConfig(Section):
     enabled: Annotated[bool, Field(description="Earn and burn points at checkout.")] = False
+    programme: Annotated[
+        str,
+        Field(
+            pattern=_ID,
+            description="The loyalty programme the tills' postings are booked in (HQ's id).",
+        ),
+    ] = "main"
     minor_units_per_currency_unit: Annotated[
         int, Field(ge=1, le=10_000, description="Minor units in one currency unit (100 cents).")
     ] = 100

@@ -49,6 +49,12 @@ PositiveMinorUnits = Annotated[
     int, Field(ge=1, le=MAX_MINOR_UNITS, description="Minor units."), _WHOLE
 ]
 MarginBand = Literal["A", "B", "C"]
+MAX_POINTS: Final = 1_000_000_000
+Points = Annotated[int, Field(ge=0, le=MAX_POINTS, description="Points."), _WHOLE]
+MAX_LINES: Final = 500  # a basket's lines (the POS API's bound)
+LineIndex = Annotated[
+    int, Field(ge=0, lt=MAX_LINES, description="Position in the sale's basket."), _WHOLE
+]
 PromotionName = Annotated[str, Field(min_length=1, max_length=80)]
 StackingClass = Annotated[str, Field(min_length=1, max_length=40)]
 

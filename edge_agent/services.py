@@ -14,6 +14,8 @@ from edge_agent.cache.code_cache import CodeCache
 from edge_agent.cache.retention import PruneReport, prune
 from edge_agent.domain.coupon_token import CouponSigner
 from edge_agent.issuing.service import IssueService
+from edge_agent.points.errors import PointsDisabledError
+from edge_agent.points.service import PointsService
 from edge_agent.proximity.service import ProximityService
 from edge_agent.redemption.service import RedemptionService
 
@@ -29,6 +31,7 @@ class StoreServices:
     issuing_service: IssueService | None  # None: no signing key, so no receipt coupons
     signer: CouponSigner | None = None  # the key loaded at start; a rebuild reuses it
     proximity: ProximityService | None = None  # None: presence off, or no signing key
+    points_service: PointsService | None = None  # None: points off (config points.enabled)
 
     @property
     def issuing(self) -> IssueService:
@@ -39,23 +42,31 @@ class StoreServices:
             )
         return self.issuing_service
 
+    @property
+    def points(self) -> PointsService:
+        if self.points_service is None:
+            raise PointsDisabledError
+        return self.points_service
+
     def swap(
         self,
         *,
         redemption: RedemptionService,
         issuing_service: IssueService | None,
         proximity: ProximityService | None,
+        points: PointsService | None,
     ) -> None:
         """Replace the services over the same cache. Call it on the DB thread only, as a job
         of its own (``DbThread.run``), so no other job is half-way through the old ones."""
         if any(
             s is not None and s.cache is not self.cache
-            for s in (redemption, issuing_service, proximity)
+            for s in (redemption, issuing_service, proximity, points)
         ):
             raise ValueError("a rebuilt service must run over the same cache")
         self.redemption = redemption
         self.issuing_service = issuing_service
         self.proximity = proximity
+        self.points_service = points
 
     def housekeeping(self, *, now: datetime, keep: timedelta) -> PruneReport:
         """Everything that keeps the box's tables and memory bounded, off the hot path."""

@@ -45,6 +45,7 @@ from edge_agent.issuing import signing_key
 from edge_agent.issuing.minter import Minter
 from edge_agent.issuing.print_hook import print_on_issue
 from edge_agent.issuing.service import IssueService
+from edge_agent.points.service import PointsService
 from edge_agent.presence.ble_port import BeaconScanner, KeepFilter
 from edge_agent.presence.frames.beacon_filter import BeaconFilter
 from edge_agent.presence.nfc_port import TagReader
@@ -111,7 +112,15 @@ def open_services(cfg: AgentConfig, *, receipts: bool = True) -> StoreServices:
         issuing_service=issue_service(cache, cfg, signer) if receipts else None,
         signer=signer,
         proximity=proximity_service(cache, cfg, signer) if receipts else None,
+        points_service=points_service(cache, cfg),
     )
+
+
+def points_service(cache: CodeCache, cfg: AgentConfig) -> PointsService | None:
+    """Points at the till over ``cache``; None when points are off (the routes answer 503)."""
+    if not cfg.points.enabled:
+        return None
+    return PointsService(cache, policy=cfg.points.to_policy(), programme=cfg.points.programme)
 
 
 def proximity_service(
@@ -396,7 +405,12 @@ def _rebuild(services: StoreServices, cfg: AgentConfig, diff: ConfigDiff) -> Non
     proximity = services.proximity
     if diff.touches(*_PRESENCE_POLICY):
         proximity = proximity_service(services.cache, cfg, services.signer)
-    services.swap(redemption=redemption, issuing_service=issuing, proximity=proximity)
+    points = services.points_service
+    if diff.touches("points"):
+        points = points_service(services.cache, cfg)
+    services.swap(
+        redemption=redemption, issuing_service=issuing, proximity=proximity, points=points
+    )
 
 
 @dataclass(slots=True, kw_only=True)

@@ -117,7 +117,7 @@ def test_the_supervisor_knows_no_part_it_supervises() -> None:
         assert project <= {"edge_agent.runtime.timer"}, (path, project)
 
 
-FEATURES = ("cache", "redemption", "issuing", "printing", "events", "sync")
+FEATURES = ("cache", "redemption", "issuing", "printing", "events", "sync", "points")
 ADAPTERS = {"api", "runtime", "cli", "wiring", "services"}
 
 

@@ -24,7 +24,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge_agent import errors
-from edge_agent.api import member_routes, receipt_routes
+from edge_agent.api import member_routes, points_routes, receipt_routes
 from edge_agent.api.auth import TillAuthenticator
 from edge_agent.api.body_limit import BodyLimit
 from edge_agent.api.deps import ApiContext, Ctx, Till, UnauthorizedError
@@ -55,6 +55,7 @@ from edge_agent.domain.decision import (
     ValidationRequest,
 )
 from edge_agent.fields import Id, RawCode
+from edge_agent.points.errors import PointsDisabledError, SaleNotFoundError, UnknownMemberError
 from edge_agent.proximity.till_members import TillMembers
 from edge_agent.redemption.outcomes import DecisionOut, LinkOutcome, ReverseOutcome
 from edge_agent.runtime.db_thread import DbThread
@@ -75,6 +76,9 @@ _STATUS_BY_ERROR: tuple[tuple[type[errors.StoreError], int, str], ...] = (
     (errors.LinkConflictError, 409, "link_conflict"),
     (NoCouponError, 404, "no_receipt_coupon"),
     (OtherTillError, 403, "other_till"),
+    (PointsDisabledError, 503, "points_disabled"),
+    (UnknownMemberError, 404, "unknown_member"),
+    (SaleNotFoundError, 404, "points_sale_not_found"),
     (errors.RequestError, 400, "bad_request"),
 )
 # What each kind of route can answer besides 200 (see errors_doc for each status's causes).
@@ -314,7 +318,12 @@ def create_app(
     # (FastAPI 0.165) is matched as a branch of its own on every request, which cost the
     # till's validate a few percent of its time for nothing (no prefix, no shared deps).
     app.router.routes.extend(
-        [*router.routes, *receipt_routes.router.routes, *member_routes.router.routes]
+        [
+            *router.routes,
+            *receipt_routes.router.routes,
+            *member_routes.router.routes,
+            *points_routes.router.routes,
+        ]
     )
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
 

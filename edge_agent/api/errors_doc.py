@@ -15,16 +15,18 @@ from edge_agent.api.schemas import ErrorOut
 _WHY: dict[int, str] = {
     400: "`bad_request`: the body could not be read as JSON text (e.g. not UTF-8).",
     401: "`unauthorized`: no till bearer token, or one this box does not know.",
-    403: "`other_till`: a till asked about another till.",
-    404: "`unknown_code`, `redemption_not_found` or `no_receipt_coupon`: nothing to act on.",
+    403: "`other_till`: a till asked about (or to void) another till's.",
+    404: "`unknown_code`, `redemption_not_found`, `no_receipt_coupon`, `unknown_member` or "
+    "`points_sale_not_found`: nothing to act on.",
     409: "`idempotency_conflict` (the sale's or return's id already answered a different "
     "request: a retry must repeat it exactly), `reversal_too_large` or `link_conflict`: the "
     "request contradicts what is recorded.",
     413: "`body_too_large`: the body is over the box's limit (64 KiB).",
     422: "`invalid_request` (`detail` names the field or path parameter, e.g. "
     "`basket.lines.0.quantity` or `path.code`) or `missing_transaction`.",
-    503: "`store_unavailable` (the cache cannot be used now) or, on receipt routes, "
-    "`receipts_unavailable` (this box cannot issue receipt coupons).",
+    503: "`store_unavailable` (the cache cannot be used now), on receipt routes "
+    "`receipts_unavailable` (this box cannot issue receipt coupons), or on points routes "
+    "`points_disabled` (points are off on this box).",
 }
 
 

@@ -32,6 +32,7 @@ from edge_agent.errors import CacheError, SchemaTooNewError
 from edge_agent.events import chain_schema
 from edge_agent.follow import follow_schema, issues_elsewhere
 from edge_agent.issuing import issue_schema
+from edge_agent.points import points_schema
 from edge_agent.printing import print_schema
 from edge_agent.proximity import offer_schema
 
@@ -123,6 +124,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     issues_elsewhere.migrate,  # v12: receipt coupons other boxes issued, for the caps here
     offer_schema.migrate,  # v13: proximity offers given or held out here
     member_identities.migrate,  # v14: consenting members' presence identities from HQ
+    points_schema.migrate,  # v15: points at the till: postings, sales, returns, HQ balances
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

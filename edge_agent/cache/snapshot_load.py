@@ -36,6 +36,10 @@ The optional ``member_identities`` table (consenting members' presence identitie
 every identity the box held; with or without it, the swap drops the identities of members the
 new ``members`` table says have no consent (``edge_agent/cache/member_identities.py``).
 
+The optional ``points_balances`` table (HQ's points balance of each member and its marks) is
+checked whole (every marks text decodes) and, in the swap, replaces every balance the box held
+(``edge_agent/points/balances.py``); without it the box's balances are left as they were.
+
 The optional ``store_keys`` table (the chain's coupon signing keys) replaces the cache's in the
 swap when the snapshot has it; a snapshot from an HQ that predates it leaves the keys alone
 rather than distrusting every store. Its rows are checked like the rest: a key id that is not
@@ -75,6 +79,7 @@ from edge_agent.domain.token_codec import key_id_of
 from edge_agent.errors import SnapshotError
 from edge_agent.follow import issues_elsewhere, stream_position
 from edge_agent.issuing import issue_schema
+from edge_agent.points import balances
 from edge_agent.proximity import offer_schema
 
 CHUNK = 500_000
@@ -151,6 +156,7 @@ class _Checked:
     follow: tuple[str, int] | None  # (stream, seq) the snapshot was cut at
     has_issues: bool = False  # it carries issues_elsewhere (with a position only)
     card_salt: str | None = None  # it carries member_identities, with this salt
+    has_points: bool = False  # it carries points_balances
 
 
 def _namespace(meta: dict[str, str], path: Path) -> str | None:
@@ -211,6 +217,7 @@ def _check(path: Path, *, store_id: str) -> _Checked:
         follow = _follow(snap, meta, path, store_id=snap_store)
         has_issues = follow is not None and _has_issues(snap, path)
         has_identities = member_identities.check_snapshot(snap, meta, path)
+        has_points = balances.check_snapshot(snap, path)
     except sqlite3.DatabaseError as exc:
         raise SnapshotError(f"{path}: {exc}") from exc
     finally:
@@ -224,6 +231,7 @@ def _check(path: Path, *, store_id: str) -> _Checked:
         follow=follow,
         has_issues=has_issues,
         card_salt=meta.get("card_salt") if has_identities else None,
+        has_points=has_points,
     )
 
 
@@ -316,6 +324,9 @@ def _swap(conn: sqlite3.Connection, checked: _Checked) -> None:
         member_identities.take_snapshot(
             conn, carried=checked.card_salt is not None, card_salt=checked.card_salt
         )
+        if checked.has_points:
+            box_id = str(conn.execute("SELECT value FROM meta WHERE key = 'box_id'").fetchone()[0])
+            balances.take_snapshot(conn, box_id=box_id)
         if checked.has_keys:  # a handful of rows: replaced in place, inside the same swap
             conn.execute("DELETE FROM store_keys")
             conn.execute(

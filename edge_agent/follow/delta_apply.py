@@ -26,9 +26,11 @@ next checkout, unless a till here linked it already; ``member.issued_elsewhere``
 receipt coupon caps count (``issues_elsewhere.py``), skipping this box's own issues the same
 way; ``member.identities`` replaces the member's presence identities
 (``edge_agent/cache/member_identities.py``; not stored for a member the box does not know as
-consenting: skipped), and ``member.changed`` withdrawing consent deletes them at once. A change
+consenting: skipped), and ``member.changed`` withdrawing consent deletes them at once;
+``member.points`` replaces HQ's balance of the member and its marks
+(``edge_agent/points/balances.py``: what the offline burn bound starts from). A change
 HQ signed that the box still cannot take (a campaign body that is no promotion, a store key
-that is no key, an identity set that does not decode) refuses the
+that is no key, an identity set or points marks that do not decode) refuses the
 whole delta with ``DeltaRefusedError``: nothing of it is applied, the watermark stays, and the
 caller reports it (HQ sent something broken; applying the rest would leave the cache a state HQ
 never had).
@@ -58,6 +60,7 @@ from edge_agent.follow.stream_position import (
     position,
     refresh_campaign_sums,
 )
+from edge_agent.points import balances
 
 __all__ = ["Applied", "DeltaRefusedError", "Position", "Refusal", "apply", "follow", "position"]
 
@@ -69,6 +72,7 @@ class Refusal(StrEnum):
     BAD_CAMPAIGN = "bad_campaign"  # campaign.changed whose body is no promotion
     BAD_STORE_KEY = "bad_store_key"  # store_key.registered whose key is no Ed25519 key
     BAD_IDENTITIES = "bad_identities"  # member.identities whose body is no identity set
+    BAD_POINTS = "bad_points"  # member.points whose marks do not decode
 
 
 class DeltaRefusedError(Exception):
@@ -192,6 +196,21 @@ def _member_identities(conn: sqlite3.Connection, c: Change, _box: str) -> bool:
     return member_identities.replace(conn, c["member_id"], identities, card_salt=salt)
 
 
+def _member_points(conn: sqlite3.Connection, c: Change, box: str) -> bool:
+    try:
+        balances.put(
+            conn,
+            member_id=c["member_id"],
+            programme=c["programme"],
+            balance=c["balance"],
+            marks=c["marks"],
+            box_id=box,
+        )
+    except balances.BadMarksError as exc:
+        raise DeltaRefusedError(Refusal.BAD_POINTS, str(exc)) from None
+    return True
+
+
 def _campaign_changed(conn: sqlite3.Connection, c: Change, _box: str) -> bool:
     try:
         promotion = promotion_from_dict(json.loads(c["body"]))
@@ -256,6 +275,7 @@ _APPLY: Final[dict[Op, Callable[[sqlite3.Connection, Change, str], bool]]] = {
     Op.MEMBER_CHANGED: _member_changed,
     Op.MEMBER_ISSUED_ELSEWHERE: issues_elsewhere.apply,
     Op.MEMBER_IDENTITIES: _member_identities,
+    Op.MEMBER_POINTS: _member_points,
     Op.CAMPAIGN_CHANGED: _campaign_changed,
     Op.CAMPAIGN_USED_ELSEWHERE: _campaign_used_elsewhere,
     Op.STORE_KEY_REGISTERED: _store_key_registered,

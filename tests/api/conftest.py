@@ -44,7 +44,9 @@ class Server:
 
 
 @contextmanager
-def running_server(tmp_path: Path, *, receipts: bool = False) -> Iterator[Server]:
+def running_server(
+    tmp_path: Path, *, receipts: bool = False, points: bool = False
+) -> Iterator[Server]:
     """A real server over a seeded cache; with ``receipts``, a store signing key too, so the
     receipt coupon routes issue (without one they answer 503 receipts_unavailable)."""
     cache_path = tmp_path / "cache.db"
@@ -55,6 +57,8 @@ def running_server(tmp_path: Path, *, receipts: bool = False) -> Iterator[Server
         key_path = tmp_path / "store-signing.key"
         signing_key.create(key_path)
         extra["signing"] = {"key_path": str(key_path)}
+    if points:  # the points routes answer 503 points_disabled without it
+        extra["points"] = {"enabled": True}
     cfg = AgentConfig.model_validate(
         {
             "code_format": {"prefix": "SS"},

@@ -38,6 +38,11 @@ EXPECTED_ERRORS = {
     ("post", "/v1/receipt-coupons"): {"400", "401", "409", "413", "422", "503"},
     ("get", "/v1/receipt-coupons/{transaction_id}/print"): {"401", "404", "422", "503"},
     ("post", "/v1/receipt-coupons/{transaction_id}/reprint"): {"401", "404", "422", "503"},
+    ("post", "/v1/points/quote"): {"400", "401", "413", "422", "503"},
+    ("post", "/v1/points/checkout"): {"400", "401", "409", "413", "422", "503"},
+    ("post", "/v1/points/void"): {"400", "401", "403", "404", "413", "422", "503"},
+    ("post", "/v1/points/returns"): {"400", "401", "404", "409", "413", "422", "503"},
+    ("get", "/v1/members/{member_id}/points"): {"401", "404", "422", "503"},
 }
 
 

@@ -22,7 +22,7 @@ from tests.api.conftest import Server, running_server
 
 @pytest.fixture
 def receipt_server(tmp_path: Path) -> Iterator[Server]:
-    with running_server(tmp_path, receipts=True) as s:
+    with running_server(tmp_path, receipts=True, points=True) as s:
         yield s
 
 
@@ -41,6 +41,11 @@ OPERATIONS = [
     ("POST", "/v1/receipt-coupons"),
     ("GET", "/v1/receipt-coupons/{transaction_id}/print"),
     ("POST", "/v1/receipt-coupons/{transaction_id}/reprint"),
+    ("POST", "/v1/points/quote"),
+    ("POST", "/v1/points/checkout"),
+    ("POST", "/v1/points/void"),
+    ("POST", "/v1/points/returns"),
+    ("GET", "/v1/members/{member_id}/points"),
 ]
 
 
