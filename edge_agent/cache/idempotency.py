@@ -119,7 +119,7 @@ def stored_answer(
     if row is None:
         return None
     key = {"till_id": till_id, "transaction_id": transaction_id, "code": code}
-    return _checked(row, fingerprint, {**key, "operation": operation})
+    return checked_answer(row, fingerprint, {**key, "operation": operation})
 
 
 def stored_answers(
@@ -132,12 +132,12 @@ def stored_answers(
     rows = {op: (fp, response) for op, fp, response in conn.execute(_STORED_EITHER_SQL, args)}
     own, settled = rows.get(operation), rows.get(later)
     return (
-        None if own is None else _checked(own, fingerprint, {**key, "operation": operation}),
+        None if own is None else checked_answer(own, fingerprint, {**key, "operation": operation}),
         None if settled is None else str(settled[1]),
     )
 
 
-def _checked(row: tuple[str, str], fingerprint: str | None, key: dict[str, str]) -> str:
+def checked_answer(row: tuple[str, str], fingerprint: str | None, key: dict[str, str]) -> str:
     """A stored ``(fingerprint, response)`` row's answer; 409 if it answered another request
     (``fingerprint`` None: any request under the key is a retry)."""
     if fingerprint is not None and row[0] != fingerprint:

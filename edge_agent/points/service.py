@@ -55,7 +55,7 @@ from edge_agent.domain.points_rules.returns import (
     Reversal,
     reverse,
 )
-from edge_agent.errors import IdempotencyConflictError, MissingTransactionError
+from edge_agent.errors import MissingTransactionError
 from edge_agent.events.event_log import Attribution
 from edge_agent.points import points_schema, posting
 from edge_agent.points.errors import SaleNotFoundError, UnknownMemberError
@@ -160,14 +160,11 @@ class PointsService:
                 points_schema.SALE_SQL, (sale.till_id, sale.transaction_id)
             ).fetchone()
             if row is not None:
-                if row[4] != digest:
-                    raise IdempotencyConflictError(
-                        till_id=sale.till_id,
-                        transaction_id=sale.transaction_id,
-                        code="",
-                        operation="points checkout",
-                    )
-                return CHECKOUT_FORM.replay(str(row[5]))
+                key = {"till_id": sale.till_id, "transaction_id": sale.transaction_id}
+                answer = idempotency.checked_answer(
+                    (row[4], row[5]), digest, {**key, "code": "", "operation": "points checkout"}
+                )
+                return CHECKOUT_FORM.replay(answer)
             member = self.cache.member(sale.member_id)
             if member is None:
                 return self._refused(sale, UNKNOWN_MEMBER, _unknown(sale.member_id), {})
@@ -246,14 +243,11 @@ class PointsService:
         with self.cache.transaction() as conn:
             row = conn.execute(points_schema.RETURN_SQL, (r.till_id, r.return_id)).fetchone()
             if row is not None:
-                if row[0] != digest:
-                    raise IdempotencyConflictError(
-                        till_id=r.till_id,
-                        transaction_id=r.return_id,
-                        code="",
-                        operation="points return",
-                    )
-                return RETURN_FORM.replay(str(row[1]))
+                key = {"till_id": r.till_id, "transaction_id": r.return_id}
+                answer = idempotency.checked_answer(
+                    (row[0], row[1]), digest, {**key, "code": "", "operation": "points return"}
+                )
+                return RETURN_FORM.replay(answer)
             sale = self._sale(conn, r.sale_till_id, r.transaction_id)
             if sale.void_response is not None:
                 return _return_refused(
