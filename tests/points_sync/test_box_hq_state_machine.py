@@ -3,7 +3,8 @@
 Hypothesis drives one real box (a cache file and its ``PointsService``) and one real HQ (an
 event store file, its ingest core, the ledger's intake poster, its HQ-side operations and its
 fan-out) through random sequences of checkouts that earn and burn, partial returns, voids,
-HQ transfers, campaign awards, merges and expiry runs, while the link between them loses,
+HQ transfers, campaign awards (regular and promised), promised-points conversions, a merge
+and expiry runs, while the link between them loses,
 duplicates and reorders batches, acks and deltas (``link.py``), and the box is restarted
 (its cache closed and opened again). After every step:
 
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -47,8 +49,14 @@ from config.points import PointsConfig
 from edge_agent.cache.code_cache import CodeCache
 from edge_agent.domain.basket import Basket, BasketLine
 from edge_agent.domain.points import codec
-from edge_agent.domain.points.accounts import MemberAccount
-from edge_agent.domain.points.admission import DEFAULT_MAY_GO_NEGATIVE, OverdraftPolicy
+from edge_agent.domain.points.accounts import Category, MemberAccount
+from edge_agent.domain.points.admission import (
+    DEFAULT_MAY_GO_NEGATIVE,
+    Admission,
+    OverdraftPolicy,
+    Overdrawn,
+)
+from edge_agent.domain.points.errors import AccountNotOpenError
 from edge_agent.domain.points.event import EventKind
 from edge_agent.domain.points.ledger import Ledger
 from edge_agent.domain.points_rules.returns import ReturnedLine
@@ -262,8 +270,11 @@ class BoxAndHq(RuleBasedStateMachine):
             )
         )
 
-    @rule(members=st.lists(st.sampled_from(MEMBERS), min_size=1, unique=True))
-    def hq_award(self, members: list[str]) -> None:
+    @rule(
+        members=st.lists(st.sampled_from(MEMBERS), min_size=1, unique=True),
+        category=st.sampled_from([Category.REGULAR, Category.PROMISED]),
+    )
+    def hq_award(self, members: list[str], category: Category) -> None:
         self.hq.run(
             lambda tx: operations.bulk_award(
                 tx,
@@ -273,6 +284,32 @@ class BoxAndHq(RuleBasedStateMachine):
                 chunk=0,
                 members=sorted(members),
                 points=40,
+                category=category,
+                at=self.now,
+                now=self.now,
+            )
+        )
+
+    @rule(member=st.sampled_from(MEMBERS), points=st.integers(1, 60))
+    def hq_convert(self, member: str, points: int) -> None:
+        """Promised points become regular ones; refused (nothing booked) beyond what the
+        promised account holds."""
+        promised = self._hq_balance(member, Category.PROMISED)
+        if not self._hq_opened(member, Category.PROMISED):
+            with pytest.raises(AccountNotOpenError):  # never awarded promised points
+                self._convert(member, points)
+            return
+        admission = self._convert(member, points)
+        assert isinstance(admission, Overdrawn) == (points > promised), (admission, promised)
+
+    def _convert(self, member: str, points: int) -> Admission:
+        return self.hq.run(
+            lambda tx: operations.conversion(
+                tx,
+                programme=PROGRAMME,
+                conversion_id=self._id("C"),
+                member=member,
+                points=points,
                 at=self.now,
                 now=self.now,
             )
@@ -314,12 +351,22 @@ class BoxAndHq(RuleBasedStateMachine):
 
     # -- invariants ---------------------------------------------------------------------------
 
-    def _hq_balance(self, member: str) -> int:
+    def _hq_opened(self, member: str, category: Category) -> bool:
+        rows = self.hq.run(
+            lambda tx: tx.query(
+                "SELECT 1 FROM ledger_accounts WHERE programme = ? AND holder = ? "
+                "AND category = ? AND opened_at IS NOT NULL",
+                (PROGRAMME, member, str(category)),
+            )
+        )
+        return bool(rows)
+
+    def _hq_balance(self, member: str, category: Category = Category.REGULAR) -> int:
         rows = self.hq.run(
             lambda tx: tx.query(
                 "SELECT balance FROM ledger_accounts WHERE programme = ? AND holder = ? "
-                "AND category = 'regular'",
-                (PROGRAMME, member),
+                "AND category = ?",
+                (PROGRAMME, member, str(category)),
             )
         )
         return int(rows[0][0]) if rows else 0
