@@ -57,7 +57,7 @@ def _liability(args: argparse.Namespace, now: datetime) -> int:
     face = FaceValue(points_per_unit=args.points_per_unit, minor_per_unit=args.minor_per_unit)
     store = _store(args)
     try:
-        got = store.run(
+        got = store.read(
             lambda tx: liability.value(tx, programme=args.programme, face=face, seed=args.seed)
         )
     finally:
@@ -82,7 +82,7 @@ def _breakage(args: argparse.Namespace, now: datetime) -> int:
     del now
     store = _store(args)
     try:
-        cohorts = store.run(lambda tx: breakage.read_cohorts(tx, programme=args.programme))
+        cohorts = store.read(lambda tx: breakage.read_cohorts(tx, programme=args.programme))
     finally:
         store.close()
     got = breakage.forecast(cohorts, seed=args.seed, runs=args.runs)
@@ -112,7 +112,7 @@ def _report(args: argparse.Namespace, now: datetime) -> int:
     view = _view(args, now, None)
     store = _store(args)
     try:
-        got = store.run(
+        got = store.read(
             lambda tx: campaign_report.report(
                 tx, programme=args.programme, start=view.start, end=view.end
             )

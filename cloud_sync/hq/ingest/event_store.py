@@ -89,6 +89,12 @@ class EventStore(Protocol):
     def run(self, work: Callable[[Tx], T]) -> T:
         """``work(tx)`` in one transaction, committed; see the module docstring."""
 
+    def read(self, work: Callable[[Tx], T]) -> T:
+        """``work(tx)`` in one read-only transaction: one consistent view of the store that
+        takes no write lock (on SQLite, ``run`` holds the file's one write lock throughout),
+        so a reader (the ledger API, a finance report) never holds up ingest. A write in it
+        fails."""
+
     def close(self) -> None: ...
 
 

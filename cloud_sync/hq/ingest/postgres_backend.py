@@ -134,10 +134,18 @@ class PostgresEventStore:
         return self._conn
 
     def run(self, work: Callable[[_PostgresTx], T]) -> T:
+        return self._transaction(work, read_only=False)
+
+    def read(self, work: Callable[[_PostgresTx], T]) -> T:
+        return self._transaction(work, read_only=True)
+
+    def _transaction(self, work: Callable[[_PostgresTx], T], *, read_only: bool) -> T:
         for attempt in range(RETRIES):
             conn = self._connection()
             try:
                 with conn.transaction():
+                    if read_only:
+                        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                     return work(_PostgresTx(conn))
             except _RETRIED:
                 if attempt == RETRIES - 1:

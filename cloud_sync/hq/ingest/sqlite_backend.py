@@ -109,5 +109,19 @@ class SqliteEventStore:
         except sqlite3.OperationalError as exc:  # locked past the timeout, I/O error, full
             raise StoreUnavailableError(f"{self.path}: {exc}") from exc
 
+    def read(self, work: Callable[[_SqliteTx], T]) -> T:
+        # DEFERRED in WAL: a snapshot from the first read on, beside the writer; query_only
+        # makes a write an error rather than a silent lock upgrade.
+        try:
+            with self._turn:
+                self._conn.execute("PRAGMA query_only = ON")
+                try:
+                    with transaction(self._conn, begin="DEFERRED"):
+                        return work(_SqliteTx(self._conn))
+                finally:
+                    self._conn.execute("PRAGMA query_only = OFF")
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailableError(f"{self.path}: {exc}") from exc
+
     def close(self) -> None:
         self._conn.close()

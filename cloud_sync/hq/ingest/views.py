@@ -174,7 +174,7 @@ def fleet(store: EventStore) -> list[FleetRow]:
             )
         return rows
 
-    return store.run(read)
+    return store.read(read)
 
 
 def _first_store(*rows: Row | None) -> object:
@@ -255,18 +255,18 @@ def events(store: EventStore, where: EventFilter = EventFilter()) -> list[EventR
             for r in tx.query(sql, params)
         ]
 
-    return store.run(read)
+    return store.read(read)
 
 
 def event_count(store: EventStore, box_id: str | None = None) -> int:
     sql, params = "SELECT count(*) FROM events", ()
     if box_id is not None:
         sql, params = sql + " WHERE box_id = ?", (box_id,)  # type: ignore[assignment]
-    return int(store.run(lambda tx: tx.query(sql, params))[0][0])
+    return int(store.read(lambda tx: tx.query(sql, params))[0][0])
 
 
 def conflicts(store: EventStore) -> list[ConflictRow]:
-    rows = store.run(
+    rows = store.read(
         lambda tx: tx.query(
             "SELECT kind, code, box_id, seq, detected_at, updated_at, detail FROM conflicts "
             "ORDER BY detected_at, id"
@@ -287,7 +287,7 @@ def conflicts(store: EventStore) -> list[ConflictRow]:
 
 
 def quarantined(store: EventStore, *, limit: int = 1_000) -> list[QuarantineRow]:
-    rows = store.run(
+    rows = store.read(
         lambda tx: tx.query(
             "SELECT first_received_at, last_received_at, times, topic, store_id, box_id, "
             "reason, detail, payload_size FROM quarantine ORDER BY last_received_at DESC, id "
@@ -312,7 +312,7 @@ def quarantined(store: EventStore, *, limit: int = 1_000) -> list[QuarantineRow]
 
 
 def chain_breaks(store: EventStore) -> list[ChainBreakRow]:
-    rows = store.run(
+    rows = store.read(
         lambda tx: tx.query(
             "SELECT box_id, seq, fault, detail, detected_at FROM chain_breaks "
             "ORDER BY detected_at, box_id, seq"
@@ -328,7 +328,7 @@ def chain_breaks(store: EventStore) -> list[ChainBreakRow]:
 
 def store_of(store: EventStore, box_id: str) -> str | None:
     """The store a box streams to HQ as (or last said it belongs to), if HQ knows the box."""
-    rows = store.run(
+    rows = store.read(
         lambda tx: tx.query(
             "SELECT store_id FROM streams WHERE box_id = ? UNION ALL "
             "SELECT store_id FROM presence WHERE box_id = ?",

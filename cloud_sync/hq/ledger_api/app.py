@@ -125,8 +125,8 @@ class Context:
     clock: Callable[[], datetime]
     db: ThreadPoolExecutor
 
-    async def run(self, work: Callable[[Tx], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.db, self.store.run, work)
+    async def read(self, work: Callable[[Tx], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.db, self.store.read, work)
 
 
 _bearer = HTTPBearer(auto_error=False, description="an HQ operator's token")
@@ -249,7 +249,7 @@ def _add_routes(app: FastAPI) -> None:
                 closing=balances.closing(tx, view),
             )
 
-        return await ctx.run(read)
+        return await ctx.read(read)
 
     @app.get(
         "/v1/members/{member}/balance",
@@ -261,7 +261,7 @@ def _add_routes(app: FastAPI) -> None:
         member: Annotated[Name, Path()], ctx: Ctx, programme: Programme = DEFAULT_PROGRAMME
     ) -> BalanceOut:
         """The member's current balance per points category (open accounts)."""
-        accounts = await ctx.run(
+        accounts = await ctx.read(
             lambda tx: balances.current(tx, programme=programme, holder=member)
         )
         total = sum(a.balance for a in accounts)
@@ -283,7 +283,7 @@ def _add_routes(app: FastAPI) -> None:
         """What the programme owes: face value x (1 - breakage), per cohort, with the
         breakage forecast (Monte-Carlo, 1,000 runs, 95th percentile liability)."""
         face = FaceValue(points_per_unit=points_per_unit, minor_per_unit=minor_per_unit)
-        return await ctx.run(
+        return await ctx.read(
             lambda tx: liability.value(tx, programme=programme, face=face, seed=seed)
         )
 
@@ -296,7 +296,7 @@ def _add_routes(app: FastAPI) -> None:
     async def report_route(programme: Annotated[Name, Path()], ctx: Ctx, span: Range) -> Report:
         """Points earned and burned per campaign and margin band over `[from, to)`."""
         start, end = span.range(ctx.clock())
-        return await ctx.run(
+        return await ctx.read(
             lambda tx: campaign_report.report(tx, programme=programme, start=start, end=end)
         )
 

@@ -119,7 +119,7 @@ def walk(store: EventStore, view: View, *, chunk: int = EXPORT_CHUNK) -> Iterato
     where, params = view.where()
     sql = f"{_SELECT} WHERE {where} AND (e.pos, e.idx) > (?, ?) AND e.pos <= ?"
     sql += " ORDER BY e.pos, e.idx LIMIT ?"
-    head = store.run(lambda tx: tx.query("SELECT MAX(pos) FROM ledger_events"))[0][0]
+    head = store.read(lambda tx: tx.query("SELECT MAX(pos) FROM ledger_events"))[0][0]
     if head is None:
         return
     place = (-1, -1)
@@ -128,7 +128,7 @@ def walk(store: EventStore, view: View, *, chunk: int = EXPORT_CHUNK) -> Iterato
         def read(tx: Tx, place: tuple[int, int] = place) -> list[Row]:
             return tx.query(sql, (*params, *place, int(head), chunk))
 
-        rows = store.run(read)
+        rows = store.read(read)
         yield from (_entry(r) for r in rows)
         if len(rows) < chunk:
             return
