@@ -193,70 +193,40 @@ def _paged(
     return _with_store(args, work)
 
 
-def _transfer(args: argparse.Namespace, now: datetime) -> int:
-    return _one(
-        args,
-        now,
-        lambda tx, at: operations.transfer(
-            tx, programme=args.programme, transfer_id=args.id, sender=args.sender,
-            recipient=args.recipient, points=args.points, at=at, now=now,
-        ),
-    )  # fmt: skip
+Handler = Callable[[argparse.Namespace, datetime], int]
 
 
-def _referral(args: argparse.Namespace, now: datetime) -> int:
-    return _one(
-        args,
-        now,
-        lambda tx, at: operations.referral_award(
-            tx, programme=args.programme, referral_id=args.id, member=args.member,
-            points=args.points, campaign=args.campaign, at=at, now=now,
-        ),
-    )  # fmt: skip
+def _event(op: Callable[..., Admission], **fields: str) -> Handler:
+    """A command booking one ``op`` in the programme at ``--at``; ``fields`` maps each of the
+    operation's keywords to the command's argument it comes from."""
+
+    def handler(args: argparse.Namespace, now: datetime) -> int:
+        given = {keyword: getattr(args, name) for keyword, name in fields.items()}
+        return _one(
+            args,
+            now,
+            lambda tx, at: op(tx, programme=args.programme, at=at, now=now, **given),
+        )
+
+    return handler
 
 
-def _referral_return(args: argparse.Namespace, now: datetime) -> int:
-    return _one(
-        args,
-        now,
-        lambda tx, at: operations.referral_return(
-            tx, programme=args.programme, referral_id=args.id, member=args.member,
-            points=args.points, at=at, now=now,
-        ),
-    )  # fmt: skip
-
-
-def _convert(args: argparse.Namespace, now: datetime) -> int:
-    return _one(
-        args,
-        now,
-        lambda tx, at: operations.conversion(
-            tx, programme=args.programme, conversion_id=args.id, member=args.member,
-            points=args.points, at=at, now=now,
-        ),
-    )  # fmt: skip
-
-
-def _refund(args: argparse.Namespace, now: datetime) -> int:
-    return _one(
-        args,
-        now,
-        lambda tx, at: operations.refund_return(
-            tx, programme=args.programme, refund_id=args.id, member=args.member,
-            returned=args.returned, restored=args.restored, at=at, now=now,
-        ),
-    )  # fmt: skip
-
-
-def _merge(args: argparse.Namespace, now: datetime) -> int:
-    return _one(
-        args,
-        now,
-        lambda tx, at: operations.merge(
-            tx, programme=args.programme, victim=args.victim, survivor=args.survivor,
-            at=at, now=now,
-        ),
-    )  # fmt: skip
+_transfer = _event(
+    operations.transfer, transfer_id="id", sender="sender", recipient="recipient", points="points"
+)
+_referral = _event(
+    operations.referral_award, referral_id="id", member="member", points="points",
+    campaign="campaign",
+)  # fmt: skip
+_referral_return = _event(
+    operations.referral_return, referral_id="id", member="member", points="points"
+)
+_convert = _event(operations.conversion, conversion_id="id", member="member", points="points")
+_refund = _event(
+    operations.refund_return, refund_id="id", member="member", returned="returned",
+    restored="restored",
+)  # fmt: skip
+_merge = _event(operations.merge, victim="victim", survivor="survivor")
 
 
 def _expire(args: argparse.Namespace, now: datetime) -> int:
