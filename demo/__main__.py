@@ -16,6 +16,7 @@ from demo.event_log import event_log_story
 from demo.follow import follow_story
 from demo.hq import hq
 from demo.narration import say, step
+from demo.points import points_story
 from demo.presence import presence_section, presence_story
 from demo.receipts import receipt_story
 from demo.reconfigure import reconfigure_story
@@ -153,6 +154,7 @@ def _stores(
             work=WORK,
             phone_key=phone_key,
         )
+        points_story(link, agents["store-001"], urls["store-001"], tokens["store-001"], work=WORK)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ GOOD = f'[receipt_offers.champion]\ntext = "{NEW_TEXT}"\n'
 BAD = '[receipt_offers.champion]\ntxet = "typo"\n\n[redemption]\ntill_failure_limit = -3\n'
 
 
-def _push(
+def push_config(
     link: HqLink, work: Path, name: str, text: str, store_id: str
 ) -> subprocess.CompletedProcess[str]:
     path = work / name
@@ -47,7 +47,7 @@ def config_story(link: HqLink, agent: Agent, url: str, token: str, *, work: Path
     step("HQ pushes store-001 a config: new receipt text for champions (storeside-hq config push)")
     say(f'   offers.toml: [receipt_offers.champion] text = "{NEW_TEXT}"')
     started = time.monotonic()
-    done = _push(link, work, "offers.toml", GOOD, "store-001")
+    done = push_config(link, work, "offers.toml", GOOD, "store-001")
     if done.returncode != 0:
         raise RuntimeError(f"storeside-hq config push failed: {done.stderr.strip()}")
     say("   HQ: " + done.stdout.strip().splitlines()[-1])
@@ -65,7 +65,7 @@ def config_story(link: HqLink, agent: Agent, url: str, token: str, *, work: Path
     say(f"   the next receipt (Chen, a champion): {coupon['offer_text']}")
 
     step("HQ tries a config with a typo'd key and an out-of-range value")
-    refused = _push(link, work, "bad.toml", BAD, "store-001")
+    refused = push_config(link, work, "bad.toml", BAD, "store-001")
     for line in refused.stderr.strip().splitlines():
         say(f"   {line.replace(str(work) + '/', '')}")
     say(f"   exit status {refused.returncode}; the box would refuse it the same way, and "

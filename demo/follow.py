@@ -48,7 +48,7 @@ def fanning_out(link: HqLink, central: Path) -> Iterator[FanoutService]:
         thread.join(10)
 
 
-def _until(what: str, done: Callable[[], bool]) -> float:
+def until(what: str, done: Callable[[], bool]) -> float:
     started = time.monotonic()
     while not done():
         if time.monotonic() - started > WAIT_S:
@@ -85,11 +85,11 @@ def follow_story(
     with fanning_out(link, work / "hq.db") as fanout:
         # As in production the fan-out runs before a store's snapshot is cut: what it read
         # of HQ's journal before then is in the snapshot, and is not sent again.
-        took = _until("the fan-out to read HQ's change journal", lambda: _journal_read(link, work))
+        took = until("the fan-out to read HQ's change journal", lambda: _journal_read(link, work))
         say(f"   it read HQ's change journal (mints, members, campaigns, keys) in {took:.1f} s")
         _snapshots(link, agents, work=work)
         for store_id, agent in agents.items():
-            _until(f"{store_id} to tell HQ where it stands", functools.partial(_follows, agent))
+            until(f"{store_id} to tell HQ where it stands", functools.partial(_follows, agent))
         s1, s2 = urls["store-001"], urls["store-002"]
         t1, t2 = tokens["store-001"]["till-1"], tokens["store-002"]["till-1"]
 
@@ -98,7 +98,7 @@ def follow_story(
         code = codes[member]
         said = redeem(s1, t1, code, member, "FOLLOW-1")
         say(f"   store-001 till-1: {member}'s coupon {code} -> {said}")
-        took = _until(
+        took = until(
             "store-002 to refuse it",
             lambda: _validate(s2, t2, code, member).get("reason") == "ALREADY_REDEEMED",
         )
@@ -117,7 +117,7 @@ def follow_story(
         with CentralStore.open(work / "hq.db") as central:
             central.revoke(code)  # storeside-hq revoke CODE
         say(f"   HQ: storeside-hq revoke {code} ({member}'s coupon, {before} until now)")
-        took = _until(
+        took = until(
             "store-002 to refuse the revoked coupon",
             lambda: _validate(s2, t2, code, member).get("reason") == "REVOKED",
         )

@@ -70,7 +70,7 @@ class HqLink:
         }
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -94,7 +94,7 @@ def hq_link(work: Path, stores: tuple[str, ...]) -> Iterator[HqLink]:
         secret.chmod(0o600)
         boxes[store_id] = BoxLogin(box_id=box_id, password_file=secret)
     # A fixed port: the demo restarts the broker and the boxes must find it again.
-    broker = start_broker(directory=work / "broker", port=_free_port(), users=passwords)
+    broker = start_broker(directory=work / "broker", port=free_port(), users=passwords)
     assert isinstance(broker, MosquittoBroker | EmbeddedBroker)  # we started it
     say(f"   broker: {broker.kind.value} at {broker.url}")
     store = open_event_store(str(work / "events.db"))
@@ -139,7 +139,7 @@ def hq_link(work: Path, stores: tuple[str, ...]) -> Iterator[HqLink]:
         store.close()
 
 
-def _wait_until_hq_has(link: HqLink, agents: dict[str, Agent]) -> None:
+def wait_until_hq_has(link: HqLink, agents: dict[str, Agent]) -> None:
     """Until HQ holds every event each box committed and each outbox is empty."""
     deadline = time.monotonic() + WAIT_S
     while True:
@@ -199,7 +199,7 @@ def sync_story(
     codes: dict[str, str],
 ) -> None:
     step("Both stores' outboxes drain to HQ: every event stored once, in order, chain checked")
-    _wait_until_hq_has(link, agents)
+    wait_until_hq_has(link, agents)
     _counts(link, agents)
     time.sleep(2.5)  # one health interval: the fleet view reads the boxes' retained health
     _fleet(link)
@@ -224,7 +224,7 @@ def sync_story(
 
     step("The broker is back: the boxes reconnect (jittered backoff) and drain what waited")
     link.broker.start()
-    _wait_until_hq_has(link, agents)
+    wait_until_hq_has(link, agents)
     _counts(link, agents)
 
     step("HQ catches the coupon redeemed in both stores while they were cut off")

@@ -60,5 +60,17 @@ def test_demo_runs_end_to_end() -> None:
         "the member app's backend got it, HMAC-signed: chen",
         "GET /v1/tills/till-1/member: chen (by card)",
         "applied without typing a code: -",
+        # the points ledger
+        "margin 55%  earns 120",  # band A: 24.00 at 5x
+        "margin 10%  earns 0",  # band C earns nothing
+        "HQ points post: taken 1, booked 1",
+        "HQ's balance 160",
+        "pasta-clearance  burn 125 = -1.50",  # band C: 1.2x face value
+        "Return: 60 points taken back, 50 given back. Net -10",
+        "offline_allowance_exceeded: 150 points asked, at most 105 allowed",
+        "alice has 385 points there now",
+        "closing balance 385",
+        "1 account expired, 500 points",
+        "385 points outstanding, face 3.85",
     ):
         assert expected in out, f"demo no longer shows {expected}"

@@ -8,7 +8,8 @@ award, import or transfer received; an opening of zero is no credit): members wh
 together age together, and their history says how such members treat their points.
 
 The **history** of a cohort is what its members' points became once they were resolved:
-``burned`` (burns less burn reversals) and ``expired`` (expiry entries). Its observed
+``burned`` (burns less burn reversals and the burned points a refund gives back) and
+``expired`` (expiry entries). Its observed
 redemption rate is ``r = burned / (burned + expired)``. How much to trust ``r`` depends on how
 many members it comes from, not on how many points (a few heavy members must not make it
 look certain), so the evidence is ``n``, the members with any burn or expiry: the chance
@@ -95,10 +96,13 @@ def read_cohorts(tx: Tx, *, programme: str) -> list[Cohort]:
     resolved: dict[str, tuple[int, int]] = {}
     for holder, burned, expired in tx.query(
         "SELECT holder, "
-        "SUM(CASE kind WHEN 'burn' THEN points WHEN 'burn_reversal' THEN -points ELSE 0 END), "
+        # A refund's credit gives back points the sale burned: a burn undone, as the
+        # campaign report counts it (its debit takes back earned points: no burn at all).
+        "SUM(CASE WHEN kind = 'burn' THEN points WHEN kind = 'burn_reversal' THEN -points "
+        "WHEN kind = 'refund_return' AND side = 'credit' THEN -points ELSE 0 END), "
         "SUM(CASE kind WHEN 'expiry' THEN points ELSE 0 END) "
         "FROM ledger_entries WHERE programme = ? AND holder <> '' "
-        "AND kind IN ('burn', 'burn_reversal', 'expiry') GROUP BY holder",
+        "AND kind IN ('burn', 'burn_reversal', 'refund_return', 'expiry') GROUP BY holder",
         (programme,),
     ):
         resolved[str(holder)] = (int(burned), int(expired))

@@ -89,6 +89,26 @@ def test_breakage_is_near_one_for_a_cohort_that_never_redeems_near_zero_for_one_
     assert always.breakage_bp <= always.mean_breakage_bp
 
 
+def test_a_refund_that_gives_burned_points_back_is_a_burn_undone(store: EventStore) -> None:
+    """A till's partial return: 125 burned, 50 of them given back with 60 earned taken back;
+    the cohort burned 75 (the campaign report's net burn), not 125."""
+    a = acct("returner")
+    at = T0 + timedelta(hours=1)
+    _book_all(
+        store,
+        [
+            kinds.opening(event_id="o", at=T0, origin=HQ, account=a),
+            kinds.earn(event_id="e", at=T0, origin=TILL, account=a, points=200),
+            kinds.burn(event_id="b", at=at, origin=TILL, account=a, points=125),
+            kinds.refund_return(event_id="r", at=at, origin=TILL, account=a, returned=60,
+                                restored=50),
+        ],
+        Ledger(policy=POLICY),
+    )  # fmt: skip
+    (cohort,) = store.run(lambda tx: breakage.read_cohorts(tx, programme=P))
+    assert (cohort.burned, cohort.expired, cohort.outstanding) == (75, 0, 65)
+
+
 def test_the_monte_carlo_is_deterministic_for_a_seed(store: EventStore, history: History) -> None:
     del history
     cohorts = store.run(lambda tx: breakage.read_cohorts(tx, programme=P))
