@@ -15,7 +15,7 @@
 # Options (the last three let a test install into a folder as an ordinary user):
 #   --wheel FILE     install this wheel instead of building one from the checkout
 #   --wheels DIR     offline: dependencies from this folder only (pip --no-index --find-links)
-#   --python PATH    the Python that makes the venv (default python3.11, else python3)
+#   --python PATH    the Python that makes the venv (default /usr/bin/python3)
 #   --root DIR       install under DIR instead of / (paths inside the files stay /...)
 #   --no-user        neither create the user nor chown anything (needed when not root)
 #   --no-systemctl   install the unit file but do not run systemctl
@@ -26,7 +26,8 @@ checkout=$(dirname "$here")
 root=/
 wheel=
 wheels=
-python=$(command -v python3.11 || command -v python3 || true)
+# Debian's own Python first: one under /root or /home (pyenv) is hidden by ProtectHome=yes.
+python=$(command -v /usr/bin/python3 || command -v python3.11 || command -v python3 || true)
 manage_user=yes
 use_systemctl=yes
 
@@ -84,10 +85,18 @@ install -d -m 0755 "$root/opt/storeside" "$root/etc/systemd/system"
 install -d "$root$etc" && own root:storeside 0750 "$root$etc"
 # The data folder itself only: what is inside is the agent's, and an upgrade leaves it alone.
 install -d "$root$data" && own storeside:storeside 0750 "$root$data"
+# python-escpos's pickle folder (the unit's ESCPOS_CAPABILITIES_PICKLE_DIR): it must exist.
+install -d "$root$data/escpos-cache" && own storeside:storeside 0750 "$root$data/escpos-cache"
 
 # --- the venv -----------------------------------------------------------------------------------
+base_prefix() { "$1" -c 'import sys; print(sys.base_prefix)'; }
 if [ ! -x "$root$venv/bin/python" ]; then
     "$python" -m venv "$root$venv"
+elif [ "$(base_prefix "$root$venv/bin/python")" != "$(base_prefix "$python")" ]; then
+    "$python" -m venv --clear "$root$venv" # made by another Python: start it again
+fi
+if [ "$manage_user" = yes ] && ! runuser -u storeside -- "$root$venv/bin/python" -c ''; then
+    die "the storeside user cannot run $python (under /root or /home?): use --python /usr/bin/python3"
 fi
 pip=("$root$venv/bin/python" -m pip --disable-pip-version-check --quiet)
 offline=()

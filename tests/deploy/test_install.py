@@ -51,6 +51,7 @@ def test_install_then_upgrade_keeps_config_and_data(tmp_path: Path) -> None:
     assert agent_toml.read_text(encoding="utf-8") == example
     assert _mode(etc) == 0o750 and _mode(agent_toml) == 0o640  # tokens' digests, passwords
     assert _mode(data) == 0o750
+    assert _mode(data / "escpos-cache") == 0o750  # the unit's ESCPOS_CAPABILITIES_PICKLE_DIR
     unit = root / "etc/systemd/system/storeside-agent.service"
     assert unit.read_bytes() == (REPO / "deploy/storeside-agent.service").read_bytes()
     edge_agent = root / "opt/storeside/venv/bin/edge-agent"
