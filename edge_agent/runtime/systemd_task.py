@@ -4,7 +4,9 @@ It tells systemd ``READY=1`` once the POS API is serving (not when the process s
 whose port is taken must fail its start, not look up), then feeds the watchdog from the
 supervisor's own loop every half ``$WATCHDOG_USEC``. Feeding from the loop is the point: a loop
 stuck in a blocking call or a busy coroutine stops the pings, and systemd restarts a box that
-would otherwise sit there answering nothing. The pings are paced by ``asyncio.sleep``, never by
+would otherwise sit there answering nothing. systemd arms the watchdog only once start-up
+is complete (READY=1), so a slow start is bounded by TimeoutStartSec=, not by the pings. The
+pings are paced by ``asyncio.sleep``, never by
 the supervisor's ``Timer``: a fake clock would prove nothing about the real loop.
 
 Declared first among the tasks, so its ``stop`` hook is the first thing shutdown runs:
