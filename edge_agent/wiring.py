@@ -69,6 +69,7 @@ from edge_agent.runtime.print_task import print_worker_task
 from edge_agent.runtime.reconfigure import Reconfigured, Status, reload_task
 from edge_agent.runtime.supervisor import Kind, NotRunningError, Supervisor, TaskSpec, describe
 from edge_agent.runtime.sync_task import sync_task
+from edge_agent.runtime.systemd_task import systemd_tasks
 from edge_agent.runtime.timer import Timer
 from edge_agent.services import StoreServices
 from edge_agent.sync.credentials import read_password
@@ -449,7 +450,10 @@ class Agent:
         if sockets:
             host, port = sockets[0].getsockname()[:2]
             self._api_address = (str(host), int(port))
+        api = self._api_address or (self.cfg.api.host, self.cfg.api.port)
         return [
+            # systemd's READY/WATCHDOG/STOPPING when it started us (first: STOPPING=1 leads)
+            *systemd_tasks(serving=lambda: self.pos_server.started, api=api),
             *reload,
             self.pos_server.task(sockets=sockets),
             print_worker_task(self.print_worker),
