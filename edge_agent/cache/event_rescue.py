@@ -80,10 +80,18 @@ def _fetch(conn: sqlite3.Connection, sql: str, params: tuple[object, ...] = ()) 
         return None
 
 
+def read_only_uri(path: Path) -> str:
+    """How to open ``path`` so that nothing is written to it: read-only, and, without a WAL
+    to read, immutable, so SQLite makes no empty ``-wal`` and ``-shm`` beside it either."""
+    wal = Path(f"{path}-wal")
+    mode = "mode=ro" if wal.exists() and wal.stat().st_size > 0 else "immutable=1"
+    return f"{path.resolve().as_uri()}?{mode}"
+
+
 def read(path: Path) -> Found:
     """Everything readable of ``path``'s identity and unacknowledged events (see the module
     docstring). The file is opened read-only and never written."""
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    conn = sqlite3.connect(read_only_uri(path), uri=True)
     # A file shorter than its header says (a torn tail) is refused whole as corrupt unless
     # the schema is "writable": then SQLite trusts the file's size and reads what is there.
     # Nothing is written: the connection is read-only.

@@ -89,7 +89,7 @@ def quick_check(path: Path) -> str | None:
     """None if ``PRAGMA quick_check`` finds ``path`` sound, else its first complaint. Opened
     read-only, so a damaged file's WAL is read, never checkpointed into it."""
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        conn = sqlite3.connect(event_rescue.read_only_uri(path), uri=True)
         try:
             rows = conn.execute("PRAGMA quick_check(20)").fetchall()
         finally:

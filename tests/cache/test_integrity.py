@@ -19,7 +19,7 @@ from edge_agent.follow.stream_position import position
 from edge_agent.redemption.service import RedemptionService
 from edge_agent.sync import outbox_access
 from tests.cache.damage import BOX, Hq, build, digest, events_of, leaf_pages, smash
-from tests.cache.factories import FMT, NOW, STORE, A, open_cache, promotion, records, req
+from tests.cache.factories import FMT, NOW, STORE, A, G, open_cache, promotion, records, req
 
 ACKED = 50  # what the box heard; HQ holds 1..100 (build's second ack is lost)
 
@@ -204,3 +204,30 @@ def test_the_marker_is_removed_only_by_a_run_that_ends(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError), integrity.running(path):
         raise RuntimeError("a crash")
     assert integrity.marker(path).exists()
+
+
+def test_events_still_in_the_wal_are_rescued_with_the_file(tmp_path: Path, hq: Hq) -> None:
+    live = tmp_path / "live" / "cache.db"
+    live.parent.mkdir()
+    build(live, hq)
+    page, _ = _middle_leaf(leaf_pages(live, "events"), above=150)
+    writer = CodeCache.open(live, store_id=STORE, box_id=BOX)
+    service = RedemptionService(writer, fmt=FMT, hold=timedelta(minutes=5))
+    (late,) = service.commit(req(G, txn="T-late"))
+    assert late.redemption is not None
+    # The power cut: the card holds the file and its WAL as they are while the agent runs.
+    cut = tmp_path / "data" / "cache.db"
+    cut.parent.mkdir()
+    for suffix in ("", "-wal"):
+        Path(f"{cut}{suffix}").write_bytes(Path(f"{live}{suffix}").read_bytes())
+    writer.close()
+    assert Path(f"{cut}-wal").stat().st_size > 0
+    smash(cut, page)
+    wal = digest(Path(f"{cut}-wal"))
+    _unclean(cut)
+    recovered = _start(cut)
+    assert recovered is not None
+    assert digest(Path(f"{recovered.set_aside}-wal")) == wal  # set aside with its file
+    rescued = _rescued_ids(cut)
+    assert rescued[-1] == late.redemption.event_id  # only the WAL held it
+    assert rescued[:-1] == [v for s, v in sorted(events_of(live).items()) if ACKED < s][:-1]
