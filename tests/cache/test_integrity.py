@@ -14,7 +14,7 @@ import pytest
 from edge_agent.cache import integrity
 from edge_agent.cache.code_cache import CodeCache
 from edge_agent.domain.promotion import Member
-from edge_agent.errors import StoreMismatchError
+from edge_agent.errors import CacheError, StoreMismatchError
 from edge_agent.follow.stream_position import position
 from edge_agent.redemption.service import RedemptionService
 from edge_agent.sync import outbox_access
@@ -62,7 +62,7 @@ def test_a_page_lost_in_one_table_rescues_every_unsent_event_as_written(
     before = events_of(cache_path)
     page, rows = _middle_leaf(leaf_pages(cache_path, "events"), above=150)
     smash(cache_path, page)
-    damaged = digest(cache_path)
+    damaged, inode = digest(cache_path), cache_path.stat().st_ino
     _unclean(cache_path)
 
     with caplog.at_level(logging.WARNING):
@@ -70,7 +70,8 @@ def test_a_page_lost_in_one_table_rescues_every_unsent_event_as_written(
 
     assert recovered is not None
     assert recovered.set_aside.name.startswith("cache.db.damaged-20250301T120000Z")
-    assert digest(recovered.set_aside) == damaged  # renamed, never rewritten
+    assert digest(recovered.set_aside) == damaged
+    assert recovered.set_aside.stat().st_ino == inode  # renamed, never copied or rewritten
     assert integrity.quick_check(recovered.set_aside) is not None
     assert "is damaged" in caplog.text and "set" in caplog.text
     # The outbox copy of the lost page's events was readable: nothing lost, nothing moved.
@@ -194,6 +195,17 @@ def test_a_cache_that_is_not_damaged_but_unusable_is_never_set_aside(tmp_path: P
     with pytest.raises(StoreMismatchError):
         integrity.check_at_start(path, store_id="S2", box_id=None, now=NOW)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.db"]
+
+
+def test_a_cache_sqlite_cannot_open_for_another_reason_is_never_set_aside(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "cache.db"
+    path.mkdir()  # "unable to open database file": the disk's or the installer's fault
+    _unclean(path)
+    with pytest.raises(CacheError):
+        _start(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.db", "cache.db.running"]
 
 
 def test_the_marker_is_removed_only_by_a_run_that_ends(tmp_path: Path) -> None:
