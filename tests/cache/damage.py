@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -94,15 +95,17 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+# Every helper closes its connection (``with connect()`` alone only commits): one left open
+# keeps the cache's -wal and -shm beside it, which a run after a real power cut would not see.
 def events_of(path: Path) -> dict[int, str]:
     """seq -> event id of every event in an undamaged file."""
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         return {int(s): str(i) for s, i in conn.execute("SELECT seq, event_id FROM events")}
 
 
 def leaf_pages(path: Path, table: str) -> dict[int, list[int]]:
     """Page number -> the rowids on it, for every leaf page of ``table``."""
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         size = int(conn.execute("PRAGMA page_size").fetchone()[0])
         pages = [
             int(p)
@@ -141,7 +144,7 @@ def _rowids(page: bytes) -> list[int]:
 
 def smash(path: Path, page: int) -> None:
     """Overwrite one page with garbage, as a torn write on an SD card leaves it."""
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         size = int(conn.execute("PRAGMA page_size").fetchone()[0])
     with path.open("r+b") as f:
         f.seek((page - 1) * size)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def _middle_leaf(pages: dict[int, list[int]], above: int) -> tuple[int, list[int
 
 
 def _rescued_ids(path: Path) -> list[str]:
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         return [str(r[0]) for r in conn.execute("SELECT event_id FROM events ORDER BY seq")]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from edge_agent.cache import integrity
@@ -39,11 +40,14 @@ def test_the_agent_starts_on_a_damaged_cache_and_serves(tmp_path: Path) -> None:
         agent.kill()
     log = (tmp_path / "agent.log").read_text(encoding="utf-8")
     assert "is damaged (database disk image is malformed): setting it aside" in log, log
-    (aside,) = [p for p in cache.parent.iterdir() if p.name.startswith("cache.db.damaged-")]
+    names = sorted(p.name for p in cache.parent.iterdir())
+    asides = [p for p in cache.parent.iterdir() if p.name.startswith("cache.db.damaged-")]
+    assert len(asides) == 1, names
+    (aside,) = asides
     assert aside.name.endswith("Z")  # no -wal or -shm: the file had none to set aside
     assert digest(aside) == damaged
     assert not integrity.marker(cache).exists()  # this run ended cleanly
-    with sqlite3.connect(cache) as conn:
+    with closing(sqlite3.connect(cache)) as conn:
         assert conn.execute("PRAGMA quick_check").fetchone() == ("ok",)
         outbox = [str(r[0]) for r in conn.execute("SELECT payload FROM outbox ORDER BY seq")]
     unsent = [before[s] for s in sorted(before) if s > 50]
