@@ -14,11 +14,14 @@ reads what it can, each read on its own so one bad page costs only what lives on
 ``plan`` (pure) then walks the seqs in order from the last acknowledged event's link. A text
 that decodes, names this box and its seq, and links on (``verify_chain``) is kept exactly as
 written: HQ compares by (box, seq) and hash, so one it already holds (an ack lost in the power
-cut) is a harmless duplicate, and one it lacks is stored. A seq with no such text is lost: the
-box never invents it. The chain exists to make a missing event visible and HQ refuses any
-event that does not link on, so an event read after a loss cannot go as written; it is sealed
-again after the rescued head with the next seq and link, keeping its event id, type, time,
-attribution, amount and details (``resequenced``). HQ stores each event id once.
+cut) is a harmless duplicate, and one it lacks is stored. A seq with no such text is lost (a
+text that decodes but does not link, or that the next event's link does not vouch for, was
+altered on its page: lost too); the box never
+invents it. The chain exists to make a missing event visible and HQ refuses any event that
+does not link on, so an event read after a loss cannot go as written: it is sealed again
+after the rescued head with the next seq and link, keeping its event id, type, time,
+attribution, amount and details (``resequenced``), if the next event's link vouches for its
+text (or the next is unreadable too). HQ stores each event id once.
 
 The one case this cannot put right, said in the log: HQ held events the box lost (sent, then
 the page with them and their ack was lost). HQ then has other texts at the seqs the box reuses
@@ -39,7 +42,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from cloud_sync.contract.chain import ChainLink, Sealed, verify_chain
-from cloud_sync.contract.event_envelope import GENESIS_HASH
+from cloud_sync.contract.event_envelope import GENESIS_HASH, event_hash
 from cloud_sync.contract.message_codec import MessageError
 from edge_agent.cache.timestamps import to_us
 
@@ -181,16 +184,17 @@ def plan(found: Found, *, box_id: str | None) -> Plan:
     kept = resequenced = 0
     top = max([acked, (found.next_seq or 1) - 1, *found.texts])
     for seq in range(acked + 1, top + 1):
-        copies = [s for t in found.texts.get(seq, []) if (s := _sealed(t, box_id=box, seq=seq))]
-        linked = [s for s in copies if verify_chain([s], anchor=head).ok]
+        copies = _copies(found, box, seq)
+        vouched = _vouched(copies, _copies(found, box, seq + 1))
+        linked = [s for s in vouched if verify_chain([s], anchor=head).ok]
         if linked and not lost:
             chosen = linked[0]
             kept += 1
-        elif copies:
-            event = dataclasses.replace(copies[0].event, seq=head.seq + 1, prev_hash=head.hash)
+        elif vouched and lost:
+            event = dataclasses.replace(vouched[0].event, seq=head.seq + 1, prev_hash=head.hash)
             chosen = Sealed.seal(event)
             resequenced += 1
-        else:
+        else:  # unreadable, or a text that links to nothing: altered, so not to be sent
             if lost and lost[-1][1] == seq - 1:
                 lost[-1] = (lost[-1][0], seq)
             else:
@@ -207,6 +211,20 @@ def plan(found: Found, *, box_id: str | None) -> Plan:
         lost=tuple(lost),
         head=head,
     )
+
+
+def _copies(found: Found, box: str, seq: int) -> list[Sealed]:
+    return [s for t in found.texts.get(seq, []) if (s := _sealed(t, box_id=box, seq=seq))]
+
+
+def _vouched(copies: list[Sealed], following: list[Sealed]) -> list[Sealed]:
+    """The copies the next event's link vouches for: after a loss nothing before them can, so
+    a text altered on a damaged page is not sealed again as if it were the event. When the
+    next event is unreadable too, nothing can vouch, and the copies are taken as they are."""
+    if not following:
+        return copies
+    links = {f.event.prev_hash for f in following}
+    return [c for c in copies if event_hash(c.text) in links]
 
 
 def _named_box(found: Found) -> str | None:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from cloud_sync.contract.follow_position import FollowPosition
+from cloud_sync.hq.fanout import delta_log
 from edge_agent.cache import integrity
 from edge_agent.cache.code_cache import CodeCache
 from edge_agent.domain.promotion import Member
@@ -86,7 +88,11 @@ def test_a_page_lost_in_one_table_rescues_every_unsent_event_as_written(
     try:
         assert integrity.quick_check(cache_path) is None
         assert fresh.box_id == BOX
-        assert position(fresh.conn).stream is None  # follows nothing: HQ offers a snapshot
+        at = position(fresh.conn)
+        assert at.stream is None  # follows nothing: HQ's fan-out answers with a snapshot
+        said = FollowPosition(store_id=STORE, box_id=BOX, stream=at.stream, watermark=at.watermark)
+        answer = hq.store.run(lambda tx: delta_log.catch_up(tx, said, limit=10))
+        assert answer.needs_snapshot == "the cache follows no delta stream"
         assert outbox_access.acked_through(fresh) == ACKED
         hq.drain(fresh)
         # A redemption after the resync continues the same chain and is stored too.
