@@ -30,7 +30,7 @@ from config.presence import ReaderConfig, ScannerConfig
 from config.printer import PrinterConfig
 from edge_agent.api.app import create_app
 from edge_agent.api.auth import TillAuthenticator
-from edge_agent.cache import member_identities
+from edge_agent.cache import integrity, member_identities
 from edge_agent.cache.code_cache import CodeCache
 from edge_agent.cache.trusted_keys import TrustedKeys
 from edge_agent.config_push import kept_push
@@ -696,7 +696,17 @@ def build_app(
 
 def serve(cfg: AgentConfig, *, config_path: Path | None = None) -> int:
     """Run the agent until SIGTERM/SIGINT (0) or a core failure (1): systemd restarts it.
-    SIGHUP (``systemctl reload``) re-reads ``config_path`` and applies what can change live."""
+    SIGHUP (``systemctl reload``) re-reads ``config_path`` and applies what can change live.
+    A damaged cache is set aside and replaced first (``cache/integrity.py``)."""
+    path = Path(cfg.cache.path)
+    integrity.check_at_start(
+        path, store_id=cfg.store.store_id, box_id=cfg.store.box_id, now=utc_now()
+    )
+    with integrity.running(path):
+        return _serve(cfg, config_path=config_path)
+
+
+def _serve(cfg: AgentConfig, *, config_path: Path | None) -> int:
     kept = read_kept_push(cfg)
     running = with_kept_overlay(cfg, kept)  # HQ's last good config, over the file's
     if not running.api.tills:
