@@ -106,6 +106,10 @@ def _exec(sql: str, *params: object) -> Callable[[Path], None]:
     return mutate
 
 
+def _garbage(path: Path) -> None:
+    path.write_bytes(b"garbage" * 1000)
+
+
 MALFORMED: dict[str, Callable[[Path], None]] = {
     "missing_table": _exec("DROP TABLE members"),
     "extra_column": _exec("ALTER TABLE codes ADD COLUMN extra TEXT"),
@@ -127,7 +131,7 @@ MALFORMED: dict[str, Callable[[Path], None]] = {
     "code_unknown_campaign": _exec("UPDATE codes SET campaign_id = 'NOPE'"),
     "code_text_time": _exec("UPDATE codes SET expires_at = 'soon'"),
     "member_consent": _exec("UPDATE members SET proximity_consent = 7"),
-    "not_sqlite": lambda p: p.write_bytes(b"garbage" * 1000),
+    "not_sqlite": _garbage,
     "missing_file": lambda p: p.unlink(),
 }
 
